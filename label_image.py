@@ -1,0 +1,212 @@
+# Copyright 2026 The retrain.py authors. Licensed under the Apache License, Version 2.0.
+r"""Classifies images with the frozen graph and labels that retrain.py wrote.
+
+  python label_image.py --image flower_photos_sample/roses/rose_003.jpg
+
+The defaults match retrain.py's outputs: the graph takes a float image batch
+with values in [0, 1] (so --input_mean=0 and --input_std=255) at 'Placeholder',
+of the size the graph's input declares, and returns probabilities at
+'final_result'. --image takes files or folders; for a folder whose
+sub-folders are classes (like --image_dir of retrain.py), the accuracy is
+printed too.
+"""
+
+import argparse
+import os
+import re
+import sys
+
+if '--verbose' not in sys.argv:
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import numpy as np  # pylint: disable=g-import-not-at-top
+import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+
+IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+
+
+class LabelImageError(Exception):
+  """A mistake of the user's, reported as one line."""
+
+
+def load_graph(model_file):
+  """Loads a frozen GraphDef file into a new tf.Graph."""
+  graph_def = tf.GraphDef()
+  try:
+    with tf.gfile.GFile(model_file, 'rb') as f:
+      graph_def.ParseFromString(f.read())
+  except (tf.errors.OpError, IOError) as e:
+    raise LabelImageError('Cannot read the graph %s: %s' % (model_file, e))
+  except Exception:  # pylint: disable=broad-except
+    raise LabelImageError('%s is not a frozen GraphDef (.pb) file.' %
+                          model_file)
+  graph = tf.Graph()
+  with graph.as_default():
+    tf.import_graph_def(graph_def, name='')
+  return graph
+
+
+def load_labels(label_file):
+  """Reads one label per line."""
+  try:
+    with tf.gfile.GFile(label_file) as f:
+      return [line.rstrip('\n') for line in f if line.strip()]
+  except (tf.errors.OpError, IOError) as e:
+    raise LabelImageError('Cannot read the labels %s: %s' % (label_file, e))
+
+
+def _layer_summary(graph):
+  """Names the graph's placeholders and its ops that nothing consumes."""
+  consumed = set()
+  for op in graph.get_operations():
+    consumed.update(tensor.op.name for tensor in op.inputs)
+  placeholders = [op.name for op in graph.get_operations()
+                  if op.type in ('Placeholder', 'PlaceholderWithDefault')]
+  outputs = [op.name for op in graph.get_operations()
+             if op.name not in consumed and op.type not in ('Const', 'NoOp')]
+  return 'placeholders: %s; outputs: %s' % (', '.join(placeholders) or '-',
+                                            ', '.join(outputs) or '-')
+
+
+def get_layer(graph, name):
+  """Returns the tensor of the op `name`, or a one-line error naming options."""
+  op_name = name.split(':')[0]
+  try:
+    return graph.get_operation_by_name(op_name).outputs[0]
+  except KeyError:
+    raise LabelImageError("The graph has no layer '%s' (%s)." %
+                          (op_name, _layer_summary(graph)))
+
+
+def list_images(paths):
+  """Expands files and folders into [(image path, class folder or None)]."""
+  images = []
+  for path in paths:
+    if os.path.isdir(path):
+      for root, _, files in sorted(os.walk(path)):
+        relative = os.path.relpath(root, path)
+        class_name = None if relative == '.' else relative.split(os.sep)[0]
+        for name in sorted(files):
+          if name.lower().endswith(IMAGE_EXTENSIONS):
+            images.append((os.path.join(root, name), class_name))
+    elif os.path.isfile(path):
+      images.append((path, None))
+    else:
+      raise LabelImageError('Image %s not found.' % path)
+  if not images:
+    raise LabelImageError('No .jpg, .jpeg or .png image found in %s.' %
+                          ', '.join(paths))
+  return images
+
+
+def build_reader(input_height, input_width, input_mean, input_std):
+  """Returns (file bytes placeholder, normalised [1, H, W, 3] image)."""
+  file_data = tf.placeholder(tf.string, name='file_data')
+  image = tf.cast(tf.image.decode_jpeg(file_data, channels=3), tf.float32)
+  resized = tf.image.resize_bilinear(tf.expand_dims(image, 0),
+                                     [input_height, input_width])
+  return file_data, tf.divide(tf.subtract(resized, [input_mean]), [input_std])
+
+
+def _label_of_folder(class_name, labels):
+  """The label retrain.py gives a class folder, if it is one of labels."""
+  label = re.sub(r'[^a-z0-9]+', ' ', class_name.lower())
+  return label if label in labels else None
+
+
+def classify(args):
+  """Classifies the images; prints results. Returns the exit code."""
+  graph = load_graph(args.graph)
+  labels = load_labels(args.labels)
+  input_tensor = get_layer(graph, args.input_layer)
+  output_tensor = get_layer(graph, args.output_layer)
+  shape = input_tensor.get_shape()
+  height = args.input_height or (shape[1] if shape.ndims == 4 else None)
+  width = args.input_width or (shape[2] if shape.ndims == 4 else None)
+  if not height or not width:
+    raise LabelImageError('The input layer %s has no fixed size: pass '
+                          '--input_height and --input_width.' %
+                          args.input_layer)
+  images = list_images(args.image)
+  with graph.as_default():
+    file_data, normalised = build_reader(int(height), int(width),
+                                         args.input_mean, args.input_std)
+  correct = counted = 0
+  with tf.Session(graph=graph) as sess:
+    for path, class_name in images:
+      try:
+        with open(path, 'rb') as f:
+          pixels = sess.run(normalised, {file_data: f.read()})
+      except (tf.errors.OpError, IOError) as e:
+        print('%s: skipped, cannot be decoded (%s)' %
+              (path, str(e).strip().splitlines()[0]))
+        continue
+      results = np.squeeze(sess.run(output_tensor, {input_tensor: pixels}))
+      if results.ndim == 0 or len(results) != len(labels):
+        raise LabelImageError(
+            'The output layer %s gives %s values but %s has %d labels.' %
+            (args.output_layer, results.size, args.labels, len(labels)))
+      top = results.argsort()[-args.top_k:][::-1]
+      if len(images) == 1:
+        for i in top:
+          print('%s %.5f' % (labels[i], results[i]))
+      else:
+        print('%s: %s' % (path, ', '.join('%s %.5f' % (labels[i], results[i])
+                                          for i in top)))
+      expected = class_name and _label_of_folder(class_name, labels)
+      if expected:
+        counted += 1
+        correct += int(labels[top[0]] == expected)
+  if counted:
+    print('Accuracy: %.1f%% (%d of %d images in class folders)' %
+          (100.0 * correct / counted, correct, counted))
+  return 0
+
+
+def build_parser():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--graph', default='/tmp/output_graph.pb',
+                      help='Frozen graph to load.')
+  parser.add_argument('--labels', default='/tmp/output_labels.txt',
+                      help='Labels file, one label per line.')
+  parser.add_argument('--input_layer', default='Placeholder',
+                      help='Name of the input layer.')
+  parser.add_argument('--output_layer', default='final_result',
+                      help='Name of the output layer.')
+  parser.add_argument('--input_height', type=int, default=None,
+                      help='Input height; default: from the graph.')
+  parser.add_argument('--input_width', type=int, default=None,
+                      help='Input width; default: from the graph.')
+  parser.add_argument('--input_mean', type=float, default=0,
+                      help='Subtracted from each pixel value (0-255).')
+  parser.add_argument('--input_std', type=float, default=255,
+                      help='Pixel values are divided by this after the mean.')
+  parser.add_argument('--top_k', type=int, default=5,
+                      help='How many labels to print per image.')
+  parser.add_argument('--image', nargs='+', required=True,
+                      help='Image files or folders to classify.')
+  parser.add_argument('--verbose', action='store_true',
+                      help="Show TensorFlow's own log lines.")
+  return parser
+
+
+def main(argv=None):
+  args = build_parser().parse_args(argv)
+  if args.input_std == 0:
+    print('ERROR: --input_std must not be 0.', file=sys.stderr)
+    return 1
+  if args.top_k <= 0:
+    print('ERROR: --top_k must be positive.', file=sys.stderr)
+    return 1
+  if not args.verbose:
+    tf.get_logger().setLevel('ERROR')
+  tf.disable_v2_behavior()
+  try:
+    return classify(args)
+  except LabelImageError as e:
+    print('ERROR: %s' % e, file=sys.stderr)
+    return 1
+
+
+if __name__ == '__main__':
+  sys.exit(main())
