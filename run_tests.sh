@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Sets up .venv if needed, then runs the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+source tools/setup_venv.sh
+export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-3}"
+exec .venv/bin/python -m pytest -p no:cacheprovider --durations=10 "$@" tests

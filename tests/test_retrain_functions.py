@@ -1,0 +1,561 @@
+"""Tests for each public function of retrain.py, on small real data."""
+
+import os
+import re
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow.compat.v1 as tf
+import tensorflow_hub as hub
+
+import retrain
+from conftest import write_color_images
+
+tf.disable_v2_behavior()
+
+CATEGORIES = ('training', 'testing', 'validation')
+
+
+def _all_names(label_lists):
+  return sorted(sum((label_lists[c] for c in CATEGORIES), []))
+
+
+# ----------------------------------------------------------------- image lists
+
+
+def test_create_image_lists_classes_labels_and_extensions(tmp_path):
+  root = tmp_path / 'photos'
+  write_color_images(str(root / 'Blue  Things!'), (0, 0, 200), 3, 0)
+  write_color_images(str(root / 'red_ones'), (200, 0, 0), 3, 1)
+  (root / 'red_ones' / 'notes.txt').write_text('not an image')
+  (root / 'red_ones' / 'UPPER.JPG').write_bytes(
+      (root / 'red_ones' / 'image_01.jpg').read_bytes())
+  (root / 'red_ones' / 'other.jpeg').write_bytes(
+      (root / 'red_ones' / 'image_01.jpg').read_bytes())
+  (root / 'red_ones' / 'nested').mkdir()
+  (root / 'red_ones' / 'nested' / 'deep.jpg').write_bytes(b'x')
+  (root / 'empty').mkdir()
+  (root / 'stray.jpg').write_bytes(b'x')
+
+  image_lists = retrain.create_image_lists(str(root), 10, 10)
+
+  assert list(image_lists.keys()) == ['blue things ', 'red ones']
+  assert image_lists['red ones']['dir'] == 'red_ones'
+  assert _all_names(image_lists['red ones']) == sorted(
+      ['image_00.png', 'image_01.jpg', 'image_02.jpg', 'UPPER.JPG',
+       'other.jpeg'])
+  assert _all_names(image_lists['blue things ']) == sorted(
+      ['image_00.png', 'image_01.jpg', 'image_02.jpg'])
+
+
+def test_create_image_lists_missing_dir_returns_none(tmp_path):
+  assert retrain.create_image_lists(str(tmp_path / 'nope'), 10, 10) is None
+
+
+def test_create_image_lists_label_collision_is_an_error(tmp_path):
+  write_color_images(str(tmp_path / 'Roses'), (200, 0, 0), 2, 0)
+  write_color_images(str(tmp_path / 'roses'), (200, 0, 0), 2, 1)
+  with pytest.raises(retrain.RetrainError, match='both give the label'):
+    retrain.create_image_lists(str(tmp_path), 10, 10)
+
+
+def _make_named_files(folder, names):
+  os.makedirs(folder, exist_ok=True)
+  for name in names:
+    with open(os.path.join(folder, name), 'wb') as f:
+      f.write(b'\xff\xd8')
+
+
+def test_split_is_stable_when_the_folder_moves_and_respects_percentages(
+    tmp_path):
+  names = ['photo_%04d.jpg' % i for i in range(2000)]
+  _make_named_files(str(tmp_path / 'a' / 'cats'), names)
+  _make_named_files(str(tmp_path / 'a' / 'dogs'), names[:50])
+  first = retrain.create_image_lists(str(tmp_path / 'a'), 10, 20)
+  shutil.move(str(tmp_path / 'a'), str(tmp_path / 'moved'))
+  second = retrain.create_image_lists(str(tmp_path / 'moved') + '/', 10, 20)
+  assert first == second
+  counts = {c: len(first['cats'][c]) for c in CATEGORIES}
+  assert sum(counts.values()) == 2000
+  assert 150 <= counts['testing'] <= 250
+  assert 330 <= counts['validation'] <= 470
+  # The same file name lands in the same set in every class folder.
+  for category in CATEGORIES:
+    assert set(first['dogs'][category]) <= set(first['cats'][category])
+
+
+def test_nohash_variants_stay_in_one_set(tmp_path):
+  names = ['subject_%d_nohash_%d.jpg' % (s, v)
+           for s in range(60) for v in range(4)]
+  _make_named_files(str(tmp_path / 'x'), names)
+  _make_named_files(str(tmp_path / 'y'), ['other.jpg'])
+  image_lists = retrain.create_image_lists(str(tmp_path), 20, 20)
+  for subject in range(60):
+    homes = {c for c in CATEGORIES for name in image_lists['x'][c]
+             if name.startswith('subject_%d_nohash_' % subject)}
+    assert len(homes) == 1
+  assert all(image_lists['x'][c] for c in CATEGORIES)
+
+
+def test_get_image_path_and_bottleneck_path():
+  image_lists = {'roses': {'dir': 'Roses', 'training': ['a.jpg', 'b.jpg'],
+                           'testing': [], 'validation': ['c.png']}}
+  assert retrain.get_image_path(image_lists, 'roses', 3, '/img',
+                                'training') == '/img/Roses/b.jpg'
+  assert retrain.get_image_path(image_lists, 'roses', 10, '/img',
+                                'validation') == '/img/Roses/c.png'
+  assert retrain.get_bottleneck_path(
+      image_lists, 'roses', 0, '/bn', 'training',
+      'https://tfhub.dev/google/x/feature_vector/3') == (
+          '/bn/Roses/a.jpg_https~tfhub.dev~google~x~feature_vector~3.txt')
+  assert retrain.get_bottleneck_path(
+      image_lists, 'roses', 0, '/bn', 'training', 'C:\\mods\\m') == (
+          '/bn/Roses/a.jpg_C~~mods~m.txt')
+
+
+def test_ensure_dir_exists(tmp_path):
+  target = tmp_path / 'a' / 'b' / 'c'
+  retrain.ensure_dir_exists(str(target))
+  retrain.ensure_dir_exists(str(target))
+  assert target.is_dir()
+
+
+# ---------------------------------------------------------------- module graph
+
+
+def test_create_module_graph(sample_module, quantized_module):
+  spec = hub.load_module_spec(sample_module)
+  height, width = hub.get_expected_image_size(spec)
+  graph, bottleneck, resized_input, wants_quantization = (
+      retrain.create_module_graph(spec))
+  assert resized_input.graph is graph and bottleneck.graph is graph
+  assert resized_input.get_shape().as_list() == [None, height, width, 3]
+  assert bottleneck.get_shape().as_list()[0] is None
+  assert bottleneck.get_shape().as_list()[1] > 0
+  assert not wants_quantization
+  assert retrain.create_module_graph(
+      hub.load_module_spec(quantized_module))[3]
+
+
+def test_load_module_spec_errors(tmp_path, sample_module):
+  with pytest.raises(retrain.RetrainError, match='does not exist'):
+    retrain.load_module_spec(str(tmp_path / 'missing'))
+  (tmp_path / 'graph.pb').write_bytes(b'')
+  with pytest.raises(retrain.RetrainError, match='frozen graph'):
+    retrain.load_module_spec(str(tmp_path / 'graph.pb'))
+  (tmp_path / 'tf2').mkdir()
+  (tmp_path / 'tf2' / 'saved_model.pb').write_bytes(b'')
+  with pytest.raises(retrain.RetrainError, match='TF2 SavedModel'):
+    retrain.load_module_spec(str(tmp_path / 'tf2'))
+  assert retrain.load_module_spec(sample_module) is not None
+
+
+def test_half_plus_two_is_not_an_image_module(tmp_path):
+  from conftest import run_tool  # pylint: disable=g-import-not-at-top
+  export_path = str(tmp_path / 'hp2')
+  assert run_tool('half_plus_two.py', [export_path]).returncode == 0
+  with pytest.raises(retrain.RetrainError, match='not an image feature'):
+    retrain.load_module_spec(export_path)
+
+
+# ----------------------------------------------------------------- bottlenecks
+
+
+class _ModuleSession(object):
+  """A training-style graph and session on the module, as main() builds."""
+
+  def __init__(self, module_dir):
+    self.spec = hub.load_module_spec(module_dir)
+    (self.graph, self.bottleneck, self.resized_input,
+     self.wants_quantization) = retrain.create_module_graph(self.spec)
+    self.sess = tf.Session(graph=self.graph)
+    with self.graph.as_default():
+      self.sess.run(tf.global_variables_initializer())
+      self.jpeg_data, self.decoded_image = retrain.add_jpeg_decoding(self.spec)
+    self.width = self.bottleneck.get_shape().as_list()[1]
+
+  def tensors(self):
+    return (self.jpeg_data, self.decoded_image, self.resized_input,
+            self.bottleneck)
+
+
+@pytest.fixture()
+def module_session(sample_module):
+  session = _ModuleSession(sample_module)
+  yield session
+  session.sess.close()
+
+
+def test_add_jpeg_decoding_and_run_bottleneck_on_image(module_session,
+                                                       color_image_dir):
+  assert module_session.jpeg_data.op.name == 'DecodeJPGInput'
+  height, width = hub.get_expected_image_size(module_session.spec)
+  for name in ('image_00.png', 'image_01.jpg'):
+    path = os.path.join(color_image_dir, 'red', name)
+    image_data = open(path, 'rb').read()
+    resized = module_session.sess.run(module_session.decoded_image,
+                                      {module_session.jpeg_data: image_data})
+    assert resized.shape == (1, height, width, 3)
+    assert 0.0 <= resized.min() and resized.max() <= 1.0
+    values = retrain.run_bottleneck_on_image(
+        module_session.sess, image_data, *module_session.tensors())
+    assert values.shape == (module_session.width,)
+    direct = module_session.sess.run(module_session.bottleneck,
+                                     {module_session.resized_input: resized})
+    np.testing.assert_allclose(values, direct[0], rtol=1e-6)
+
+
+def test_cache_bottlenecks_batched_matches_one_at_a_time(module_session,
+                                                         color_image_dir,
+                                                         tmp_path):
+  image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  bottleneck_dir = str(tmp_path / 'bottleneck')
+  skipped = retrain.cache_bottlenecks(
+      module_session.sess, image_lists, color_image_dir, bottleneck_dir,
+      *module_session.tensors(), module_name='my/module:1', batch_size=16)
+  assert skipped == []
+  count = 0
+  for label_name, label_lists in image_lists.items():
+    for category in CATEGORIES:
+      for index in range(len(label_lists[category])):
+        path = retrain.get_bottleneck_path(image_lists, label_name, index,
+                                           bottleneck_dir, category,
+                                           'my/module:1')
+        assert path.endswith('_my~module~1.txt')
+        cached = np.array(open(path).read().split(','), np.float32)
+        assert cached.shape == (module_session.width,)
+        image_data = open(retrain.get_image_path(
+            image_lists, label_name, index, color_image_dir, category),
+                          'rb').read()
+        single = retrain.run_bottleneck_on_image(
+            module_session.sess, image_data, *module_session.tensors())
+        np.testing.assert_allclose(cached, single, rtol=1e-5, atol=1e-6)
+        count += 1
+  assert count == 72
+  assert not [n for n in os.listdir(os.path.join(bottleneck_dir, 'red'))
+              if '.tmp-' in n]
+
+
+def test_cache_bottlenecks_skips_and_names_bad_images(module_session,
+                                                      color_image_dir,
+                                                      tmp_path, caplog):
+  bad = os.path.join(color_image_dir, 'red', 'broken.jpg')
+  with open(bad, 'wb') as f:
+    f.write(b'this is not a jpeg at all')
+  empty = os.path.join(color_image_dir, 'blue', 'empty.jpg')
+  open(empty, 'wb').close()
+  image_lists = retrain.create_image_lists(color_image_dir, 0, 0)
+  skipped = retrain.cache_bottlenecks(
+      module_session.sess, image_lists, color_image_dir,
+      str(tmp_path / 'bn'), *module_session.tensors(), module_name='m')
+  assert sorted(path for path, _ in skipped) == sorted([bad, empty])
+  assert 'broken.jpg' not in _all_names(image_lists['red'])
+  assert 'empty.jpg' not in _all_names(image_lists['blue'])
+  assert len(_all_names(image_lists['red'])) == 24
+  assert not os.path.exists(os.path.join(str(tmp_path / 'bn'), 'red',
+                                         'broken.jpg_m.txt'))
+
+
+def test_get_or_create_bottleneck_reuses_and_repairs_the_cache(
+    module_session, color_image_dir, tmp_path):
+  image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  bottleneck_dir = str(tmp_path / 'bn')
+  args = (module_session.sess, image_lists, 'red', 0, color_image_dir,
+          'training', bottleneck_dir) + module_session.tensors() + ('mod',)
+  first = retrain.get_or_create_bottleneck(*args)
+  path = retrain.get_bottleneck_path(image_lists, 'red', 0, bottleneck_dir,
+                                     'training', 'mod')
+  assert os.path.isfile(path)
+  assert first.shape == (module_session.width,)
+  # A truncated cache file (from a crashed run) is recomputed.
+  with open(path, 'w') as f:
+    f.write('0.5,0.25,')
+  retrain._bottleneck_memory.clear()
+  repaired = retrain.get_or_create_bottleneck(*args)
+  np.testing.assert_allclose(repaired, first, rtol=1e-6)
+  assert len(open(path).read().split(',')) == module_session.width
+
+
+def test_create_bottleneck_file(module_session, color_image_dir, tmp_path):
+  image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  path = str(tmp_path / 'one.txt')
+  values = retrain.create_bottleneck_file(
+      path, image_lists, 'blue', 1, color_image_dir, 'training',
+      module_session.sess, *module_session.tensors())
+  np.testing.assert_array_equal(
+      np.array(open(path).read().split(','), np.float32), values)
+
+
+def test_get_random_cached_bottlenecks(module_session, color_image_dir,
+                                       tmp_path):
+  image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  bottleneck_dir = str(tmp_path / 'bn')
+  retrain.cache_bottlenecks(module_session.sess, image_lists, color_image_dir,
+                            bottleneck_dir, *module_session.tensors(),
+                            module_name='m')
+  bottlenecks, truths, names = retrain.get_random_cached_bottlenecks(
+      module_session.sess, image_lists, 50, 'training', bottleneck_dir,
+      color_image_dir, *module_session.tensors(), module_name='m')
+  assert bottlenecks.shape == (50, module_session.width)
+  assert set(truths) <= {0, 1, 2} and len(set(truths)) > 1
+  assert names == []
+  everything, truths, names = retrain.get_random_cached_bottlenecks(
+      module_session.sess, image_lists, -1, 'testing', bottleneck_dir,
+      color_image_dir, *module_session.tensors(), module_name='m')
+  expected = [os.path.join(color_image_dir, image_lists[label]['dir'], name)
+              for label in image_lists for name in image_lists[label]['testing']]
+  assert names == expected
+  assert everything.shape == (len(expected), module_session.width)
+  assert list(truths) == [list(image_lists).index(label) for label in
+                          image_lists for _ in image_lists[label]['testing']]
+
+
+# ----------------------------------------------------------------- distortions
+
+
+def test_should_distort_images():
+  assert not retrain.should_distort_images(False, 0, 0, 0)
+  assert retrain.should_distort_images(True, 0, 0, 0)
+  assert retrain.should_distort_images(False, 5, 0, 0)
+  assert retrain.should_distort_images(False, 0, 5, 0)
+  assert retrain.should_distort_images(False, 0, 0, 5)
+
+
+def test_add_input_distortions_and_distorted_bottlenecks(module_session,
+                                                         color_image_dir):
+  with module_session.graph.as_default():
+    jpeg_input, distorted = retrain.add_input_distortions(
+        True, 20, 20, 20, module_session.spec)
+  assert jpeg_input.op.name == 'DistortJPGInput'
+  assert distorted.op.name == 'DistortResult'
+  height, width = hub.get_expected_image_size(module_session.spec)
+  image_data = open(os.path.join(color_image_dir, 'red', 'image_03.jpg'),
+                    'rb').read()
+  first = module_session.sess.run(distorted, {jpeg_input: image_data})
+  second = module_session.sess.run(distorted, {jpeg_input: image_data})
+  assert first.shape == (1, height, width, 3)
+  assert not np.array_equal(first, second)  # Random each time.
+  # Brightness within +-20% of a [0, 1] image.
+  assert first.min() >= 0.0 and first.max() <= 1.2 + 1e-6
+
+  image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  bottlenecks, truths = retrain.get_random_distorted_bottlenecks(
+      module_session.sess, image_lists, 30, 'training', color_image_dir,
+      jpeg_input, distorted, module_session.resized_input,
+      module_session.bottleneck)
+  assert bottlenecks.shape == (30, module_session.width)
+  assert truths.shape == (30,) and set(truths) <= {0, 1, 2}
+
+
+def test_flip_only_distortion_mirrors_or_keeps_the_image(module_session,
+                                                         color_image_dir):
+  with module_session.graph.as_default():
+    jpeg_input, distorted = retrain.add_input_distortions(
+        True, 0, 0, 0, module_session.spec)
+  image_data = open(os.path.join(color_image_dir, 'blue', 'image_02.jpg'),
+                    'rb').read()
+  plain = module_session.sess.run(module_session.decoded_image,
+                                  {module_session.jpeg_data: image_data})
+  seen = set()
+  for _ in range(12):
+    result = module_session.sess.run(distorted, {jpeg_input: image_data})
+    if np.allclose(result, plain, atol=1e-5):
+      seen.add('same')
+    elif np.allclose(result, plain[:, :, ::-1, :], atol=1e-5):
+      seen.add('mirrored')
+    else:
+      seen.add('other')
+  assert seen == {'same', 'mirrored'}
+
+
+# ------------------------------------------------------------------- new layer
+
+
+def test_variable_summaries():
+  with tf.Graph().as_default():
+    retrain.variable_summaries(tf.Variable([1.0, 2.0, 3.0]))
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      summary = tf.Summary.FromString(sess.run(tf.summary.merge_all()))
+  # TF names ops uniquely ignoring case, so 'mean' becomes 'mean_1' beside
+  # the 'Mean' op, in the original's TensorBoard tags too.
+  values = {re.sub(r'_1$', '', value.tag): value for value in summary.value}
+  assert set(values) == {'summaries/mean', 'summaries/stddev', 'summaries/max',
+                         'summaries/min', 'summaries/histogram'}
+  assert values['summaries/mean'].simple_value == pytest.approx(2.0)
+  assert values['summaries/stddev'].simple_value == pytest.approx(
+      np.std([1.0, 2.0, 3.0]))
+  assert values['summaries/max'].simple_value == 3.0
+  assert values['summaries/min'].simple_value == 1.0
+  assert values['summaries/histogram'].histo.num == 3
+
+
+def _bottleneck_placeholder(width=8):
+  return tf.placeholder(tf.float32, [None, width])
+
+
+def test_add_final_retrain_ops_training_learns():
+  rng = np.random.RandomState(0)
+  features = rng.rand(60, 8).astype(np.float32)
+  labels = (features[:, 0] > features[:, 1]).astype(np.int64)
+  with tf.Graph().as_default():
+    tf.set_random_seed(1)
+    (train_step, cross_entropy, bottleneck_input, ground_truth_input,
+     final_tensor) = retrain.add_final_retrain_ops(
+         2, 'final_result', _bottleneck_placeholder(), False, True,
+         learning_rate=0.5)
+    assert bottleneck_input.op.name == 'input/BottleneckInputPlaceholder'
+    assert bottleneck_input.op.type == 'PlaceholderWithDefault'
+    assert ground_truth_input.op.name == 'input/GroundTruthInput'
+    assert final_tensor.op.name == 'final_result'
+    assert final_tensor.op.type == 'Softmax'
+    evaluation_step, prediction = retrain.add_evaluation_step(
+        final_tensor, ground_truth_input)
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      weights = sess.run(tf.get_default_graph().get_tensor_by_name(
+          'final_retrain_ops/weights/final_weights:0'))
+      assert weights.shape == (8, 2) and np.abs(weights).max() <= 0.002
+      feed = {bottleneck_input: features, ground_truth_input: labels}
+      before = sess.run(cross_entropy, feed)
+      for _ in range(300):
+        sess.run(train_step, feed)
+      after, accuracy, predicted = sess.run(
+          [cross_entropy, evaluation_step, prediction], feed)
+  assert after < before * 0.8
+  assert accuracy >= 0.8
+  assert predicted.shape == (60,)
+
+
+def test_add_final_retrain_ops_eval_and_quantized():
+  with tf.Graph().as_default():
+    train_step, cross_entropy, _, _, final_tensor = (
+        retrain.add_final_retrain_ops(3, 'probs', _bottleneck_placeholder(),
+                                      False, False))
+    assert train_step is None and cross_entropy is None
+    assert final_tensor.op.name == 'probs'
+  with tf.Graph().as_default() as graph:
+    retrain.add_final_retrain_ops(3, 'final_result', _bottleneck_placeholder(),
+                                  True, True, learning_rate=0.01)
+    ops = [op.type for op in graph.get_operations()]
+  assert ops.count('FakeQuantWithMinMaxVars') >= 2
+
+
+def test_add_evaluation_step_counts_correct_predictions():
+  with tf.Graph().as_default():
+    probabilities = tf.constant([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    truth = tf.constant([0, 0, 0], tf.int64)
+    evaluation_step, prediction = retrain.add_evaluation_step(probabilities,
+                                                              truth)
+    with tf.Session() as sess:
+      accuracy, predicted = sess.run([evaluation_step, prediction])
+  assert accuracy == pytest.approx(2.0 / 3.0)
+  assert list(predicted) == [0, 1, 0]
+
+
+# ---------------------------------------------------- eval and export helpers
+
+
+def test_eval_session_freezes_and_exports(sample_module, tmp_path):
+  """A checkpoint of a training graph restores into the eval graph."""
+  spec = hub.load_module_spec(sample_module)
+  graph, bottleneck, _, quantize = retrain.create_module_graph(spec)
+  with graph.as_default():
+    retrain.add_final_retrain_ops(4, 'final_result', bottleneck, quantize,
+                                  True, learning_rate=0.01)
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      trained_biases = np.array([0.5, -1.0, 2.0, 0.0], np.float32)
+      sess.run(tf.assign(graph.get_tensor_by_name(
+          'final_retrain_ops/biases/final_biases:0'), trained_biases))
+      checkpoint = str(tmp_path / 'ckpt' / 'model')
+      tf.train.Saver().save(sess, checkpoint)
+  eval_session = retrain.build_eval_session(spec, 4, 'final_result',
+                                            checkpoint)
+  eval_sess = eval_session[0]
+  np.testing.assert_array_equal(
+      eval_sess.run('final_retrain_ops/biases/final_biases:0'), trained_biases)
+  assert eval_session[1].op.name == 'Placeholder'
+  graph_file = str(tmp_path / 'frozen.pb')
+  retrain.save_graph_to_file(graph_file, spec, 4, eval_session=eval_session)
+  graph_def = tf.GraphDef()
+  graph_def.ParseFromString(open(graph_file, 'rb').read())
+  assert not [n for n in graph_def.node if n.op in ('VariableV2',
+                                                      'VarHandleOp')]
+  height, width = hub.get_expected_image_size(spec)
+  with tf.Graph().as_default():
+    probabilities, = tf.import_graph_def(
+        graph_def, return_elements=['final_result:0'], name='')
+    with tf.Session() as sess:
+      result = sess.run(probabilities, {'Placeholder:0': np.random.rand(
+          2, height, width, 3).astype(np.float32)})
+  assert result.shape == (2, 4)
+  np.testing.assert_allclose(result.sum(axis=1), 1.0, rtol=1e-5)
+  saved_model_dir = str(tmp_path / 'saved' / '1')
+  retrain.export_model(spec, 4, saved_model_dir, eval_session=eval_session)
+  assert os.path.isfile(os.path.join(saved_model_dir, 'saved_model.pb'))
+  assert os.listdir(str(tmp_path / 'saved')) == ['1']
+
+
+# -------------------------------------------------------------- file system
+
+
+def test_prepare_file_system_and_summaries_dir_safety(tmp_path, monkeypatch):
+  summaries = tmp_path / 'logs'
+  (summaries / 'train').mkdir(parents=True)
+  (summaries / 'train' / 'events.out').write_text('old')
+  (summaries / 'validation').mkdir()
+  monkeypatch.setattr(retrain, 'FLAGS', retrain.build_parser().parse_args(
+      ['--summaries_dir', str(summaries), '--intermediate_store_frequency',
+       '5', '--intermediate_output_graphs_dir', str(tmp_path / 'inter')]))
+  assert retrain._clearable_summaries_dir(str(summaries))
+  retrain.prepare_file_system()
+  assert os.listdir(str(summaries)) == []
+  assert (tmp_path / 'inter').is_dir()
+  (tmp_path / 'home').mkdir()
+  (tmp_path / 'home' / 'thesis.tex').write_text('precious')
+  assert not retrain._clearable_summaries_dir(str(tmp_path / 'home'))
+
+
+def test_logging_level_verbosity():
+  assert retrain.logging_level_verbosity('DEBUG') == tf.logging.DEBUG
+  assert retrain.logging_level_verbosity('INFO') == tf.logging.INFO
+  assert retrain.logging_level_verbosity('WARN') == tf.logging.WARN
+  assert retrain.logging_level_verbosity('ERROR') == tf.logging.ERROR
+  assert retrain.logging_level_verbosity('FATAL') == tf.logging.FATAL
+  with pytest.raises(RuntimeError, match='Not supported logs verbosity'):
+    retrain.logging_level_verbosity('LOUD')
+
+
+def test_flags_keep_the_original_names_and_defaults():
+  flags = vars(retrain.build_parser().parse_args([]))
+  assert flags == {
+      'image_dir': '',
+      'output_graph': '/tmp/output_graph.pb',
+      'intermediate_output_graphs_dir': '/tmp/intermediate_graph/',
+      'intermediate_store_frequency': 0,
+      'output_labels': '/tmp/output_labels.txt',
+      'summaries_dir': '/tmp/retrain_logs',
+      'how_many_training_steps': 4000,
+      'learning_rate': 0.01,
+      'testing_percentage': 10,
+      'validation_percentage': 10,
+      'eval_step_interval': 10,
+      'train_batch_size': 100,
+      'test_batch_size': -1,
+      'validation_batch_size': 100,
+      'print_misclassified_test_images': False,
+      'bottleneck_dir': '/tmp/bottleneck',
+      'final_tensor_name': 'final_result',
+      'flip_left_right': False,
+      'random_crop': 0,
+      'random_scale': 0,
+      'random_brightness': 0,
+      'tfhub_module':
+          'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3',
+      'saved_model_dir': '',
+      'logging_verbosity': 'INFO',
+      'checkpoint_path': '/tmp/_retrain_checkpoint',
+      'random_seed': None,
+  }
