@@ -40,7 +40,7 @@ import shutil
 import sys
 import tempfile
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
@@ -117,7 +117,7 @@ def _check_export_dir(export_dir):
       raise ModuleBuildError('%s already exists and is not empty' % export_dir)
 
 
-def export_module(module_fn, export_dir):
+def export_module(module_fn, export_dir, variable_values=None):
   """Exports the module that module_fn defines, atomically.
 
   The module is written into a temporary sibling folder first and renamed to
@@ -128,6 +128,9 @@ def export_module(module_fn, export_dir):
     module_fn: function without arguments that builds the module's graph and
       calls hub.add_signature(), as for hub.create_module_spec().
     export_dir: folder to create; it must not exist or be empty.
+    variable_values: optional function without arguments, called once the
+      spec exists, that returns {variable name in the module: value} to load
+      over the variables' initial values.
 
   Returns:
     export_dir.
@@ -148,6 +151,9 @@ def export_module(module_fn, export_dir):
       module = hub.Module(spec)
       with tf.Session() as session:
         session.run(tf.global_variables_initializer())
+        for name, value in (variable_values() if variable_values else
+                            {}).items():
+          module.variable_map[name].load(value, session)
         module.export(staging_dir, session)
     _check_export_dir(export_dir)
     # Renaming onto an empty folder replaces it (POSIX rename semantics).
@@ -693,6 +699,95 @@ def export_frozen_graph_module(export_dir, frozen_graph_path, input_tensor,
 
 
 # ---------------------------------------------------------------------------
+# tf.keras.applications architectures.
+# ---------------------------------------------------------------------------
+
+# Architecture -> (constructor, default image size). Both take pixel values
+# in [-1, 1] ("tf" preprocessing).
+KERAS_ARCHITECTURES = {
+    'inception_v3': (tf.keras.applications.InceptionV3, 299),
+    'mobilenet_v2': (tf.keras.applications.MobileNetV2, 224),
+}
+
+
+def _keras_feature_model(architecture, image_size, weights):
+  constructor, _ = KERAS_ARCHITECTURES[architecture]
+  return constructor(input_shape=(image_size, image_size, 3),
+                     include_top=False, pooling='avg', weights=weights)
+
+
+def keras_module_fn(architecture, image_size, weight_names):
+  """Builds a module graph around a tf.keras.applications network.
+
+  Args:
+    architecture: a key of KERAS_ARCHITECTURES.
+    image_size: input height and width.
+    weight_names: a list that receives the module's variable names in the
+      order of the Keras model's weights (filled on the first call).
+  """
+  images = _images_placeholder(image_size)
+  model = _keras_feature_model(architecture, image_size, weights=None)
+  features = model(images * 2.0 - 1.0, training=False)
+  if not weight_names:
+    weight_names.extend(weight.name.split(':')[0] for weight in model.weights)
+  _add_image_signature(images, tf.identity(features, name='features'))
+
+
+def _keras_weight_values(architecture, image_size, weights):
+  """Loads 'imagenet' or a weights file into the model; returns the values."""
+  with tf.Graph().as_default(), tf.Session() as session:
+    tf.keras.backend.set_session(session)
+    try:
+      model = _keras_feature_model(architecture, image_size, weights)
+    except Exception as e:  # pylint: disable=broad-except
+      reason = str(e).strip().splitlines()[0] if str(e).strip() else type(
+          e).__name__
+      where = ('downloading the ImageNet weights needs the network; pass a '
+               'local weights file instead' if weights == 'imagenet' else
+               'is it a Keras weights file for %s without its top '
+               'layer?' % architecture)
+      raise ModuleBuildError('could not load %s weights %s (%s): %s' %
+                             (architecture, weights, reason, where))
+    return model.get_weights()
+
+
+def export_keras_module(export_dir, architecture, image_size=None,
+                        weights='none'):
+  """Exports a tf.keras.applications network as a feature-vector module.
+
+  Args:
+    export_dir: folder to create; it must not exist or be empty.
+    architecture: a key of KERAS_ARCHITECTURES, e.g. 'inception_v3'.
+    image_size: input height and width; the architecture's default if None.
+    weights: 'none' (random initial weights, for benchmarks), 'imagenet'
+      (downloaded by Keras, needs the network) or a Keras weights file of the
+      network without its top layer.
+
+  Returns:
+    export_dir.
+
+  Raises:
+    ModuleBuildError: on an unknown architecture or weights that cannot load.
+  """
+  _check_export_dir(export_dir)
+  if architecture not in KERAS_ARCHITECTURES:
+    raise ModuleBuildError('unknown architecture %s; choose one of %s' % (
+        architecture, ', '.join(sorted(KERAS_ARCHITECTURES))))
+  image_size = image_size or KERAS_ARCHITECTURES[architecture][1]
+  if weights not in ('none', 'imagenet') and not os.path.isfile(weights):
+    raise ModuleBuildError('weights file %s not found' % weights)
+  values = (None if weights == 'none' else
+            _keras_weight_values(architecture, image_size, weights))
+  weight_names = []
+  module_fn = functools.partial(keras_module_fn, architecture=architecture,
+                                image_size=image_size,
+                                weight_names=weight_names)
+  return export_module(
+      module_fn, export_dir,
+      variable_values=values and (lambda: dict(zip(weight_names, values))))
+
+
+# ---------------------------------------------------------------------------
 # Command line.
 # ---------------------------------------------------------------------------
 
@@ -733,7 +828,7 @@ def parse_args(argv=None):
   parser.add_argument('output_dir',
                       help='Folder to write the module to (must not exist or '
                       'be empty).')
-  parser.add_argument('--kind', choices=('sample_cnn', 'frozen_graph'),
+  parser.add_argument('--kind', choices=('sample_cnn', 'frozen_graph', 'keras'),
                       default='sample_cnn',
                       help='What to export (default: %(default)s).')
   parser.add_argument('--image_size', type=int, default=None,
@@ -756,10 +851,31 @@ def parse_args(argv=None):
   parser.add_argument('--input_range', type=_parse_range, default=None,
                       help='frozen_graph: LOW,HIGH of the pixel values the '
                       'graph expects (default: -1,1).')
+  parser.add_argument('--architecture', default=None,
+                      choices=sorted(KERAS_ARCHITECTURES),
+                      help='keras: the tf.keras.applications network '
+                      '(default: inception_v3).')
+  parser.add_argument('--weights', default=None,
+                      help='keras: none (random, for benchmarks), imagenet '
+                      '(downloads; needs the network) or a Keras weights '
+                      'file of the network without its top (default: none).')
   args = parser.parse_args(_join_input_range(
       sys.argv[1:] if argv is None else list(argv)))
 
-  if args.kind == 'sample_cnn':
+  if args.kind != 'keras':
+    for flag in ('architecture', 'weights'):
+      if getattr(args, flag) is not None:
+        parser.error('--%s only applies to --kind keras' % flag)
+  if args.kind == 'keras':
+    for flag in ('frozen_graph', 'input_tensor', 'bottleneck_tensor',
+                 'input_range', 'seed'):
+      if getattr(args, flag) is not None:
+        parser.error('--%s does not apply to --kind keras' % flag)
+    if args.quantize:
+      parser.error('--quantize only applies to --kind sample_cnn')
+    args.architecture = args.architecture or 'inception_v3'
+    args.weights = args.weights or 'none'
+  elif args.kind == 'sample_cnn':
     for flag in ('frozen_graph', 'input_tensor', 'bottleneck_tensor',
                  'input_range'):
       if getattr(args, flag) is not None:
@@ -796,6 +912,9 @@ def main(argv=None):
     if args.kind == 'sample_cnn':
       path = export_sample_cnn_module(args.output_dir, args.image_size,
                                       args.seed, args.quantize)
+    elif args.kind == 'keras':
+      path = export_keras_module(args.output_dir, args.architecture,
+                                 args.image_size, args.weights)
     else:
       path = export_frozen_graph_module(
           args.output_dir, args.frozen_graph, args.input_tensor,

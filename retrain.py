@@ -72,6 +72,7 @@ if not _wants_debug_logs(sys.argv):
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+from tensorflow.core.protobuf import rewriter_config_pb2  # pylint: disable=g-import-not-at-top
 
 
 class _OwnLinesOnly(object):
@@ -105,6 +106,8 @@ FAKE_QUANT_OPS = ('FakeQuantWithMinMaxVars',
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')
 
 CATEGORIES = ('training', 'testing', 'validation')
+
+BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
 
 
 class RetrainError(Exception):
@@ -368,6 +371,42 @@ def create_module_graph(module_spec):
     wants_quantization = any(node.op in FAKE_QUANT_OPS
                              for node in graph.as_graph_def().node)
   return graph, bottleneck_tensor, resized_input_tensor, wants_quantization
+
+
+def module_session_config(bottleneck_precision='float32'):
+  """Returns the Session config that runs the module at a precision.
+
+  bfloat16 uses TensorFlow's automatic mixed precision graph rewrite: on a
+  CPU, oneDNN's bfloat16 rewrite (AVX512-BF16 or AMX units); on a GPU, its
+  float16 mixed precision. Variables and cached values stay float32.
+
+  Args:
+    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
+
+  Returns:
+    A tf.ConfigProto, or None for plain float32.
+  """
+  if bottleneck_precision == 'float32':
+    return None
+  rewrite_options = rewriter_config_pb2.RewriterConfig()
+  if tf.config.list_physical_devices('GPU'):
+    rewrite_options.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+  else:
+    rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
+        rewriter_config_pb2.RewriterConfig.ON)
+  return tf.ConfigProto(graph_options=tf.GraphOptions(
+      rewrite_options=rewrite_options))
+
+
+def module_cache_name(module_handle, bottleneck_precision='float32'):
+  """The module name used in bottleneck file names.
+
+  Values computed in reduced precision are cached apart from float32 ones, so
+  that switching --bottleneck_precision never mixes the two.
+  """
+  if bottleneck_precision == 'float32':
+    return module_handle
+  return module_handle + '~' + bottleneck_precision
 
 
 # ---------------------------------------------------------------------------
@@ -1238,7 +1277,7 @@ def _log_step(step, what, value):
 def run_training_loop(sess, image_lists, class_count, train_step, cross_entropy,
                       bottleneck_input, ground_truth_input, evaluation_step,
                       merged_summaries, tensors, do_distort_images,
-                      store_intermediate_graph):
+                      store_intermediate_graph, module_sess=None):
   """Trains the new layer for --how_many_training_steps steps.
 
   Each step trains on a random batch (cached bottlenecks from memory, or
@@ -1260,7 +1299,10 @@ def run_training_loop(sess, image_lists, class_count, train_step, cross_entropy,
       'resized_image', 'bottleneck', 'distorted_jpeg_data', 'distorted_image'.
     do_distort_images: Whether training images are distorted.
     store_intermediate_graph: Callable(step) that saves an intermediate graph.
+    module_sess: The Session that runs the module (see
+      --bottleneck_precision); sess if None.
   """
+  module_sess = module_sess or sess
   del class_count  # The labels of the batches carry it.
   train_writer = tf.summary.FileWriter(
       os.path.join(FLAGS.summaries_dir, 'train'), sess.graph)
@@ -1274,16 +1316,17 @@ def run_training_loop(sess, image_lists, class_count, train_step, cross_entropy,
 
   def cached_batch(how_many, category):
     return get_random_cached_bottlenecks(
-        sess, image_lists, how_many, category, FLAGS.bottleneck_dir,
+        module_sess, image_lists, how_many, category, FLAGS.bottleneck_dir,
         FLAGS.image_dir, tensors['jpeg_data'], tensors['decoded_image'],
-        tensors['resized_image'], tensors['bottleneck'], FLAGS.tfhub_module)
+        tensors['resized_image'], tensors['bottleneck'],
+        module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision))
 
   try:
     for i in range(FLAGS.how_many_training_steps):
       if do_distort_images:
         (train_bottlenecks,
          train_ground_truth) = get_random_distorted_bottlenecks(
-             sess, image_lists, FLAGS.train_batch_size, 'training',
+             module_sess, image_lists, FLAGS.train_batch_size, 'training',
              FLAGS.image_dir, tensors['distorted_jpeg_data'],
              tensors['distorted_image'], tensors['resized_image'],
              tensors['bottleneck'])
@@ -1403,7 +1446,10 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
                                     'testing', FLAGS.bottleneck_dir,
                                     FLAGS.image_dir, jpeg_data_tensor,
                                     decoded_image_tensor, resized_image_tensor,
-                                    bottleneck_tensor, FLAGS.tfhub_module))
+                                    bottleneck_tensor,
+                                    module_cache_name(
+                                        FLAGS.tfhub_module,
+                                        FLAGS.bottleneck_precision)))
   if not len(test_bottlenecks):  # pylint: disable=g-explicit-length-test
     tf.logging.warning('There are no test images (see --testing_percentage): '
                        'no final test accuracy.')
@@ -1732,6 +1778,11 @@ def main(_):
     # and for the newly added retraining layer to random initial values.
     init = tf.global_variables_initializer()
     sess.run(init)
+    module_sess = sess
+    if FLAGS.bottleneck_precision != 'float32':
+      module_sess = tf.Session(graph=graph, config=module_session_config(
+          FLAGS.bottleneck_precision))
+      module_sess.run(init)
 
     # Set up the image decoding sub-graph.
     jpeg_data_tensor, decoded_image_tensor = add_jpeg_decoding(module_spec)
@@ -1750,9 +1801,10 @@ def main(_):
     # they are computed in both cases; training images only without
     # distortions.
     skipped = cache_bottlenecks(
-        sess, image_lists, FLAGS.image_dir, FLAGS.bottleneck_dir,
+        module_sess, image_lists, FLAGS.image_dir, FLAGS.bottleneck_dir,
         jpeg_data_tensor, decoded_image_tensor, resized_image_tensor,
-        bottleneck_tensor, FLAGS.tfhub_module)
+        bottleneck_tensor,
+        module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision))
     _check_categories(image_lists)
 
     # Create the operations we need to evaluate the accuracy of our new layer.
@@ -1786,7 +1838,7 @@ def main(_):
     run_training_loop(sess, image_lists, class_count, train_step,
                       cross_entropy, bottleneck_input, ground_truth_input,
                       evaluation_step, merged, tensors, do_distort_images,
-                      store_intermediate_graph)
+                      store_intermediate_graph, module_sess=module_sess)
 
     # After training is complete, force one last save of the train checkpoint.
     train_saver.save(sess, FLAGS.checkpoint_path)
@@ -1800,7 +1852,7 @@ def main(_):
 
     # We've completed all our training, so run a final test evaluation on
     # some new images we haven't used before.
-    run_final_eval(sess, module_spec, class_count, image_lists,
+    run_final_eval(module_sess, module_spec, class_count, image_lists,
                    jpeg_data_tensor, decoded_image_tensor, resized_image_tensor,
                    bottleneck_tensor, eval_session=eval_session)
 
@@ -1817,6 +1869,8 @@ def main(_):
       export_model(module_spec, class_count, FLAGS.saved_model_dir,
                    eval_session=eval_session)
     eval_session[0].close()
+    if module_sess is not sess:
+      module_sess.close()
   if skipped:
     tf.logging.warning('Summary: %d image(s) were skipped because they could '
                        'not be decoded (see the warnings above).', len(skipped))
@@ -1930,6 +1984,13 @@ def build_parser():
   parser.add_argument(
       '--checkpoint_path', type=str, default='/tmp/_retrain_checkpoint',
       help='Where to save checkpoint files.')
+  parser.add_argument(
+      '--bottleneck_precision', type=str, default='float32',
+      choices=BOTTLENECK_PRECISIONS,
+      help="""Precision of the module's matrix math when computing
+      bottlenecks: bfloat16 is faster where the hardware supports it (oneDNN's
+      bfloat16 rewrite on AVX512-BF16/AMX CPUs, float16 mixed precision on a
+      GPU). Cached values stay float text, in files of their own.""")
   parser.add_argument(
       '--random_seed', type=int, default=None,
       help="""Seed for image sampling, initial weights and distortions, so that

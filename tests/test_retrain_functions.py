@@ -557,5 +557,6 @@ def test_flags_keep_the_original_names_and_defaults():
       'saved_model_dir': '',
       'logging_verbosity': 'INFO',
       'checkpoint_path': '/tmp/_retrain_checkpoint',
+      'bottleneck_precision': 'float32',
       'random_seed': None,
   }
