@@ -1,0 +1,473 @@
+#!/usr/bin/env python
+r"""Benchmarks retrain.py on this machine and prints one table (and JSON).
+
+  python bench/bench.py                 # everything, a few minutes on 2 cores
+  python bench/bench.py --quick         # smaller sizes, for a smoke test
+
+What it measures, all in one run, through retrain.py's own functions:
+
+- fp32 and bf16 matmul peak GFLOP/s (one large matmul, best of several);
+- each module's GFLOP per image, counted by TensorFlow's profiler on the graph;
+- bottleneck caching images/s (cache_bottlenecks: parallel decoding, batched
+  module runs, cache files written) and the achieved GFLOP/s as a fraction of
+  the matching matmul peak, for the sample module and an Inception-v3-sized
+  module, in float32 and bfloat16, next to the original one-image-at-a-time
+  path (run_bottleneck_on_image per image);
+- training ms/step from the cache (run_training_loop, summaries every step)
+  next to the floor: one bare sess.run of the train op and the merged summary
+  per step with the batch fed from memory;
+- distorted training ms/step next to the module's forward time for one batch;
+- memory for 100k cached 2048-wide bottlenecks plus the module, and peak RSS;
+- how caching time grows for 300 -> 1200 -> 4800 images.
+
+The images are copies of flower_photos_sample/ under new names. Nothing here
+asserts a time: this is a benchmark, not a test.
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_DIR)
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+import make_image_module  # pylint: disable=g-import-not-at-top,wrong-import-position
+import retrain  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+SAMPLE_DIR = os.path.join(REPO_DIR, 'flower_photos_sample')
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def make_image_dir(root, count):
+  """Copies the sample photos under new names until count images exist."""
+  sources = []
+  for class_name in sorted(os.listdir(SAMPLE_DIR)):
+    class_dir = os.path.join(SAMPLE_DIR, class_name)
+    if os.path.isdir(class_dir):
+      sources.extend((class_name, os.path.join(class_dir, name))
+                     for name in sorted(os.listdir(class_dir)))
+  image_dir = os.path.join(root, 'images_%d' % count)
+  for index in range(count):
+    class_name, source = sources[index % len(sources)]
+    os.makedirs(os.path.join(image_dir, class_name), exist_ok=True)
+    extension = os.path.splitext(source)[1]
+    shutil.copyfile(source, os.path.join(image_dir, class_name,
+                                         'copy_%06d%s' % (index, extension)))
+  return image_dir
+
+
+class ModuleRunner(object):
+  """A module graph as retrain.main() builds it, with one Session."""
+
+  def __init__(self, module_dir, precision='float32'):
+    self.spec = hub.load_module_spec(module_dir)
+    (self.graph, self.bottleneck, self.resized_input,
+     self.wants_quantization) = retrain.create_module_graph(self.spec)
+    with self.graph.as_default():
+      self.jpeg_data, self.decoded_image = retrain.add_jpeg_decoding(self.spec)
+    self.sess = tf.Session(graph=self.graph,
+                           config=retrain.module_session_config(precision))
+    with self.graph.as_default():
+      self.sess.run(tf.global_variables_initializer())
+    self.height, self.width = hub.get_expected_image_size(self.spec)
+    self.feature_width = self.bottleneck.get_shape().as_list()[1]
+
+  def tensors(self):
+    return (self.jpeg_data, self.decoded_image, self.resized_input,
+            self.bottleneck)
+
+  def forward(self, images):
+    return self.sess.run(self.bottleneck, {self.resized_input: images})
+
+  def warm_up(self, batch_size):
+    self.forward(np.zeros([batch_size, self.height, self.width, 3],
+                          np.float32))
+
+  def close(self):
+    self.sess.close()
+
+
+def matmul_peak(dtype, size, repeats):
+  """Best GFLOP/s of one size x size matmul in dtype."""
+  with tf.Graph().as_default():
+    a = tf.Variable(tf.random.normal([size, size], dtype=tf.float32))
+    b = tf.Variable(tf.random.normal([size, size], dtype=tf.float32))
+    a_cast, b_cast = tf.cast(a, dtype), tf.cast(b, dtype)
+    # The operands are cast once into variables: only the matmul is timed.
+    a_var = tf.Variable(a_cast, dtype=dtype)
+    b_var = tf.Variable(b_cast, dtype=dtype)
+    product = tf.matmul(a_var, b_var)
+    done = tf.reduce_sum(tf.slice(product, [0, 0], [1, 1]))
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      sess.run(done)
+      best = float('inf')
+      for _ in range(repeats):
+        start = time.time()
+        sess.run(done)
+        best = min(best, time.time() - start)
+  return 2.0 * size ** 3 / best / 1e9
+
+
+def module_gflop_per_image(module_dir):
+  """Floating point operations of one image through the module, in GFLOP."""
+  spec = hub.load_module_spec(module_dir)
+  height, width = hub.get_expected_image_size(spec)
+  with tf.Graph().as_default() as graph:
+    hub.Module(spec)(tf.placeholder(tf.float32, [1, height, width, 3]))
+    options = tf.profiler.ProfileOptionBuilder(
+        tf.profiler.ProfileOptionBuilder.float_operation()).with_empty_output(
+        ).build()
+    profile = tf.profiler.profile(graph, options=options)
+  return profile.total_float_ops / 1e9
+
+
+def time_caching(runner, image_dir, batch_size=None):
+  """Seconds for cache_bottlenecks over every image of image_dir."""
+  image_lists = retrain.create_image_lists(image_dir, 10, 10)
+  count = sum(len(lists[c]) for lists in image_lists.values()
+              for c in retrain.CATEGORIES)
+  bottleneck_dir = tempfile.mkdtemp(prefix='bench_bottlenecks_')
+  retrain._bottleneck_memory.clear()  # pylint: disable=protected-access
+  runner.warm_up(batch_size or retrain.default_caching_batch_size(
+      runner.height, runner.width))
+  start = time.time()
+  retrain.cache_bottlenecks(runner.sess, image_lists, image_dir,
+                            bottleneck_dir, *runner.tensors(),
+                            module_name='bench', batch_size=batch_size)
+  seconds = time.time() - start
+  shutil.rmtree(bottleneck_dir)
+  return count, seconds
+
+
+def time_one_at_a_time(runner, image_dir, count):
+  """Images/s of the original path: two Session calls per image."""
+  paths = []
+  for root, _, names in os.walk(image_dir):
+    paths.extend(os.path.join(root, name) for name in sorted(names))
+  paths = sorted(paths)[:count]
+  runner.warm_up(1)
+  start = time.time()
+  for path in paths:
+    with open(path, 'rb') as f:
+      retrain.run_bottleneck_on_image(runner.sess, f.read(), *runner.tensors())
+  return len(paths) / (time.time() - start)
+
+
+def _training_flags(image_dir, out_dir, steps, distort):
+  args = ['--image_dir', image_dir, '--how_many_training_steps', str(steps),
+          '--summaries_dir', os.path.join(out_dir, 'logs'),
+          '--bottleneck_dir', os.path.join(out_dir, 'bottlenecks'),
+          '--tfhub_module', 'bench', '--random_seed', '1']
+  if distort:
+    args += ['--flip_left_right', '--random_crop', '10', '--random_scale',
+             '10', '--random_brightness', '10']
+  return retrain.build_parser().parse_args(args)
+
+
+def time_training(module_dir, image_dir, steps, distort, batch_size=100):
+  """ms/step of run_training_loop, its floor and the module's forward time.
+
+  Returns:
+    dict with 'step_ms' (the real loop: batches drawn from memory or
+    distorted, summaries every step, evaluation every 10 steps), 'fixed_ms'
+    (what a run of the loop costs besides its steps), 'floor_ms'
+    (bare sess.run of merged summaries + train op on a fixed fed batch) and,
+    with distort, 'forward_ms' (the module on one batch of batch_size).
+  """
+  out_dir = tempfile.mkdtemp(prefix='bench_training_')
+  retrain.FLAGS = _training_flags(image_dir, out_dir, steps, distort)
+  image_lists = retrain.create_image_lists(image_dir, 10, 10)
+  runner = ModuleRunner(module_dir)
+  with runner.graph.as_default():
+    tf.set_random_seed(1)
+    (train_step, cross_entropy, bottleneck_input, ground_truth_input,
+     final_tensor) = retrain.add_final_retrain_ops(
+         len(image_lists), 'final_result', runner.bottleneck,
+         runner.wants_quantization, True, learning_rate=0.01)
+    tensors = {'jpeg_data': runner.jpeg_data,
+               'decoded_image': runner.decoded_image,
+               'resized_image': runner.resized_input,
+               'bottleneck': runner.bottleneck}
+    if distort:
+      (tensors['distorted_jpeg_data'],
+       tensors['distorted_image']) = retrain.add_input_distortions(
+           True, 10, 10, 10, runner.spec)
+    evaluation_step, _ = retrain.add_evaluation_step(final_tensor,
+                                                     ground_truth_input)
+    merged = tf.summary.merge_all()
+    runner.sess.run(tf.global_variables_initializer())
+  retrain._bottleneck_memory.clear()  # pylint: disable=protected-access
+  retrain.cache_bottlenecks(runner.sess, image_lists, image_dir,
+                            retrain.FLAGS.bottleneck_dir, *runner.tensors(),
+                            module_name='bench')
+  def loop_seconds(how_many_steps):
+    retrain.FLAGS.how_many_training_steps = how_many_steps
+    start = time.time()
+    retrain.run_training_loop(runner.sess, image_lists, len(image_lists),
+                              train_step, cross_entropy, bottleneck_input,
+                              ground_truth_input, evaluation_step, merged,
+                              tensors, distort, lambda step: None)
+    return time.time() - start
+
+  loop_seconds(1)  # Warm-up, outside the timing.
+  # Two lengths of run separate the cost per step from the fixed cost of a
+  # run (writing the graph to the train summaries, starting the pipelines).
+  short_steps = max(1, steps // 5)
+  short_run = loop_seconds(short_steps)
+  long_run = loop_seconds(steps)
+  step_seconds = (long_run - short_run) / (steps - short_steps)
+  step_ms = step_seconds * 1000
+  fixed_ms = (short_run - short_steps * step_seconds) * 1000
+
+  bottlenecks, truths, _ = retrain.get_random_cached_bottlenecks(
+      runner.sess, image_lists, batch_size, 'training',
+      retrain.FLAGS.bottleneck_dir, image_dir, *runner.tensors(),
+      module_name='bench')
+  feed = {bottleneck_input: bottlenecks, ground_truth_input: truths}
+  writer = tf.summary.FileWriter(os.path.join(out_dir, 'floor'))
+  runner.sess.run([merged, train_step], feed)
+  floor_steps = max(steps, 50)
+  start = time.time()
+  for step in range(floor_steps):
+    summary, _ = runner.sess.run([merged, train_step], feed)
+    writer.add_summary(summary, step)
+  writer.close()
+  result = {'step_ms': step_ms, 'fixed_ms': fixed_ms,
+            'floor_ms': (time.time() - start) / floor_steps * 1000}
+  if distort:
+    images = np.random.rand(batch_size, runner.height, runner.width,
+                            3).astype(np.float32)
+    runner.forward(images)
+    repeats = 3
+    start = time.time()
+    for _ in range(repeats):
+      runner.forward(images)
+    result['forward_ms'] = (time.time() - start) / repeats * 1000
+  runner.close()
+  shutil.rmtree(out_dir)
+  return result
+
+
+def _peak_rss_mb():
+  """This process's peak resident memory (VmHWM; unlike ru_maxrss, a child
+  process does not inherit its parent's value)."""
+  with open('/proc/self/status') as status:
+    for line in status:
+      if line.startswith('VmHWM:'):
+        return int(line.split()[1]) / 1024.0
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def memory_for_cached_bottlenecks(module_dir, count, width):
+  """Peak RSS (MB) of a fresh process: the module, one caching batch through
+  it, and count bottlenecks held the way training holds them."""
+  # The real cache_bottlenecks runs; only reading the cache files is
+  # replaced by random values of the module's width.
+  script = (
+      'import os, sys\n'
+      'sys.path.insert(0, %r)\n'
+      'os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"\n'
+      'import tempfile, numpy as np, retrain\n'
+      'from bench import bench\n'
+      'runner = bench.ModuleRunner(%r)\n'
+      'runner.warm_up(retrain.default_caching_batch_size(runner.height,'
+      ' runner.width))\n'
+      'classes = 5\n'
+      'lists = {"c%%d" %% c: {"dir": "c%%d" %% c, "testing": [],'
+      ' "validation": [], "training": ["i%%d.jpg" %% i for i in'
+      ' range(%d // classes)]} for c in range(classes)}\n'
+      'rng = np.random.RandomState(0)\n'
+      'retrain.tf.gfile.Exists = lambda path: True\n'
+      'retrain._read_bottleneck_file = lambda path, width=None: rng.rand('
+      '%d).astype(np.float32)\n'
+      'cache_dir = tempfile.mkdtemp()\n'
+      'retrain.cache_bottlenecks(runner.sess, lists, "/img", cache_dir,'
+      ' *runner.tensors(), module_name="m")\n'
+      'batch, _, _ = retrain.get_random_cached_bottlenecks(runner.sess, lists,'
+      ' 100, "training", cache_dir, "/img", *runner.tensors(),'
+      ' module_name="m")\n'
+      'print(bench._peak_rss_mb())\n' % (REPO_DIR, module_dir, count, width))
+  output = subprocess.run([sys.executable, '-c', script], check=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True, cwd=REPO_DIR).stdout
+  return float(output.strip().splitlines()[-1])
+
+
+# --------------------------------------------------------------------- main
+
+
+def run(args):
+  """Runs every measurement; returns the results dict."""
+  work = tempfile.mkdtemp(prefix='retrain_bench_')
+  results = {'machine': {'cpus': os.cpu_count(),
+                         'processor': platform.processor() or
+                                      platform.machine(),
+                         'tensorflow': tf.__version__},
+             'quick': args.quick}
+  try:
+    print('Building modules ...', flush=True)
+    modules = {
+        'sample_cnn': make_image_module.export_sample_cnn_module(
+            os.path.join(work, 'sample_cnn')),
+        'inception_v3': make_image_module.export_keras_module(
+            os.path.join(work, 'inception_v3'), 'inception_v3',
+            image_size=args.inception_size),
+    }
+    print('Matmul peaks ...', flush=True)
+    size = 2048 if args.quick else 4096
+    results['peak_gflops'] = {
+        'float32': matmul_peak(tf.float32, size, 5),
+        'bfloat16': matmul_peak(tf.bfloat16, size, 5),
+    }
+    results['modules'] = {}
+    for name, module_dir in modules.items():
+      runner = ModuleRunner(module_dir)
+      results['modules'][name] = {
+          'gflop_per_image': module_gflop_per_image(module_dir),
+          'image_size': runner.height, 'feature_width': runner.feature_width}
+      runner.close()
+
+    print('Caching ...', flush=True)
+    counts = {'sample_cnn': 300 if args.quick else 1200,
+              'inception_v3': 64 if args.quick else 320}
+    results['caching'] = []
+    for name, module_dir in modules.items():
+      image_dir = make_image_dir(work, counts[name])
+      gflop = results['modules'][name]['gflop_per_image']
+      for precision in retrain.BOTTLENECK_PRECISIONS:
+        runner = ModuleRunner(module_dir, precision)
+        count, seconds = time_caching(runner, image_dir)
+        row = {'module': name, 'precision': precision, 'images': count,
+               'seconds': seconds, 'images_per_s': count / seconds}
+        if precision == 'float32':
+          row['one_at_a_time_images_per_s'] = time_one_at_a_time(
+              runner, image_dir, 32 if name == 'inception_v3' else 200)
+        runner.close()
+        row['gflops'] = row['images_per_s'] * gflop
+        row['fraction_of_peak'] = (row['gflops'] /
+                                   results['peak_gflops'][precision])
+        results['caching'].append(row)
+        print('  %s %s: %.1f images/s' % (name, precision,
+                                          row['images_per_s']), flush=True)
+
+    print('Training ...', flush=True)
+    sample_images = make_image_dir(work, 250)
+    results['training'] = {
+        'cached_sample_cnn': time_training(
+            modules['sample_cnn'], sample_images, 200 if args.quick else 1000,
+            distort=False),
+        'cached_inception_v3': time_training(
+            modules['inception_v3'], sample_images,
+            200 if args.quick else 1000, distort=False),
+        'distorted_sample_cnn': time_training(
+            modules['sample_cnn'], sample_images, 10 if args.quick else 50,
+            distort=True),
+    }
+    if not args.quick:
+      results['training']['distorted_inception_v3'] = time_training(
+          modules['inception_v3'], sample_images, 6, distort=True)
+
+    print('Scaling ...', flush=True)
+    results['scaling'] = []
+    runner = ModuleRunner(modules['sample_cnn'])
+    for count in ((300, 600) if args.quick else (300, 1200, 4800)):
+      images, seconds = time_caching(runner, make_image_dir(work, count))
+      results['scaling'].append({'images': images, 'seconds': seconds,
+                                 'images_per_s': images / seconds})
+    runner.close()
+
+    print('Memory ...', flush=True)
+    count = 10000 if args.quick else 100000
+    results['memory'] = {
+        'bottlenecks': count, 'width': 2048,
+        'rss_mb_with_inception_v3': memory_for_cached_bottlenecks(
+            modules['inception_v3'], count, 2048),
+    }
+    results['peak_rss_mb'] = _peak_rss_mb()
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
+  return results
+
+
+def format_table(results):
+  """The results as a plain text table."""
+  lines = []
+  peaks = results['peak_gflops']
+  lines.append('matmul peak: float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s' %
+               (peaks['float32'], peaks['bfloat16']))
+  for name, info in results['modules'].items():
+    lines.append('module %-13s %dx%d -> %d features, %.3f GFLOP/image' % (
+        name, info['image_size'], info['image_size'], info['feature_width'],
+        info['gflop_per_image']))
+  lines.append('')
+  lines.append('%-13s %-9s %7s %9s %9s %8s %15s' % (
+      'caching', 'precision', 'images', 'images/s', 'GFLOP/s', 'of peak',
+      'one-at-a-time'))
+  for row in results['caching']:
+    original = row.get('one_at_a_time_images_per_s')
+    lines.append('%-13s %-9s %7d %9.1f %9.1f %7.0f%% %15s' % (
+        row['module'], row['precision'], row['images'], row['images_per_s'],
+        row['gflops'], 100 * row['fraction_of_peak'],
+        '%.1f images/s' % original if original else ''))
+  lines.append('')
+  lines.append('%-24s %10s %10s %8s' % ('training', 'ms/step', 'reference',
+                                         'ratio'))
+  for name, row in results['training'].items():
+    reference = row.get('forward_ms', row['floor_ms'])
+    kind = 'forward' if 'forward_ms' in row else 'floor'
+    lines.append('%-24s %10.2f %10.2f %7.2fx  (vs %s; %.0f ms fixed per run)'
+                 % (name, row['step_ms'], reference,
+                    row['step_ms'] / reference, kind, row['fixed_ms']))
+  lines.append('')
+  lines.append('scaling (sample_cnn caching): ' + ', '.join(
+      '%d images %.1f s (%.0f/s)' % (row['images'], row['seconds'],
+                                     row['images_per_s'])
+      for row in results['scaling']))
+  memory = results['memory']
+  lines.append('memory: %d cached %d-wide bottlenecks + inception_v3 module: '
+               '%.0f MB RSS; peak RSS of this benchmark: %.0f MB' % (
+                   memory['bottlenecks'], memory['width'],
+                   memory['rss_mb_with_inception_v3'],
+                   results['peak_rss_mb']))
+  return '\n'.join(lines)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+  parser.add_argument('--quick', action='store_true',
+                      help='Smaller sizes: a smoke test of the benchmark.')
+  parser.add_argument('--inception_size', type=int, default=299,
+                      help='Input size of the Inception-v3-sized module.')
+  parser.add_argument('--output', default=os.path.join(
+      REPO_DIR, 'bench', 'results', 'bench.json'),
+                      help='Where to write the JSON results.')
+  args = parser.parse_args()
+  tf.disable_v2_behavior()
+  tf.logging.set_verbosity(tf.logging.ERROR)
+  results = run(args)
+  table = format_table(results)
+  print()
+  print(table)
+  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+  with open(args.output, 'w') as f:
+    json.dump(results, f, indent=2)
+  print('\nJSON: %s' % args.output)
+
+
+if __name__ == '__main__':
+  main()
