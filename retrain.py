@@ -48,6 +48,7 @@ import argparse
 import collections
 import hashlib
 import io
+import logging
 import os
 import random
 import re
@@ -1707,14 +1708,16 @@ def confusion_matrix_png(confusion, label_names):
   line = text_size('Mg')[1] + pad
   names_width = max(text_size(name)[0] for name in names) + 2 * pad
   left = names_width + line
-  top = 2 * line + names_width
+  column_labels_top = 2 * line + 2 * pad
+  top = column_labels_top + names_width
   width = left + count * cell + pad
   height = top + count * cell + pad
   image = Image.new('RGB', (max(width, 360), height), 'white')
   draw = ImageDraw.Draw(image)
   draw.text((pad, pad), 'Confusion matrix on the test set', fill='black',
             font=font)
-  draw.text((left, line + pad), 'predicted class', fill='black', font=font)
+  draw.text((left, line + 2 * pad), 'predicted class', fill='black',
+            font=font)
   side = Image.new('RGB', (text_size('true class')[0] + pad, line), 'white')
   ImageDraw.Draw(side).text((0, 0), 'true class', fill='black', font=font)
   image.paste(side.rotate(90, expand=True), (pad, top))
@@ -1725,7 +1728,7 @@ def confusion_matrix_png(confusion, label_names):
     ImageDraw.Draw(column_label).text((pad, 0), names[row], fill='black',
                                       font=font)
     image.paste(column_label.rotate(90, expand=True),
-                (left + row * cell + (cell - line) // 2, 2 * line))
+                (left + row * cell + (cell - line) // 2, column_labels_top))
     draw.text((line + pad, top + row * cell + (cell - line) // 2 + pad // 2),
               names[row], fill='black', font=font)
     for column in range(count):
@@ -1944,6 +1947,9 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
     if quantized:
       converter.inference_type = tf.uint8
       converter.quantized_input_stats = {input_name: (0.0, 255.0)}
+    # The converter adds a handler to the root logger, which would print
+    # every later line of this tool twice.
+    root_handlers = list(logging.getLogger().handlers)
     try:
       if tf.logging.get_verbosity() <= tf.logging.DEBUG:
         tflite_model = converter.convert()
@@ -1955,6 +1961,8 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
           'TF Lite cannot convert the trained graph (%s); the frozen graph, '
           'labels and SavedModel are written, only --tflite_output_file is '
           'not.' % _first_line(e))
+    finally:
+      logging.getLogger().handlers[:] = root_handlers
   ensure_dir_exists(os.path.dirname(os.path.abspath(tflite_file)))
   _write_file_atomically(tflite_file, tflite_model, mode='wb')
   return quantized
