@@ -123,6 +123,15 @@ def test_tflite_float_model_agrees_with_the_frozen_graph(trained_run,
   np.testing.assert_allclose(actual, expected, atol=1e-3)
 
 
+def test_tflite_output_file_must_be_a_file_name(tmp_path):
+  flags = retrain.build_parser().parse_args(
+      ['--image_dir', SAMPLE_DIR, '--tflite_output_file', str(tmp_path)] +
+      retrain_output_args(str(tmp_path / 'out')))
+  with pytest.raises(retrain.RetrainError,
+                     match='--tflite_output_file .* is a folder: give a file'):
+    retrain.check_flags(flags)
+
+
 @pytest.fixture(scope='module')
 def quantized_run(quantized_module, tmp_path_factory):
   out_dir = str(tmp_path_factory.mktemp('quantized_run'))
