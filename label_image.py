@@ -113,6 +113,18 @@ def build_reader(input_height, input_width, input_mean, input_std):
   return file_data, tf.divide(tf.subtract(resized, [input_mean]), [input_std])
 
 
+def _reason(error):
+  """The informative line of a TensorFlow error (after 'Graph execution error:')."""
+  lines = [line.strip() for line in str(error).strip().splitlines()]
+  if lines and lines[0] == 'Graph execution error:':
+    # The reason follows "Node: '<name>'", after the stack of where the op
+    # was defined.
+    for index, line in enumerate(lines[:-1]):
+      if line.startswith('Node:') and lines[index + 1]:
+        return lines[index + 1]
+  return lines[0] if lines and lines[0] else type(error).__name__
+
+
 def _label_of_folder(class_name, labels):
   """The label retrain.py gives a class folder, if it is one of labels."""
   label = re.sub(r'[^a-z0-9]+', ' ', class_name.lower())
@@ -162,7 +174,7 @@ def _saved_model_classifier(sess, args):
         sess, [tf.saved_model.tag_constants.SERVING], args.saved_model_dir)
   except (RuntimeError, IOError, OSError, tf.errors.OpError) as e:
     raise LabelImageError('Cannot load the SavedModel %s: %s' % (
-        args.saved_model_dir, str(e).strip().splitlines()[0]))
+        args.saved_model_dir, _reason(e)))
   signatures = meta_graph.signature_def
   if args.signature not in signatures:
     raise LabelImageError('The SavedModel has no signature %s (it has: %s).' %
@@ -212,8 +224,7 @@ def classify(args):
         with open(path, 'rb') as f:
           results = np.squeeze(predict(f.read()))
       except (tf.errors.OpError, IOError) as e:
-        print('%s: skipped, cannot be decoded (%s)' %
-              (path, str(e).strip().splitlines()[0]))
+        print('%s: skipped, cannot be decoded (%s)' % (path, _reason(e)))
         continue
       if results.ndim == 0 or len(results) != len(labels):
         raise LabelImageError(

@@ -961,9 +961,20 @@ def _why_image_fails(sess, image_path, jpeg_data_tensor, decoded_image_tensor):
 
 
 def _first_line(error):
+  """The first informative line of an error's message.
+
+  TensorFlow's errors from a Session start with lines such as 'Graph
+  execution error:' and 'Detected at node ...' before the actual reason.
+  """
   message = getattr(error, 'message', None) or str(error)
-  return message.strip().splitlines()[0] if message.strip() else type(
-      error).__name__
+  lines = [line.strip() for line in message.strip().splitlines()]
+  if lines and lines[0] == 'Graph execution error:':
+    # The reason follows "Node: '<name>'", after the stack of where the op
+    # was defined.
+    for index, line in enumerate(lines[:-1]):
+      if line.startswith('Node:') and lines[index + 1]:
+        return lines[index + 1]
+  return lines[0] if lines and lines[0] else type(error).__name__
 
 
 def get_random_cached_bottlenecks(sess, image_lists, how_many, category,

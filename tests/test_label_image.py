@@ -149,3 +149,22 @@ def test_saved_model_unknown_signature_is_one_line(trained_run, label):
   assert code == 1
   assert output.strip() == ('ERROR: The SavedModel has no signature predict '
                             '(it has: serving_bytes, serving_default).')
+
+
+@pytest.mark.parametrize('mode', ['graph', 'serving_bytes'])
+def test_undecodable_image_is_skipped_with_the_reason(trained_run, label,
+                                                      tmp_path, mode):
+  (tmp_path / 'broken.jpg').write_bytes(b'not an image')
+  (tmp_path / 'rose.jpg').write_bytes(open(ROSE, 'rb').read())
+  if mode == 'graph':
+    args = ['--graph', trained_run['graph']]
+  else:
+    args = ['--saved_model_dir', trained_run['saved_model'], '--signature',
+            'serving_bytes']
+  code, output = label(*(args + ['--image', str(tmp_path), '--top_k', '1']))
+  assert code == 0, output
+  assert output.strip().splitlines() == [
+      '%s: skipped, cannot be decoded (Unknown image file format. One of '
+      'JPEG, PNG, GIF, BMP required.)' % (tmp_path / 'broken.jpg'),
+      '%s: roses %s' % (tmp_path / 'rose.jpg', output.split('roses ')[1][:7]),
+  ]
