@@ -393,10 +393,10 @@ def test_screenshot_script_without_chromium_says_what_to_do(tmp_path,
   assert 'Chromium not found' in capsys.readouterr().err
 
 
+@pytest.mark.skipif(not screenshot_tensorboard.find_chromium(),
+                    reason='Chromium is not installed (Debian: apt-get '
+                    'install chromium); it is not in requirements.txt.')
 def test_screenshot_of_the_scalars_dashboard(trained_run, tmp_path):
-  if not screenshot_tensorboard.find_chromium():
-    pytest.skip('Chromium is not installed (Debian: apt-get install '
-                'chromium); it is not in requirements.txt.')
   from PIL import Image  # pylint: disable=g-import-not-at-top
   output = str(tmp_path / 'scalars.png')
   result = run_tool(os.path.join('tools', 'screenshot_tensorboard.py'), [
