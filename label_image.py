@@ -9,6 +9,11 @@ of the size the graph's input declares, and returns probabilities at
 'final_result'. --image takes files or folders; for a folder whose
 sub-folders are classes (like --image_dir of retrain.py), the accuracy is
 printed too.
+
+With --saved_model_dir, the images go through the SavedModel that
+retrain.py --saved_model_dir wrote instead, by its signature 'serving_default'
+(float images, normalised as above) or, with --signature serving_bytes, as the
+encoded file bytes, the way a TensorFlow Serving client sends them.
 """
 
 import argparse
@@ -108,44 +113,123 @@ def build_reader(input_height, input_width, input_mean, input_std):
   return file_data, tf.divide(tf.subtract(resized, [input_mean]), [input_std])
 
 
+def _reason(error):
+  """The informative line of a TensorFlow error (after 'Graph execution error:')."""
+  lines = [line.strip() for line in str(error).strip().splitlines()]
+  if lines and lines[0] == 'Graph execution error:':
+    # The reason follows "Node: '<name>'", after the stack of where the op
+    # was defined.
+    for index, line in enumerate(lines[:-1]):
+      if line.startswith('Node:') and lines[index + 1]:
+        return lines[index + 1]
+  return lines[0] if lines and lines[0] else type(error).__name__
+
+
 def _label_of_folder(class_name, labels):
   """The label retrain.py gives a class folder, if it is one of labels."""
   label = re.sub(r'[^a-z0-9]+', ' ', class_name.lower())
   return label if label in labels else None
 
 
+def _size_from_shape(shape, args, what):
+  """The input (height, width): the flags' if given, else the input's own."""
+  height, width = args.input_height, args.input_width
+  dims = shape.as_list() if shape.ndims == 4 else [None] * 4
+  height = dims[1] if height is None else height
+  width = dims[2] if width is None else width
+  if not height or not width:
+    raise LabelImageError('The input %s has no fixed size: pass '
+                          '--input_height and --input_width.' % what)
+  return int(height), int(width)
+
+
+def _graph_classifier(sess, args):
+  """Returns a function from image file bytes to probabilities (--graph)."""
+  graph_def = load_graph(args.graph).as_graph_def()
+  with sess.graph.as_default():
+    tf.import_graph_def(graph_def, name='')
+  input_tensor = get_layer(sess.graph, args.input_layer)
+  output_tensor = get_layer(sess.graph, args.output_layer)
+  height, width = _size_from_shape(input_tensor.get_shape(), args,
+                                   'layer %s' % args.input_layer)
+  with sess.graph.as_default():
+    file_data, normalised = build_reader(height, width, args.input_mean,
+                                         args.input_std)
+
+  def predict(image_data):
+    pixels = sess.run(normalised, {file_data: image_data})
+    return sess.run(output_tensor, {input_tensor: pixels})
+
+  return predict, args.output_layer
+
+
+def _saved_model_classifier(sess, args):
+  """Returns a function from image file bytes to probabilities (SavedModel).
+
+  The signature's input is either float images, fed decoded and normalised
+  like --graph's, or a batch of encoded images (string), fed the file bytes.
+  """
+  try:
+    meta_graph = tf.saved_model.loader.load(
+        sess, [tf.saved_model.tag_constants.SERVING], args.saved_model_dir)
+  except (RuntimeError, IOError, OSError, tf.errors.OpError) as e:
+    raise LabelImageError('Cannot load the SavedModel %s: %s' % (
+        args.saved_model_dir, _reason(e)))
+  signatures = meta_graph.signature_def
+  if args.signature not in signatures:
+    raise LabelImageError('The SavedModel has no signature %s (it has: %s).' %
+                          (args.signature, ', '.join(sorted(signatures))))
+  signature = signatures[args.signature]
+  outputs = signature.outputs
+  output_key = 'prediction' if 'prediction' in outputs else (
+      list(outputs)[0] if len(outputs) == 1 else None)
+  if len(signature.inputs) != 1 or output_key is None:
+    raise LabelImageError(
+        "The signature %s must have one input and an output 'prediction' "
+        '(inputs: %s; outputs: %s).' % (args.signature,
+                                       ', '.join(signature.inputs),
+                                       ', '.join(outputs)))
+  input_info = list(signature.inputs.values())[0]
+  input_tensor = sess.graph.get_tensor_by_name(input_info.name)
+  output_tensor = sess.graph.get_tensor_by_name(outputs[output_key].name)
+  if input_tensor.dtype == tf.string:
+    return (lambda image_data: sess.run(output_tensor,
+                                        {input_tensor: [image_data]}),
+            output_key)
+  height, width = _size_from_shape(input_tensor.get_shape(), args,
+                                   'of the signature %s' % args.signature)
+  with sess.graph.as_default():
+    file_data, normalised = build_reader(height, width, args.input_mean,
+                                         args.input_std)
+
+  def predict(image_data):
+    pixels = sess.run(normalised, {file_data: image_data})
+    return sess.run(output_tensor, {input_tensor: pixels})
+
+  return predict, output_key
+
+
 def classify(args):
   """Classifies the images; prints results. Returns the exit code."""
-  graph = load_graph(args.graph)
   labels = load_labels(args.labels)
-  input_tensor = get_layer(graph, args.input_layer)
-  output_tensor = get_layer(graph, args.output_layer)
-  shape = input_tensor.get_shape()
-  height = args.input_height or (shape[1] if shape.ndims == 4 else None)
-  width = args.input_width or (shape[2] if shape.ndims == 4 else None)
-  if not height or not width:
-    raise LabelImageError('The input layer %s has no fixed size: pass '
-                          '--input_height and --input_width.' %
-                          args.input_layer)
   images = list_images(args.image)
-  with graph.as_default():
-    file_data, normalised = build_reader(int(height), int(width),
-                                         args.input_mean, args.input_std)
   correct = counted = 0
-  with tf.Session(graph=graph) as sess:
+  with tf.Session(graph=tf.Graph()) as sess:
+    if args.saved_model_dir:
+      predict, output_name = _saved_model_classifier(sess, args)
+    else:
+      predict, output_name = _graph_classifier(sess, args)
     for path, class_name in images:
       try:
         with open(path, 'rb') as f:
-          pixels = sess.run(normalised, {file_data: f.read()})
+          results = np.squeeze(predict(f.read()))
       except (tf.errors.OpError, IOError) as e:
-        print('%s: skipped, cannot be decoded (%s)' %
-              (path, str(e).strip().splitlines()[0]))
+        print('%s: skipped, cannot be decoded (%s)' % (path, _reason(e)))
         continue
-      results = np.squeeze(sess.run(output_tensor, {input_tensor: pixels}))
       if results.ndim == 0 or len(results) != len(labels):
         raise LabelImageError(
-            'The output layer %s gives %s values but %s has %d labels.' %
-            (args.output_layer, results.size, args.labels, len(labels)))
+            'The output %s gives %s values but %s has %d labels.' %
+            (output_name, results.size, args.labels, len(labels)))
       top = results.argsort()[-args.top_k:][::-1]
       if len(images) == 1:
         for i in top:
@@ -185,6 +269,13 @@ def build_parser():
                       help='How many labels to print per image.')
   parser.add_argument('--image', nargs='+', required=True,
                       help='Image files or folders to classify.')
+  parser.add_argument('--saved_model_dir', default='',
+                      help='Classify through this SavedModel (from retrain.py '
+                      '--saved_model_dir) instead of --graph.')
+  parser.add_argument('--signature', default='serving_default',
+                      help='With --saved_model_dir: the signature to call, '
+                      'serving_default (float images) or serving_bytes '
+                      '(encoded image files).')
   parser.add_argument('--verbose', action='store_true',
                       help="Show TensorFlow's own log lines.")
   return parser
@@ -198,6 +289,11 @@ def main(argv=None):
   if args.top_k <= 0:
     print('ERROR: --top_k must be positive.', file=sys.stderr)
     return 1
+  for name in ('input_height', 'input_width'):
+    if getattr(args, name) is not None and getattr(args, name) <= 0:
+      print('ERROR: --%s must be a positive number of pixels.' % name,
+            file=sys.stderr)
+      return 1
   if not args.verbose:
     tf.get_logger().setLevel('ERROR')
   tf.disable_v2_behavior()

@@ -408,12 +408,17 @@ def _fake_quant(inputs, name, low, high):
 
 
 def _fake_quant_weights(weights, values, name):
-  """Per-output-channel, symmetric 8-bit fake quantization of conv weights."""
-  limit = np.abs(values).reshape(-1, values.shape[-1]).max(axis=0)
+  """Symmetric 8-bit fake quantization of conv weights, one range per layer.
+
+  One range for the whole tensor rather than one per output channel: TF Lite
+  runs per-channel quantized convolutions only in int8, not in the uint8 of a
+  fully quantized model converted with inference_type=tf.uint8.
+  """
+  limit = np.float32(np.abs(values).max())
   with tf.variable_scope(name):
     min_var = _constant_variable('min', -limit, trainable=False)
     max_var = _constant_variable('max', limit, trainable=False)
-  return tf.quantization.fake_quant_with_min_max_vars_per_channel(
+  return tf.quantization.fake_quant_with_min_max_vars(
       weights, min_var, max_var, num_bits=8, narrow_range=True)
 
 
@@ -428,7 +433,10 @@ def sample_cnn_module_fn(params, image_size, quantize):
   images = _images_placeholder(image_size)
   maybe_quant = _fake_quant if quantize else (lambda x, *unused: x)
   x = maybe_quant(images, 'images_quant', 0.0, 1.0)
-  x = maybe_quant(x * 2.0 - 1.0, 'input_quant', -1.0, 1.0)
+  # Each arithmetic step gets its own range, so that a quantized TF Lite model
+  # runs it in uint8 instead of dequantizing the input.
+  x = maybe_quant(x * 2.0, 'scaled_quant', 0.0, 2.0)
+  x = maybe_quant(x - 1.0, 'input_quant', -1.0, 1.0)
 
   def layer_fn(name, h, stride):
     with tf.variable_scope(name):

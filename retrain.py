@@ -27,27 +27,34 @@ The pipeline, in the order of this file:
    need the module to run on every training batch.
 5. The new layer: fully connected + softmax, trained by gradient descent.
 6. The training loop, with TensorBoard summaries under --summaries_dir.
-7. Evaluation on the test set.
-8. Exports: a frozen GraphDef (--output_graph), the labels (--output_labels)
-   and, with --saved_model_dir, a SavedModel for TensorFlow Serving.
+7. Evaluation on the test set: accuracy, per-class precision/recall/F1 and
+   the confusion matrix (also as an image in TensorBoard).
+8. Exports: a frozen GraphDef (--output_graph), the labels (--output_labels),
+   with --saved_model_dir a SavedModel for TensorFlow Serving (float images
+   or encoded image files), and with --tflite_output_file a TF Lite model.
 
 The frozen graph takes a float32 image batch [None, height, width, 3] with
 values in [0, 1] at the input 'Placeholder' and returns class probabilities at
 'final_result' (see --final_tensor_name).
 
 Modules: --tfhub_module takes a URL (downloaded and cached by tensorflow_hub,
-in the folder TFHUB_CACHE_DIR names) or a local module folder. Without a
-network, use a local folder, e.g. one written by make_image_module.py.
+in the folder TFHUB_CACHE_DIR names) or a local module folder, in the TF1 Hub
+format or a TF2 SavedModel image feature vector (the format of current TF Hub
+/ Kaggle image models). Without a network, use a local folder, e.g. one
+written by make_image_module.py.
 """
 
 import argparse
 import collections
 import hashlib
+import io
+import logging
 import os
 import random
 import re
 import signal
 import sys
+import tempfile
 import time
 import uuid
 import weakref
@@ -108,6 +115,10 @@ IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')
 CATEGORIES = ('training', 'testing', 'validation')
 
 BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
+
+# The TensorBoard runs (sub-folders of --summaries_dir) this tool writes: the
+# training steps, the validation steps and the final test.
+SUMMARY_RUNS = ('train', 'validation', 'test')
 
 
 class RetrainError(Exception):
@@ -289,20 +300,199 @@ def _is_url(module_handle):
       not module_handle.startswith('file://'))
 
 
-def load_module_spec(module_handle):
-  """Loads a TF1 Hub image feature-vector module, with one-line errors.
+class TF2ImageModule(object):
+  """A TF2 SavedModel image feature vector, as load_module_spec describes it.
+
+  It stands in for hub.ModuleSpec where the module is a TF2 SavedModel (the
+  format of every current TF Hub / Kaggle image model): the functions of this
+  file that take a module_spec accept either.
+
+  Attributes:
+    handle: The --tfhub_module value.
+    path: The local SavedModel folder (a URL is downloaded and cached by
+      tensorflow_hub).
+    image_size: (height, width) the images are resized to.
+    variable_size: Whether the SavedModel takes images of any size, so that
+      image_size came from --image_size.
+    feature_width: The number of features per image.
+    signature: None to call the SavedModel itself (the reusable SavedModel
+      API of Hub image models), else the name of the signature to call.
+    input_key: With a signature, the name of its image input.
+    output_key: With a signature, the name of its feature vector output.
+  """
+
+  def __init__(self, handle, path, image_size, variable_size, feature_width,
+               signature=None, input_key=None, output_key=None):
+    self.handle = handle
+    self.path = path
+    self.image_size = image_size
+    self.variable_size = variable_size
+    self.feature_width = feature_width
+    self.signature = signature
+    self.input_key = input_key
+    self.output_key = output_key
+
+  def apply_fn(self):
+    """Loads the SavedModel into the current graph.
+
+    Returns:
+      A function from images (float [None, height, width, 3] in [0, 1]) to
+      features [None, feature_width]; calling it again shares the variables.
+    """
+    if self.signature is None:
+      return hub.KerasLayer(self.path, trainable=False)
+    layer = hub.KerasLayer(self.path, trainable=False,
+                           signature=self.signature,
+                           output_key=self.output_key)
+    return lambda images: layer({self.input_key: images})
+
+
+def _expected_image_size(module_spec):
+  """(height, width) of the images a module (TF1 or TF2) takes."""
+  if isinstance(module_spec, TF2ImageModule):
+    return module_spec.image_size
+  return hub.get_expected_image_size(module_spec)
+
+
+def _num_image_channels(module_spec):
+  if isinstance(module_spec, TF2ImageModule):
+    return 3
+  return hub.get_num_image_channels(module_spec)
+
+
+def _is_image_spec(spec):
+  return (isinstance(spec, tf.TensorSpec) and spec.dtype == tf.float32 and
+          spec.shape.ndims == 4 and spec.shape.as_list()[3] in (None, 3))
+
+
+def _tf2_image_input(loaded):
+  """Finds how to feed images to a loaded TF2 SavedModel.
+
+  Returns:
+    (signature name or None to call the object, input key, TensorSpec of the
+    images), or None when it takes no float [batch, height, width, 3] images.
+  """
+  call = getattr(loaded, '__call__', None)
+  for function in getattr(call, 'concrete_functions', None) or ():
+    args, _ = function.structured_input_signature
+    if args and _is_image_spec(args[0]):
+      return None, None, args[0]
+  for name in ('serving_default', 'default'):
+    signature = loaded.signatures.get(name) if hasattr(
+        loaded, 'signatures') else None
+    if signature is None:
+      continue
+    inputs = signature.structured_input_signature[1]
+    if len(inputs) == 1 and _is_image_spec(list(inputs.values())[0]):
+      return name, list(inputs)[0], list(inputs.values())[0]
+  return None
+
+
+def _tf2_feature_output_key(signature):
+  """The key of a signature's only [batch, features] float output, or None."""
+  outputs = signature.structured_outputs
+  keys = [key for key, spec in outputs.items()
+          if spec.dtype == tf.float32 and spec.shape.ndims == 2]
+  for preferred in ('feature_vector', 'default'):
+    if preferred in keys:
+      return preferred
+  return keys[0] if len(keys) == 1 else None
+
+
+def _load_tf2_module(module_handle, path, image_size):
+  """Describes a TF2 SavedModel image feature vector.
+
+  Args:
+    module_handle: The --tfhub_module value.
+    path: The local SavedModel folder.
+    image_size: The --image_size value, or None.
+
+  Returns:
+    A TF2ImageModule.
+
+  Raises:
+    RetrainError: if the SavedModel cannot be loaded or is not an image
+      feature vector, or when its input size and --image_size disagree.
+  """
+  not_a_feature_vector = (
+      '--tfhub_module %s is a TF2 SavedModel but not an image feature vector: '
+      'it must take float images [batch, height, width, 3] and return '
+      '[batch, features]; pick the feature_vector version of the model.' %
+      module_handle)
+  with tf.Graph().as_default():
+    try:
+      loaded = hub.load(path)
+    except Exception as e:  # pylint: disable=broad-except
+      raise RetrainError('Could not load the TF2 SavedModel %s: %s' %
+                         (module_handle, _first_line(e)))
+    image_input = _tf2_image_input(loaded)
+    if image_input is None:
+      raise RetrainError(not_a_feature_vector)
+    signature, input_key, spec = image_input
+    output_key = None
+    if signature is not None:
+      output_key = _tf2_feature_output_key(loaded.signatures[signature])
+      if output_key is None:
+        raise RetrainError(not_a_feature_vector)
+    height, width = spec.shape.as_list()[1:3]
+    variable_size = height is None or width is None
+    if variable_size and image_size is None:
+      raise RetrainError(
+          '--tfhub_module %s takes images of any size: pass the size it was '
+          'trained for with --image_size (e.g. --image_size 224, see the '
+          "model's documentation)." % module_handle)
+    if image_size is not None:
+      if not variable_size and (height, width) != (image_size, image_size):
+        raise RetrainError(
+            '--image_size %d does not fit --tfhub_module %s, which takes '
+            '%dx%d images: leave --image_size out.' %
+            (image_size, module_handle, height, width))
+      height, width = image_size, image_size
+    module = TF2ImageModule(module_handle, path, (height, width),
+                            variable_size, None, signature, input_key,
+                            output_key)
+    try:
+      features = module.apply_fn()(
+          tf.placeholder(tf.float32, [None, height, width, 3]))
+    except (ValueError, TypeError) as e:
+      raise RetrainError('%s (%s)' % (not_a_feature_vector[:-1],
+                                      _first_line(e)))
+    if (not isinstance(features, tf.Tensor) or features.shape.ndims != 2 or
+        features.shape.as_list()[1] is None):
+      raise RetrainError(not_a_feature_vector)
+    module.feature_width = features.shape.as_list()[1]
+  return module
+
+
+def load_module_spec(module_handle, image_size=None):
+  """Loads an image feature-vector module, with one-line errors.
+
+  Takes modules in the TF1 Hub format (hub.Module) and TF2 SavedModels (the
+  format of current TF Hub / Kaggle image models), from a URL or a folder.
 
   Args:
     module_handle: A module URL (downloaded and cached in TFHUB_CACHE_DIR by
       tensorflow_hub) or a local module folder.
+    image_size: The --image_size value: the input height and width for a TF2
+      SavedModel that takes images of any size; None to use the module's own.
 
   Returns:
-    The hub.ModuleSpec.
+    A hub.ModuleSpec for a TF1 Hub module, a TF2ImageModule for a TF2
+    SavedModel.
 
   Raises:
     RetrainError: if the module cannot be found, downloaded or used here.
   """
-  if not _is_url(module_handle):
+  if _is_url(module_handle):
+    try:
+      path = hub.resolve(module_handle)
+    except Exception as e:  # pylint: disable=broad-except
+      raise RetrainError(
+          'Could not download the module %s (%s). Without network access, pass '
+          'a local module folder with --tfhub_module=/path/to/module, or put '
+          'the downloaded module into the folder TFHUB_CACHE_DIR names.' %
+          (module_handle, _first_line(e)))
+  else:
     path = module_handle[len('file://'):] if module_handle.startswith(
         'file://') else module_handle
     if not tf.gfile.Exists(path):
@@ -318,27 +508,17 @@ def load_module_spec(module_handle):
             % (module_handle, path))
       raise RetrainError('--tfhub_module %s is a file, not a Hub module '
                          'folder.' % module_handle)
-    if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
-      if tf.gfile.Exists(os.path.join(path, 'saved_model.pb')):
-        raise RetrainError(
-            '--tfhub_module %s is a TF2 SavedModel, not a module in the TF1 '
-            'Hub format this tool uses: pick the TF1 (hub.Module) version of '
-            'the module.' % module_handle)
-      raise RetrainError(
-          '--tfhub_module %s is not a TF1 Hub module (no tfhub_module.pb in '
-          'it).' % module_handle)
+  if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
+    if tf.gfile.Exists(os.path.join(path, 'saved_model.pb')):
+      return _load_tf2_module(module_handle, path, image_size)
+    raise RetrainError(
+        '--tfhub_module %s is neither a TF1 Hub module (tfhub_module.pb) nor '
+        'a TF2 SavedModel (saved_model.pb).' % module_handle)
   try:
-    module_spec = hub.load_module_spec(module_handle)
+    module_spec = hub.load_module_spec(path)
   except Exception as e:  # pylint: disable=broad-except
-    reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-    if _is_url(module_handle):
-      raise RetrainError(
-          'Could not download the module %s (%s). Without network access, pass '
-          'a local module folder with --tfhub_module=/path/to/module, or put '
-          'the downloaded module into the folder TFHUB_CACHE_DIR names.' %
-          (module_handle, reason))
     raise RetrainError('Could not load the module %s: %s' %
-                       (module_handle, reason))
+                       (module_handle, _first_line(e)))
   signature_inputs = module_spec.get_input_info_dict()
   signature_outputs = module_spec.get_output_info_dict()
   if ('images' not in signature_inputs or 'default' not in signature_outputs or
@@ -347,14 +527,27 @@ def load_module_spec(module_handle):
         '--tfhub_module %s is not an image feature vector module: its default '
         "signature must take 'images' and return 'default' [batch, features]."
         % module_handle)
+  if image_size is not None:
+    height, width = hub.get_expected_image_size(module_spec)
+    if (height, width) != (image_size, image_size):
+      raise RetrainError(
+          '--image_size %d does not fit --tfhub_module %s, which takes %dx%d '
+          'images: leave --image_size out.' % (image_size, module_handle,
+                                              height, width))
   return module_spec
+
+
+# The function that applies the module, for each graph create_module_graph
+# built: export_model applies it again to decoded image bytes.
+_graph_modules = weakref.WeakKeyDictionary()
 
 
 def create_module_graph(module_spec):
   """Creates a graph and loads Hub Module into it.
 
   Args:
-    module_spec: the hub.ModuleSpec for the image module being used.
+    module_spec: the hub.ModuleSpec (or TF2ImageModule) for the image module
+      being used.
 
   Returns:
     graph: the tf.Graph that was created.
@@ -363,11 +556,15 @@ def create_module_graph(module_spec):
     wants_quantization: a boolean, whether the module has been instrumented
       with fake quantization ops.
   """
-  height, width = hub.get_expected_image_size(module_spec)
+  height, width = _expected_image_size(module_spec)
   with tf.Graph().as_default() as graph:
     resized_input_tensor = tf.placeholder(tf.float32, [None, height, width, 3])
-    m = hub.Module(module_spec)
+    if isinstance(module_spec, TF2ImageModule):
+      m = module_spec.apply_fn()
+    else:
+      m = hub.Module(module_spec)
     bottleneck_tensor = m(resized_input_tensor)
+    _graph_modules[graph] = m
     wants_quantization = any(node.op in FAKE_QUANT_OPS
                              for node in graph.as_graph_def().node)
   return graph, bottleneck_tensor, resized_input_tensor, wants_quantization
@@ -398,15 +595,29 @@ def module_session_config(bottleneck_precision='float32'):
       rewrite_options=rewrite_options))
 
 
-def module_cache_name(module_handle, bottleneck_precision='float32'):
+def module_cache_name(module_handle, bottleneck_precision='float32',
+                      module_spec=None):
   """The module name used in bottleneck file names.
 
   Values computed in reduced precision are cached apart from float32 ones, so
-  that switching --bottleneck_precision never mixes the two.
+  that switching --bottleneck_precision never mixes the two; a TF2 SavedModel
+  that takes images of any size gives other features for another
+  --image_size, so the size becomes part of the name too.
+
+  Args:
+    module_handle: The --tfhub_module URL or path.
+    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
+    module_spec: The loaded module, to tell a variable-size TF2 model.
+
+  Returns:
+    The name to pass as module_name to get_bottleneck_path.
   """
-  if bottleneck_precision == 'float32':
-    return module_handle
-  return module_handle + '~' + bottleneck_precision
+  name = module_handle
+  if isinstance(module_spec, TF2ImageModule) and module_spec.variable_size:
+    name += '@%dx%d' % tuple(module_spec.image_size)
+  if bottleneck_precision != 'float32':
+    name += '~' + bottleneck_precision
+  return name
 
 
 # ---------------------------------------------------------------------------
@@ -444,8 +655,8 @@ def add_jpeg_decoding(module_spec):
     Tensors for the node to feed JPEG data into, and the output of the
       preprocessing steps.
   """
-  input_height, input_width = hub.get_expected_image_size(module_spec)
-  input_depth = hub.get_num_image_channels(module_spec)
+  input_height, input_width = _expected_image_size(module_spec)
+  input_depth = _num_image_channels(module_spec)
   jpeg_data = tf.placeholder(tf.string, name='DecodeJPGInput')
   resized_image = _decode_and_resize(jpeg_data, input_height, input_width,
                                      input_depth)
@@ -813,9 +1024,20 @@ def _why_image_fails(sess, image_path, jpeg_data_tensor, decoded_image_tensor):
 
 
 def _first_line(error):
+  """The first informative line of an error's message.
+
+  TensorFlow's errors from a Session start with lines such as 'Graph
+  execution error:' and 'Detected at node ...' before the actual reason.
+  """
   message = getattr(error, 'message', None) or str(error)
-  return message.strip().splitlines()[0] if message.strip() else type(
-      error).__name__
+  lines = [line.strip() for line in message.strip().splitlines()]
+  if lines and lines[0] == 'Graph execution error:':
+    # The reason follows "Node: '<name>'", after the stack of where the op
+    # was defined.
+    for index, line in enumerate(lines[:-1]):
+      if line.startswith('Node:') and lines[index + 1]:
+        return lines[index + 1]
+  return lines[0] if lines and lines[0] else type(error).__name__
 
 
 # The bottlenecks of each class and category stacked into one float32 matrix,
@@ -1054,8 +1276,8 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
   Returns:
     The jpeg input layer and the distorted result tensor.
   """
-  input_height, input_width = hub.get_expected_image_size(module_spec)
-  input_depth = hub.get_num_image_channels(module_spec)
+  input_height, input_width = _expected_image_size(module_spec)
+  input_depth = _num_image_channels(module_spec)
   jpeg_data = tf.placeholder(tf.string, name='DistortJPGInput')
   decoded_image_4d = _decode_to_float_4d(jpeg_data, input_depth)
   seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
@@ -1209,12 +1431,13 @@ def _quantize_activations(activations, is_training, ema_decay=0.999):
 
   This is what tf.contrib.quantize used to insert after a layer: variables
   'min' and 'max' that training moves towards each batch's range (they always
-  include 0), and that evaluation reads as they are.
+  include 0), and that evaluation reads as they are. Calls in the same
+  variable scope share the variables.
 
   Returns:
     (quantized activations, list of update ops to run with each train step).
   """
-  with tf.variable_scope(None, default_name='act_quant'):
+  with tf.variable_scope('act_quant', reuse=tf.AUTO_REUSE):
     range_min = tf.get_variable('min', initializer=-6.0, trainable=False)
     range_max = tf.get_variable('max', initializer=6.0, trainable=False)
     updates = []
@@ -1230,6 +1453,11 @@ def _quantize_activations(activations, is_training, ema_decay=0.999):
     quantized = tf.quantization.fake_quant_with_min_max_vars(
         activations, range_min, range_max, num_bits=8)
   return quantized, updates
+
+
+# For each graph with a new layer: a function from bottlenecks to the layer's
+# probabilities that reuses its variables (export_model applies it again).
+_new_layers = weakref.WeakKeyDictionary()
 
 
 def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
@@ -1287,17 +1515,24 @@ def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
       layer_biases = tf.Variable(tf.zeros([class_count]), name='final_biases')
       variable_summaries(layer_biases)
 
-    with tf.name_scope('Wx_plus_b'):
+    def layer_logits(bottlenecks, training):
       weights = (_quantize_weights(layer_weights) if quantize_layer
                  else layer_weights)
-      logits = tf.matmul(bottleneck_input, weights) + layer_biases
+      logits = tf.matmul(bottlenecks, weights) + layer_biases
+      updates = []
       if quantize_layer:
         with tf.variable_scope(layer_name):
-          logits, quantization_updates = _quantize_activations(
-              logits, is_training)
+          logits, updates = _quantize_activations(logits, training)
+      return logits, updates
+
+    with tf.name_scope('Wx_plus_b'):
+      logits, quantization_updates = layer_logits(bottleneck_input,
+                                                  is_training)
       tf.summary.histogram('pre_activations', logits)
 
   final_tensor = tf.nn.softmax(logits, name=final_tensor_name)
+  _new_layers[final_tensor.graph] = (
+      lambda bottlenecks: tf.nn.softmax(layer_logits(bottlenecks, False)[0]))
   tf.summary.histogram('activations', final_tensor)
 
   # If this is an eval graph, we don't need to add loss ops or an optimizer.
@@ -1353,7 +1588,8 @@ def _log_step(step, what, value):
 def run_training_loop(sess, image_lists, class_count, train_step, cross_entropy,
                       bottleneck_input, ground_truth_input, evaluation_step,
                       merged_summaries, tensors, do_distort_images,
-                      store_intermediate_graph, module_sess=None):
+                      store_intermediate_graph, module_sess=None,
+                      module_name=None):
   """Trains the new layer for --how_many_training_steps steps.
 
   Each step trains on a random batch (cached bottlenecks from memory, or
@@ -1377,9 +1613,13 @@ def run_training_loop(sess, image_lists, class_count, train_step, cross_entropy,
     store_intermediate_graph: Callable(step) that saves an intermediate graph.
     module_sess: The Session that runs the module (see
       --bottleneck_precision); sess if None.
+    module_name: The module name in bottleneck file names; defaults to
+      --tfhub_module.
   """
   module_sess = module_sess or sess
   del class_count  # The labels of the batches carry it.
+  if module_name is None:
+    module_name = FLAGS.tfhub_module
   train_writer = tf.summary.FileWriter(
       os.path.join(FLAGS.summaries_dir, 'train'), sess.graph)
   validation_writer = tf.summary.FileWriter(
@@ -1394,8 +1634,7 @@ def run_training_loop(sess, image_lists, class_count, train_step, cross_entropy,
     return get_random_cached_bottlenecks(
         module_sess, image_lists, how_many, category, FLAGS.bottleneck_dir,
         FLAGS.image_dir, tensors['jpeg_data'], tensors['decoded_image'],
-        tensors['resized_image'], tensors['bottleneck'],
-        module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision))
+        tensors['resized_image'], tensors['bottleneck'], module_name)
 
   try:
     for i in range(FLAGS.how_many_training_steps):
@@ -1496,10 +1735,190 @@ def _restore_eval_session(eval_session, checkpoint_path):
   _eval_savers[sess.graph].restore(sess, checkpoint_path)
 
 
+def classification_report(ground_truth, predictions, class_count):
+  """Per-class precision, recall and F1, and the confusion matrix.
+
+  Args:
+    ground_truth: Integer array of the true class of each image.
+    predictions: Integer array of the predicted class of each image.
+    class_count: The number of classes.
+
+  Returns:
+    A dict of numpy arrays: 'confusion' [class_count, class_count] (rows: true
+    class, columns: predicted class), and 'precision', 'recall', 'f1' and
+    'support' (test images of the class) [class_count]. A precision or recall
+    with nothing to divide by (no image predicted as, or of, the class) is
+    NaN, and so is the F1 then.
+  """
+  ground_truth = np.asarray(ground_truth, np.int64)
+  predictions = np.asarray(predictions, np.int64)
+  confusion = np.zeros([class_count, class_count], np.int64)
+  np.add.at(confusion, (ground_truth, predictions), 1)
+  true_positives = np.diag(confusion).astype(np.float64)
+  predicted = confusion.sum(axis=0)
+  support = confusion.sum(axis=1)
+  with np.errstate(divide='ignore', invalid='ignore'):
+    precision = np.where(predicted > 0, true_positives / predicted, np.nan)
+    recall = np.where(support > 0, true_positives / support, np.nan)
+    f1 = np.where(precision + recall > 0,
+                  2 * precision * recall / (precision + recall),
+                  np.where(np.isnan(precision + recall), np.nan, 0.0))
+  return {'confusion': confusion, 'precision': precision, 'recall': recall,
+          'f1': f1, 'support': support}
+
+
+def format_classification_report(report, label_names):
+  """Formats classification_report's result as lines of two tables.
+
+  Args:
+    report: The dict from classification_report.
+    label_names: The class names, in class-index order.
+
+  Returns:
+    The lines: per-class precision/recall/F1/support with a macro average,
+    then the confusion matrix.
+  """
+  def number(value):
+    return '%9s' % ('-' if np.isnan(value) else '%.3f' % value)
+
+  name_width = max([len(name) for name in label_names] + [len('macro avg')])
+  lines = ['%-*s %9s %9s %9s %9s' % (name_width, 'class', 'precision',
+                                     'recall', 'f1', 'support')]
+  for index, name in enumerate(label_names):
+    lines.append('%-*s %s %s %s %9d' % (
+        name_width, name, number(report['precision'][index]),
+        number(report['recall'][index]), number(report['f1'][index]),
+        report['support'][index]))
+  averages = [np.nanmean(report[key]) if not np.all(np.isnan(report[key]))
+              else np.nan for key in ('precision', 'recall', 'f1')]
+  lines.append('%-*s %s %s %s %9d' % (
+      name_width, 'macro avg', number(averages[0]), number(averages[1]),
+      number(averages[2]), report['support'].sum()))
+  lines.append('Confusion matrix (rows: true class, columns: predicted '
+               'class):')
+  column_width = max([len(name) for name in label_names] +
+                     [len(str(report['confusion'].max()))])
+  lines.append(' ' * name_width + ''.join(
+      ' %*s' % (column_width, name) for name in label_names))
+  for index, name in enumerate(label_names):
+    lines.append('%-*s' % (name_width, name) + ''.join(
+        ' %*d' % (column_width, count)
+        for count in report['confusion'][index]))
+  return lines
+
+
+def confusion_matrix_png(confusion, label_names):
+  """Draws a confusion matrix as a PNG image, for TensorBoard.
+
+  Each cell shows its count, shaded by the share of the true class's images
+  it holds: green on the diagonal (right), red elsewhere (wrong), so that
+  the errors stand out.
+
+  Args:
+    confusion: Integer array [classes, classes], rows: true class, columns:
+      predicted class.
+    label_names: The class names, in class-index order.
+
+  Returns:
+    (PNG bytes, height, width).
+  """
+  from PIL import Image, ImageDraw, ImageFont  # pylint: disable=g-import-not-at-top
+  count = len(label_names)
+  cell = int(np.clip(720 // max(count, 1), 12, 56))
+  font_size = int(np.clip(cell * 0.4, 9, 15))
+  try:
+    font = ImageFont.load_default(size=font_size)
+  except (TypeError, ImportError, OSError):  # Pillow without FreeType.
+    font = ImageFont.load_default()
+  names = [name if len(name) <= 24 else name[:23] + '~' for name in label_names]
+  measure = ImageDraw.Draw(Image.new('RGB', (1, 1)))
+
+  def text_size(text):
+    left, top, right, bottom = measure.textbbox((0, 0), text, font=font)
+    return right - left, bottom - top
+
+  pad = 6
+  line = text_size('Mg')[1] + pad
+  names_width = max(text_size(name)[0] for name in names) + 2 * pad
+  left = names_width + line
+  column_labels_top = 2 * line + 2 * pad
+  top = column_labels_top + names_width
+  width = left + count * cell + pad
+  height = top + count * cell + pad
+  image = Image.new('RGB', (max(width, 360), height), 'white')
+  draw = ImageDraw.Draw(image)
+  draw.text((pad, pad), 'Confusion matrix on the test set', fill='black',
+            font=font)
+  draw.text((left, line + 2 * pad), 'predicted class', fill='black',
+            font=font)
+  side = Image.new('RGB', (text_size('true class')[0] + pad, line), 'white')
+  ImageDraw.Draw(side).text((0, 0), 'true class', fill='black', font=font)
+  image.paste(side.rotate(90, expand=True), (pad, top))
+  totals = np.maximum(confusion.sum(axis=1), 1)
+  show_numbers = cell >= 2 * font_size
+  for row in range(count):
+    column_label = Image.new('RGB', (names_width, line), 'white')
+    ImageDraw.Draw(column_label).text((pad, 0), names[row], fill='black',
+                                      font=font)
+    image.paste(column_label.rotate(90, expand=True),
+                (left + row * cell + (cell - line) // 2, column_labels_top))
+    draw.text((line + pad, top + row * cell + (cell - line) // 2 + pad // 2),
+              names[row], fill='black', font=font)
+    for column in range(count):
+      share = confusion[row, column] / float(totals[row])
+      base = (44, 160, 44) if row == column else (214, 39, 40)
+      color = tuple(int(255 - share * (255 - c)) for c in base)
+      x, y = left + column * cell, top + row * cell
+      draw.rectangle([x, y, x + cell - 1, y + cell - 1], fill=color,
+                     outline=(200, 200, 200))
+      if show_numbers:
+        text = str(confusion[row, column])
+        text_width, text_height = text_size(text)
+        draw.text((x + (cell - text_width) / 2, y + (cell - text_height) / 2),
+                  text, fill='white' if share > 0.5 else 'black', font=font)
+  buffer = io.BytesIO()
+  image.save(buffer, format='PNG')
+  return buffer.getvalue(), image.height, image.width
+
+
+def write_evaluation_summaries(summaries_dir, report, label_names,
+                               global_step):
+  """Writes the final evaluation to TensorBoard, in the run 'test'.
+
+  Args:
+    summaries_dir: The --summaries_dir folder.
+    report: The dict from classification_report.
+    label_names: The class names, in class-index order.
+    global_step: The step to file the summaries under.
+  """
+  png, height, width = confusion_matrix_png(report['confusion'], label_names)
+  table = '\n'.join('    ' + line for line in
+                     format_classification_report(report, label_names))
+  text_metadata = tf.SummaryMetadata(
+      plugin_data=tf.SummaryMetadata.PluginData(plugin_name='text'))
+  summary = tf.Summary(value=[
+      tf.Summary.Value(tag='confusion_matrix', image=tf.Summary.Image(
+          height=height, width=width, colorspace=3,
+          encoded_image_string=png)),
+      tf.Summary.Value(tag='evaluation_report', metadata=text_metadata,
+                       tensor=tf.make_tensor_proto(table)),
+  ])
+  writer = tf.summary.FileWriter(os.path.join(summaries_dir, 'test'))
+  try:
+    writer.add_summary(summary, global_step)
+  finally:
+    writer.close()
+
+
 def run_final_eval(train_session, module_spec, class_count, image_lists,
                    jpeg_data_tensor, decoded_image_tensor,
-                   resized_image_tensor, bottleneck_tensor, eval_session=None):
+                   resized_image_tensor, bottleneck_tensor, eval_session=None,
+                   summaries_dir=None, global_step=None, module_name=None):
   """Runs a final evaluation on an eval graph using the test data set.
+
+  Logs the test accuracy, a per-class precision/recall/F1 table and the
+  confusion matrix, and writes the confusion matrix as an image (and the
+  table as text) to TensorBoard, in the run 'test' of summaries_dir.
 
   Args:
     train_session: Session for the train graph with the tensors below.
@@ -1511,21 +1930,30 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
     resized_image_tensor: The input node of the recognition graph.
     bottleneck_tensor: The bottleneck output layer of the CNN graph.
     eval_session: A tuple from build_eval_session to reuse; built if None.
+    summaries_dir: Where the 'test' summaries go; defaults to
+      --summaries_dir.
+    global_step: The step of the summaries; defaults to the last training
+      step, --how_many_training_steps - 1.
+    module_name: The module name in bottleneck file names; defaults to
+      --tfhub_module.
 
   Returns:
     (test accuracy, predicted class indices, ground truth class indices,
     test file names), or None when there are no test images.
   """
+  if summaries_dir is None:
+    summaries_dir = FLAGS.summaries_dir
+  if global_step is None:
+    global_step = FLAGS.how_many_training_steps - 1
+  if module_name is None:
+    module_name = FLAGS.tfhub_module
   test_bottlenecks, test_ground_truth, test_filenames = (
       get_random_cached_bottlenecks(train_session, image_lists,
                                     FLAGS.test_batch_size,
                                     'testing', FLAGS.bottleneck_dir,
                                     FLAGS.image_dir, jpeg_data_tensor,
                                     decoded_image_tensor, resized_image_tensor,
-                                    bottleneck_tensor,
-                                    module_cache_name(
-                                        FLAGS.tfhub_module,
-                                        FLAGS.bottleneck_precision)))
+                                    bottleneck_tensor, module_name))
   if not len(test_bottlenecks):  # pylint: disable=g-explicit-length-test
     tf.logging.warning('There are no test images (see --testing_percentage): '
                        'no final test accuracy.')
@@ -1542,10 +1970,15 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
       })
   tf.logging.info('Final test accuracy = %.1f%% (N=%d)' %
                   (test_accuracy * 100, len(test_bottlenecks)))
+  label_names = list(image_lists.keys())
+  report = classification_report(test_ground_truth, predictions, class_count)
+  tf.logging.info('=== PER-CLASS TEST RESULTS ===')
+  for line in format_classification_report(report, label_names):
+    tf.logging.info(line)
+  write_evaluation_summaries(summaries_dir, report, label_names, global_step)
 
   if FLAGS.print_misclassified_test_images:
     tf.logging.info('=== MISCLASSIFIED TEST IMAGES ===')
-    label_names = list(image_lists.keys())
     for i, test_filename in enumerate(test_filenames):
       if predictions[i] != test_ground_truth[i]:
         tf.logging.info('%70s  %s' % (test_filename,
@@ -1556,6 +1989,12 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
 # ---------------------------------------------------------------------------
 # Exports
 # ---------------------------------------------------------------------------
+
+
+def _frozen_graph_def(sess, final_tensor_name):
+  """The eval graph up to final_tensor_name, with variables as constants."""
+  return tf.graph_util.convert_variables_to_constants(
+      sess, sess.graph.as_graph_def(), [final_tensor_name])
 
 
 def save_graph_to_file(graph_file_name, module_spec, class_count,
@@ -1570,46 +2009,181 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
   """
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  sess = eval_session[0]
-  graph = sess.graph
-
-  output_graph_def = tf.graph_util.convert_variables_to_constants(
-      sess, graph.as_graph_def(), [FLAGS.final_tensor_name])
+  output_graph_def = _frozen_graph_def(eval_session[0],
+                                       FLAGS.final_tensor_name)
 
   ensure_dir_exists(os.path.dirname(os.path.abspath(graph_file_name)))
   _write_file_atomically(graph_file_name, output_graph_def.SerializeToString(deterministic=True),
                          mode='wb')
 
 
-def export_model(module_spec, class_count, saved_model_dir, eval_session=None):
+class _StderrToFile(object):
+  """Sends what C++ code writes to stderr (file descriptor 2) to a file.
+
+  The TF Lite converter prints pages of op statistics to stderr that
+  TF_CPP_MIN_LOG_LEVEL does not silence; its errors reach Python as
+  exceptions anyway.
+  """
+
+  def __enter__(self):
+    sys.stderr.flush()
+    self._saved = os.dup(2)
+    self._file = tempfile.TemporaryFile()
+    os.dup2(self._file.fileno(), 2)
+    return self
+
+  def __exit__(self, *unused_exc_info):
+    sys.stderr.flush()
+    os.dup2(self._saved, 2)
+    os.close(self._saved)
+    self._file.close()
+    return False
+
+
+def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
+                  final_tensor_name=None):
+  """Converts the trained classifier to a TF Lite model file.
+
+  The model takes one image, float [1, height, width, 3] in [0, 1], and
+  returns the probabilities [1, classes]. With a module instrumented for
+  quantization (FakeQuant ops), it is fully quantized instead: uint8 input
+  (real value = q / 255, i.e. the pixel values as they are) and uint8
+  probabilities (real value = q / 256).
+
+  Args:
+    tflite_file: Where to write the .tflite file.
+    module_spec: The hub.ModuleSpec for the image module being used.
+    class_count: Number of classes.
+    eval_session: A tuple from build_eval_session to reuse; built if None.
+    final_tensor_name: Name of the output; defaults to --final_tensor_name.
+
+  Returns:
+    Whether the model is quantized.
+
+  Raises:
+    RetrainError: if TF Lite cannot convert the graph.
+  """
+  final_tensor_name = final_tensor_name or FLAGS.final_tensor_name
+  if eval_session is None:
+    eval_session = build_eval_session(module_spec, class_count)
+  sess, input_tensor = eval_session[0], eval_session[1]
+  graph_def = _frozen_graph_def(sess, final_tensor_name)
+  quantized = any(node.op in FAKE_QUANT_OPS for node in graph_def.node)
+  input_name = input_tensor.op.name
+  with tf.Graph().as_default() as graph:
+    tf.import_graph_def(graph_def, name='')
+    lite_input = graph.get_tensor_by_name(input_name + ':0')
+    lite_input.set_shape([1] + lite_input.get_shape().as_list()[1:])
+    converter = tf.lite.TFLiteConverter(
+        graph.as_graph_def(), [lite_input],
+        [graph.get_tensor_by_name(final_tensor_name + ':0')])
+    if quantized:
+      converter.inference_type = tf.uint8
+      converter.quantized_input_stats = {input_name: (0.0, 255.0)}
+    # The converter adds a handler to the root logger, which would print
+    # every later line of this tool twice.
+    root_handlers = list(logging.getLogger().handlers)
+    try:
+      if tf.logging.get_verbosity() <= tf.logging.DEBUG:
+        tflite_model = converter.convert()
+      else:
+        with _StderrToFile():
+          tflite_model = converter.convert()
+    except Exception as e:  # pylint: disable=broad-except
+      raise RetrainError(
+          'TF Lite cannot convert the trained graph (%s); the frozen graph, '
+          'labels and SavedModel are written, only --tflite_output_file is '
+          'not.' % _first_line(e))
+    finally:
+      logging.getLogger().handlers[:] = root_handlers
+  ensure_dir_exists(os.path.dirname(os.path.abspath(tflite_file)))
+  _write_file_atomically(tflite_file, tflite_model, mode='wb')
+  return quantized
+
+
+def _add_image_bytes_signature(graph, module_spec, labels):
+  """Adds the ops of the serving_bytes signature to an eval graph.
+
+  Each encoded JPEG or PNG image is decoded and resized as for training, then
+  goes through the module and the new layer, whose variables are shared with
+  serving_default's.
+
+  Args:
+    graph: An eval graph from build_eval_session.
+    module_spec: The hub.ModuleSpec (or TF2ImageModule) of the module.
+    labels: The class names in class-index order.
+
+  Returns:
+    (signature inputs, signature outputs) as dicts of tensors.
+  """
+  height, width = _expected_image_size(module_spec)
+  depth = _num_image_channels(module_spec)
+  with graph.as_default(), tf.name_scope('serving_bytes'):
+    image_bytes = tf.placeholder(tf.string, [None], name='image_bytes')
+    images = tf.map_fn(
+        lambda data: _decode_and_resize(data, height, width, depth)[0],
+        image_bytes, fn_output_signature=tf.float32, back_prop=False)
+    images.set_shape([None, height, width, depth])
+    prediction = _new_layers[graph](_graph_modules[graph](images))
+    prediction = tf.identity(prediction, name='prediction')
+    classes = tf.gather(tf.constant(labels), tf.argmax(prediction, axis=1),
+                        name='classes')
+  return {'image_bytes': image_bytes}, {'prediction': prediction,
+                                        'classes': classes}
+
+
+def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
+                 labels=None, final_tensor_name=None):
   """Exports model for serving.
 
-  The SavedModel is written to a temporary folder beside saved_model_dir and
-  renamed into place once complete.
+  The SavedModel (tag 'serve') has two signatures:
+    serving_default: input 'image', float [None, height, width, 3] in [0, 1];
+      output 'prediction', the class probabilities (the original's).
+    serving_bytes: input 'image_bytes', string [None] of encoded JPEG or PNG
+      images; outputs 'prediction' and 'classes', the top class's label.
+  It is written to a temporary folder beside saved_model_dir and renamed into
+  place once complete.
 
   Args:
     module_spec: The hub.ModuleSpec for the image module being used.
     class_count: The number of classes.
     saved_model_dir: Directory in which to save exported model and variables.
     eval_session: A tuple from build_eval_session to reuse; built if None.
+    labels: The class names in class-index order, for 'classes'; the class
+      indices as strings if None.
+    final_tensor_name: Name of the output; defaults to --final_tensor_name.
   """
+  final_tensor_name = final_tensor_name or FLAGS.final_tensor_name
+  if labels is None:
+    labels = [str(index) for index in range(class_count)]
   # The SavedModel should hold the eval graph.
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
   sess, in_image = eval_session[0], eval_session[1]
+  bytes_inputs, bytes_outputs = _add_image_bytes_signature(
+      sess.graph, module_spec, list(labels))
   target_dir = saved_model_dir.rstrip('/\\') or saved_model_dir
   temporary_dir = '%s.tmp-%d-%s' % (target_dir, os.getpid(),
                                     uuid.uuid4().hex[:8])
   with sess.graph.as_default() as graph:
+    signatures = {
+        # Exactly what the original's tf.saved_model.simple_save wrote.
+        'serving_default': tf.saved_model.predict_signature_def(
+            inputs={'image': in_image},
+            outputs={'prediction': graph.get_tensor_by_name(
+                final_tensor_name + ':0')}),
+        'serving_bytes': tf.saved_model.predict_signature_def(
+            inputs=bytes_inputs, outputs=bytes_outputs),
+    }
     try:
-      tf.saved_model.simple_save(
-          sess,
-          temporary_dir,
-          inputs={'image': in_image},
-          outputs={'prediction': graph.get_tensor_by_name(
-              FLAGS.final_tensor_name + ':0')},
-          legacy_init_op=tf.group(tf.tables_initializer(),
-                                  name='legacy_init_op'))
+      builder = tf.saved_model.Builder(temporary_dir)
+      builder.add_meta_graph_and_variables(
+          sess, tags=[tf.saved_model.tag_constants.SERVING],
+          signature_def_map=signatures,
+          assets_collection=tf.get_collection(tf.GraphKeys.ASSET_FILEPATHS),
+          main_op=tf.group(tf.tables_initializer(), name='legacy_init_op'),
+          clear_devices=True)
+      builder.save()
       if tf.gfile.IsDirectory(target_dir) and not tf.gfile.ListDirectory(
           target_dir):
         os.rmdir(target_dir)
@@ -1639,13 +2213,13 @@ def _clearable_summaries_dir(summaries_dir):
     return False
   entries = set(name.rstrip('/') for name in
                 tf.gfile.ListDirectory(summaries_dir))
-  return entries <= {'train', 'validation'}
+  return entries <= set(SUMMARY_RUNS)
 
 
 def prepare_file_system():
   """Clears the previous run's summaries and creates the output folders."""
   # Only this tool's own event folders are ever deleted (checked at start-up).
-  for run_name in ('train', 'validation'):
+  for run_name in SUMMARY_RUNS:
     run_dir = os.path.join(FLAGS.summaries_dir, run_name)
     if tf.gfile.Exists(run_dir):
       tf.gfile.DeleteRecursively(run_dir)
@@ -1756,6 +2330,9 @@ def check_flags(flags):
     raise RetrainError(
         '--testing_percentage plus --validation_percentage must be below 100 '
         'so that some images are left for training.')
+  if flags.image_size is not None and flags.image_size <= 0:
+    raise RetrainError('--image_size must be a positive number of pixels, '
+                       'not %s.' % flags.image_size)
   if flags.intermediate_store_frequency < 0:
     raise RetrainError('--intermediate_store_frequency must be 0 (off) or '
                        'positive.')
@@ -1774,9 +2351,10 @@ def check_flags(flags):
         flags.saved_model_dir)
   if not _clearable_summaries_dir(flags.summaries_dir):
     raise RetrainError(
-        '--summaries_dir %s holds more than this tool\'s train/ and '
-        'validation/ event folders and would be cleared: point it at a '
-        'folder of its own, e.g. /tmp/retrain_logs.' % flags.summaries_dir)
+        '--summaries_dir %s holds more than this tool\'s train/, '
+        'validation/ and test/ event folders and would be cleared: point it '
+        'at a folder of its own, e.g. /tmp/retrain_logs.' %
+        flags.summaries_dir)
   _check_writable('summaries_dir', flags.summaries_dir, True)
   _check_writable('bottleneck_dir', flags.bottleneck_dir, True)
   _check_writable('output_graph', flags.output_graph, False)
@@ -1787,6 +2365,8 @@ def check_flags(flags):
                     flags.intermediate_output_graphs_dir, True)
   if flags.saved_model_dir:
     _check_writable('saved_model_dir', flags.saved_model_dir, True)
+  if flags.tflite_output_file:
+    _check_writable('tflite_output_file', flags.tflite_output_file, False)
 
 
 def _check_categories(image_lists):
@@ -1816,7 +2396,10 @@ def main(_):
   """Runs the whole retraining; returns the process exit code."""
   _configure_logging(FLAGS.logging_verbosity)
   check_flags(FLAGS)
-  module_spec = load_module_spec(FLAGS.tfhub_module)
+  module_spec = load_module_spec(FLAGS.tfhub_module,
+                                 image_size=FLAGS.image_size)
+  module_name = module_cache_name(FLAGS.tfhub_module,
+                                  FLAGS.bottleneck_precision, module_spec)
 
   # Look at the folder structure, and create lists of all the images.
   image_lists = create_image_lists(FLAGS.image_dir, FLAGS.testing_percentage,
@@ -1879,8 +2462,7 @@ def main(_):
     skipped = cache_bottlenecks(
         module_sess, image_lists, FLAGS.image_dir, FLAGS.bottleneck_dir,
         jpeg_data_tensor, decoded_image_tensor, resized_image_tensor,
-        bottleneck_tensor,
-        module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision))
+        bottleneck_tensor, module_name)
     _check_categories(image_lists)
 
     # Create the operations we need to evaluate the accuracy of our new layer.
@@ -1914,7 +2496,8 @@ def main(_):
     run_training_loop(sess, image_lists, class_count, train_step,
                       cross_entropy, bottleneck_input, ground_truth_input,
                       evaluation_step, merged, tensors, do_distort_images,
-                      store_intermediate_graph, module_sess=module_sess)
+                      store_intermediate_graph, module_sess=module_sess,
+                      module_name=module_name)
 
     # After training is complete, force one last save of the train checkpoint.
     train_saver.save(sess, FLAGS.checkpoint_path)
@@ -1930,7 +2513,10 @@ def main(_):
     # some new images we haven't used before.
     run_final_eval(module_sess, module_spec, class_count, image_lists,
                    jpeg_data_tensor, decoded_image_tensor, resized_image_tensor,
-                   bottleneck_tensor, eval_session=eval_session)
+                   bottleneck_tensor, eval_session=eval_session,
+                   summaries_dir=FLAGS.summaries_dir,
+                   global_step=FLAGS.how_many_training_steps - 1,
+                   module_name=module_name)
 
     # Write out the trained graph and labels with the weights stored as
     # constants.
@@ -1943,7 +2529,15 @@ def main(_):
 
     if FLAGS.saved_model_dir:
       export_model(module_spec, class_count, FLAGS.saved_model_dir,
-                   eval_session=eval_session)
+                   eval_session=eval_session,
+                   labels=list(image_lists.keys()))
+    if FLAGS.tflite_output_file:
+      tf.logging.info('Save TF Lite model to : ' + FLAGS.tflite_output_file)
+      if export_tflite(FLAGS.tflite_output_file, module_spec, class_count,
+                       eval_session=eval_session):
+        tf.logging.info('The TF Lite model is fully quantized: uint8 input '
+                        '(the pixel values 0-255) and uint8 output '
+                        '(probability * 256)')
     eval_session[0].close()
     if module_sess is not sess:
       module_sess.close()
@@ -2067,6 +2661,15 @@ def build_parser():
       bottlenecks: bfloat16 is faster where the hardware supports it (oneDNN's
       bfloat16 rewrite on AVX512-BF16/AMX CPUs, float16 mixed precision on a
       GPU). Cached values stay float text, in files of their own.""")
+  parser.add_argument(
+      '--tflite_output_file', type=str, default='',
+      help="""Also write the trained classifier as a TF Lite model here (fully
+      quantized uint8 with a module instrumented for quantization).""")
+  parser.add_argument(
+      '--image_size', type=int, default=None,
+      help="""Input height and width for a TF2 SavedModel module that takes
+      images of any size (see the model's documentation); other modules
+      set it themselves.""")
   parser.add_argument(
       '--random_seed', type=int, default=None,
       help="""Seed for image sampling, initial weights and distortions, so that

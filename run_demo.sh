@@ -25,6 +25,7 @@ echo "== Retraining on flower_photos_sample/"
   --bottleneck_dir "$demo_dir/bottleneck" \
   --checkpoint_path "$demo_dir/checkpoint/_retrain_checkpoint" \
   --saved_model_dir "$demo_dir/saved_models/$(date +%s)/" \
+  --tflite_output_file "$demo_dir/output_graph.tflite" \
   "$@"
 
 echo "== Classifying $photo with the frozen graph"

@@ -74,3 +74,48 @@ def color_image_dir(tmp_path):
                                         ('blue', (40, 40, 210))]):
     write_color_images(str(root / name), color, 24, seed)
   return str(root)
+
+
+@pytest.fixture(scope='session')
+def tf2_modules(tmp_path_factory):
+  """TF2 SavedModel image feature vectors (tests/make_tf2_module.py --all).
+
+  Built in a process of their own, since saving needs TF2 behaviour: a dict
+  of folders by kind: 'fixed' (64x64 input), 'variable_size', 'signature_only'
+  and 'not_image'.
+  """
+  root = str(tmp_path_factory.mktemp('tf2_modules'))
+  result = subprocess.run(
+      [sys.executable, os.path.join(REPO_DIR, 'tests', 'make_tf2_module.py'),
+       '--all', root], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+      text=True, timeout=600, check=False)
+  assert result.returncode == 0, result.stdout[-3000:]
+  return {kind: os.path.join(root, kind) for kind in
+          ('fixed', 'variable_size', 'signature_only', 'not_image')}
+
+
+@pytest.fixture(scope='session')
+def trained_run(sample_module, tmp_path_factory):
+  """A seeded retrain.py run on the sample with the SavedModel and TF Lite on.
+
+  Returns:
+    A dict: 'dir' (all outputs), 'graph', 'labels', 'saved_model', 'tflite',
+    'summaries' paths and 'output' (what the run printed).
+  """
+  out_dir = str(tmp_path_factory.mktemp('trained_run'))
+  paths = {
+      'dir': out_dir,
+      'graph': os.path.join(out_dir, 'output_graph.pb'),
+      'labels': os.path.join(out_dir, 'output_labels.txt'),
+      'saved_model': os.path.join(out_dir, 'saved_models', '1'),
+      'tflite': os.path.join(out_dir, 'model.tflite'),
+      'summaries': os.path.join(out_dir, 'retrain_logs'),
+  }
+  result = run_tool('retrain.py', [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
+      '--how_many_training_steps', '1000', '--random_seed', '1',
+      '--saved_model_dir', paths['saved_model'],
+      '--tflite_output_file', paths['tflite']] + retrain_output_args(out_dir))
+  assert result.returncode == 0, result.stdout[-3000:]
+  paths['output'] = result.stdout
+  return paths

@@ -146,9 +146,17 @@ def test_load_module_spec_errors(tmp_path, sample_module):
     retrain.load_module_spec(str(tmp_path / 'graph.pb'))
   (tmp_path / 'tf2').mkdir()
   (tmp_path / 'tf2' / 'saved_model.pb').write_bytes(b'')
-  with pytest.raises(retrain.RetrainError, match='TF2 SavedModel'):
+  with pytest.raises(retrain.RetrainError,
+                     match='Could not load the TF2 SavedModel'):
     retrain.load_module_spec(str(tmp_path / 'tf2'))
+  (tmp_path / 'empty').mkdir()
+  with pytest.raises(retrain.RetrainError, match='neither a TF1 Hub module'):
+    retrain.load_module_spec(str(tmp_path / 'empty'))
   assert retrain.load_module_spec(sample_module) is not None
+  assert retrain.load_module_spec(sample_module, image_size=128) is not None
+  with pytest.raises(retrain.RetrainError, match='--image_size 224 does not '
+                     'fit'):
+    retrain.load_module_spec(sample_module, image_size=224)
 
 
 def test_half_plus_two_is_not_an_image_module(tmp_path):
@@ -250,6 +258,10 @@ def test_cache_bottlenecks_skips_and_names_bad_images(module_session,
       module_session.sess, image_lists, color_image_dir,
       str(tmp_path / 'bn'), *module_session.tensors(), module_name='m')
   assert sorted(path for path, _ in skipped) == sorted([bad, empty])
+  # The reason itself, not TensorFlow's 'Graph execution error:' preamble.
+  assert dict(skipped)[bad] == ('not a decodable JPEG or PNG image (Unknown '
+                                'image file format. One of JPEG, PNG, GIF, '
+                                'BMP required.)')
   assert 'broken.jpg' not in _all_names(image_lists['red'])
   assert 'empty.jpg' not in _all_names(image_lists['blue'])
   assert len(_all_names(image_lists['red'])) == 24
@@ -506,6 +518,7 @@ def test_prepare_file_system_and_summaries_dir_safety(tmp_path, monkeypatch):
   (summaries / 'train').mkdir(parents=True)
   (summaries / 'train' / 'events.out').write_text('old')
   (summaries / 'validation').mkdir()
+  (summaries / 'test').mkdir()
   monkeypatch.setattr(retrain, 'FLAGS', retrain.build_parser().parse_args(
       ['--summaries_dir', str(summaries), '--intermediate_store_frequency',
        '5', '--intermediate_output_graphs_dir', str(tmp_path / 'inter')]))
@@ -559,4 +572,7 @@ def test_flags_keep_the_original_names_and_defaults():
       'checkpoint_path': '/tmp/_retrain_checkpoint',
       'bottleneck_precision': 'float32',
       'random_seed': None,
+      # Added: see README.md "What next".
+      'tflite_output_file': '',
+      'image_size': None,
   }
