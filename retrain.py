@@ -70,6 +70,13 @@ def _wants_debug_logs(argv):
 if not _wants_debug_logs(sys.argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
+# The most memory (bytes / 1000, 'M': megabytes) that TensorFlow's JPEG decoder
+# (libjpeg-turbo) may take for one image. A progressive JPEG holds all its
+# coefficients, 2-6 bytes per pixel whatever the DCT scaling, so a lying
+# header could otherwise ask for gigabytes; 1000M fits a 12000 x 12000
+# progressive JPEG. Read by the decoder at every image, so it can be set here.
+os.environ.setdefault('JPEGMEM', '1000M')
+
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
@@ -345,7 +352,7 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
   folder, name = os.path.split(path)
   encoded_name = name.encode('utf-8')
   if len(encoded_name) > _MAX_CACHE_NAME_BYTES:
-    # File systems allow 255 bytes, and the temporary name adds up to 38.
+    # File systems allow 255 bytes, and the temporary name adds up to 50.
     name = '%s~%s.txt' % (encoded_name[:150].decode('utf-8', 'ignore'),
                           hashlib.sha1(encoded_name).hexdigest())
     path = os.path.join(folder, name)
@@ -522,7 +529,9 @@ def _decode_image(image_data, channels):
     The decoded uint8 image tensor.
   """
   height, width, is_jpeg = _image_header_size(image_data)
-  pixels = height * width
+  # Clipped first so that a lying 32-bit PNG header cannot overflow int64.
+  pixels = (tf.minimum(height, MAX_IMAGE_PIXELS + 1) *
+            tf.minimum(width, MAX_IMAGE_PIXELS + 1))
 
   def decode(ratio):
     return lambda: tf.image.decode_jpeg(image_data, channels=channels,
@@ -530,7 +539,7 @@ def _decode_image(image_data, channels):
 
   def too_large():
     check = tf.debugging.Assert(False, [
-        'Image too large:', height, 'x', width, 'pixels'])
+        'Image too large:', width, 'x', height, 'pixels'])
     with tf.control_dependencies([check]):
       return tf.zeros([1, 1, channels], tf.uint8)
 
@@ -612,7 +621,13 @@ _TEMPORARY_NAME = re.compile(r'\.tmp-([A-Za-z0-9]*)-(\d+)-[0-9a-f]{8}$')
 
 
 def _host_tag():
-  return re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:16]
+  """Names the machine and the process-id namespace (containers) we run in."""
+  tag = re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:12]
+  try:
+    tag += '%x' % os.stat('/proc/self/ns/pid').st_ino
+  except OSError:
+    pass
+  return tag
 
 
 def _temporary_name(path):
@@ -981,9 +996,60 @@ def _why_file_unusable(image_path):
   if not os.path.isfile(image_path):
     return 'it is not a regular file'
   try:
-    os.close(os.open(image_path, os.O_RDONLY))
+    descriptor = os.open(image_path, os.O_RDONLY)
+    try:
+      is_gif = os.read(descriptor, 4) == b'GIF8'
+    finally:
+      os.close(descriptor)
+    if is_gif:
+      with open(image_path, 'rb') as image_file:
+        return _why_gif_is_unsafe(image_file.read())
   except OSError as e:
     return 'it cannot be read (%s)' % (e.strerror or e)
+  return None
+
+
+def _why_gif_is_unsafe(image_data):
+  """Checks a GIF's frames before TensorFlow decodes them.
+
+  The GIF decoder expands every frame in memory before it looks at their
+  number or size, whatever the size in the header says, so a small GIF can
+  ask for gigabytes. The frame descriptors tell without decoding.
+
+  Returns:
+    Why the GIF must not be decoded, or None.
+  """
+  def skip_sub_blocks(position):
+    while position < len(image_data) and image_data[position]:
+      position += image_data[position] + 1
+    return position + 1
+
+  def color_table_size(flags):
+    return 3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0
+
+  if len(image_data) < 13:
+    return None  # The decoder reports it.
+  position = 13 + color_table_size(image_data[10])
+  frame_sizes = []
+  while position < len(image_data):
+    block = image_data[position]
+    if block == 0x21:  # Extension: label, then data sub-blocks.
+      position = skip_sub_blocks(position + 2)
+    elif block == 0x2C and position + 10 <= len(image_data):  # A frame.
+      width = image_data[position + 5] + 256 * image_data[position + 6]
+      height = image_data[position + 7] + 256 * image_data[position + 8]
+      frame_sizes.append((width, height))
+      position = skip_sub_blocks(
+          position + 11 + color_table_size(image_data[position + 9]))
+    else:  # The trailer, or damage that the decoder will report.
+      break
+  if len(frame_sizes) > 1:
+    return ('it is an animated GIF (%d frames): save one frame as a JPEG or '
+            'PNG' % len(frame_sizes))
+  if frame_sizes and frame_sizes[0][0] * frame_sizes[0][1] > MAX_IMAGE_PIXELS:
+    return ('its GIF frame is %d x %d pixels, more than the %d this tool '
+            'decodes (MAX_IMAGE_PIXELS): scale it down' % (
+                frame_sizes[0][0], frame_sizes[0][1], MAX_IMAGE_PIXELS))
   return None
 
 
@@ -997,12 +1063,34 @@ def _why_image_fails(sess, image_path, jpeg_data_tensor, decoded_image_tensor):
       image_data = image_file.read()
   except (tf.errors.OpError, OSError) as e:
     return 'it cannot be read (%s)' % _error_reason(e)
+  return _why_image_data_fails(sess, image_data, jpeg_data_tensor,
+                               decoded_image_tensor)
+
+
+def _why_image_data_fails(sess, image_data, jpeg_data_tensor,
+                          decoded_image_tensor):
+  """Returns why image bytes cannot be decoded, or None if they can."""
   if not image_data:
     return 'the file is empty'
+  if image_data.startswith(b'GIF8'):
+    reason = _why_gif_is_unsafe(image_data)
+    if reason:
+      return reason
   try:
     sess.run(decoded_image_tensor, {jpeg_data_tensor: image_data})
   except tf.errors.OpError as e:
     reason = _error_reason(e)
+    if 'Invalid JPEG data' in reason:
+      try:
+        height, width, is_jpeg = sess.run(
+            _header_size_tensors(jpeg_data_tensor),
+            {jpeg_data_tensor: image_data})
+      except tf.errors.OpError:
+        is_jpeg = False
+      if is_jpeg and height * width > MAX_IMAGE_PIXELS:
+        return ('it is a %d x %d pixel JPEG that is damaged or needs more '
+                'memory than the JPEG decoder may use (JPEGMEM=%s): scale it '
+                'down' % (width, height, os.environ.get('JPEGMEM')))
     too_large = re.search(r'Image too large:\] \[(\d+)\] \[x\] \[(\d+)\]',
                           reason)
     if too_large:
@@ -1018,6 +1106,16 @@ def _why_image_fails(sess, image_path, jpeg_data_tensor, decoded_image_tensor):
       return 'it is not a JPEG, PNG or GIF image (unknown file format)'
     return 'it is a damaged or truncated image (%s)' % reason
   return None
+
+
+def _header_size_tensors(jpeg_data_tensor):
+  """_image_header_size of an image bytes tensor, built once per tensor."""
+  pipelines = _graph_pipelines.setdefault(jpeg_data_tensor.graph, {})
+  key = ('header', jpeg_data_tensor.name)
+  if key not in pipelines:
+    with jpeg_data_tensor.graph.as_default(), tf.name_scope('image_header'):
+      pipelines[key] = _image_header_size(jpeg_data_tensor)
+  return pipelines[key]
 
 
 def _error_reason(error):
