@@ -65,6 +65,11 @@ def _wants_debug_logs(argv):
   return False
 
 
+if __name__ == '__main__':
+  # Ctrl-C while TensorFlow loads (seconds) ends quietly too; run_main then
+  # turns it into a clean stop.
+  signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
+
 # TensorFlow's C++ start-up lines (CUDA plugin registration, CPU feature notes)
 # are noise for people running this tool; they must be silenced before import.
 if not _wants_debug_logs(sys.argv):
@@ -191,8 +196,16 @@ def _list_image_files(class_dir, unusable=None):
 
   Image files whose names are not valid UTF-8 are left out and added to
   unusable as (path, reason).
+
+  Raises:
+    RetrainError: if class_dir cannot be listed.
   """
-  names, bad_names = _list_folder(class_dir)
+  try:
+    names, bad_names = _list_folder(class_dir)
+  except OSError as e:
+    raise RetrainError('Class folder %s cannot be read (%s): check its '
+                       'permissions, or remove it.' % (class_dir,
+                                                       e.strerror or e))
   for name in sorted(bad_names):
     if _is_image_name(name) and unusable is not None:
       unusable.append((_printable_path(os.path.join(class_dir, name)),
@@ -2017,15 +2030,28 @@ def check_flags(flags):
   if not flags.image_dir:
     raise RetrainError('Must set flag --image_dir to a folder with one '
                        'sub-folder of images per class.')
+  for name in ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
+               'output_labels', 'summaries_dir', 'bottleneck_dir',
+               'tfhub_module', 'saved_model_dir', 'checkpoint_path'):
+    try:
+      getattr(flags, name).encode('utf-8')
+    except UnicodeEncodeError:
+      raise RetrainError('--%s %s is not valid UTF-8, which TensorFlow cannot '
+                         'handle: rename it.' % (
+                             name, _printable_path(getattr(flags, name))))
   if not tf.gfile.Exists(flags.image_dir):
     raise RetrainError("Image directory '%s' not found: check the path given "
                        'to --image_dir.' % flags.image_dir)
   if not tf.gfile.IsDirectory(flags.image_dir):
     raise RetrainError('--image_dir %s is a file, not a folder of class '
                        'folders.' % flags.image_dir)
-  class_folders = [
-      name for name in _class_folders(flags.image_dir, quiet=True)
-      if _list_image_files(os.path.join(flags.image_dir, name))]
+  try:
+    class_folders = [
+        name for name in _class_folders(flags.image_dir, quiet=True)
+        if _list_image_files(os.path.join(flags.image_dir, name))]
+  except OSError as e:
+    raise RetrainError('--image_dir %s cannot be read (%s): check its '
+                       'permissions.' % (flags.image_dir, e.strerror or e))
   if not class_folders:
     raise RetrainError(
         'No valid folders of images found at %s: put the images into one '
@@ -2417,6 +2443,7 @@ def run_main(argv=None):
   """
   global FLAGS
   FLAGS = build_parser().parse_args(argv)
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   signal.signal(signal.SIGTERM, _raise_terminated)
   try:
     return main([sys.argv[0]])

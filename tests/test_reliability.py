@@ -429,6 +429,36 @@ def test_unwritable_destination_is_reported_at_start(color_image_dir,
   assert not (tmp_path / 'out').exists()
 
 
+def test_unreadable_folders_are_one_clear_error(color_image_dir, tmp_path,
+                                                monkeypatch):
+  flags = retrain.build_parser().parse_args(
+      ['--image_dir', color_image_dir] +
+      retrain_output_args(str(tmp_path / 'out')))
+  for folder, expected in [
+      (os.path.join(color_image_dir, 'blue'),
+       'Class folder %s cannot be read (Permission denied): check its '
+       'permissions, or remove it.'),
+      (color_image_dir,
+       '--image_dir %s cannot be read (Permission denied): check its '
+       'permissions.')]:
+    os.chmod(folder, 0)
+    real_listdir = os.listdir
+
+    def refusing_listdir(path, folder=folder, real_listdir=real_listdir):
+      # Root lists a chmod 000 folder anyway: fail as for other users.
+      if os.path.abspath(path) == folder:
+        raise PermissionError(13, 'Permission denied', path)
+      return real_listdir(path)
+
+    with monkeypatch.context() as patch:
+      patch.setattr(os, 'listdir', refusing_listdir)
+      with pytest.raises(retrain.RetrainError) as error:
+        retrain.check_flags(flags)
+    os.chmod(folder, 0o755)
+    assert str(error.value) == expected % folder
+  assert not (tmp_path / 'out').exists()
+
+
 # ------------------------------------------------------------ bad flags (CLI)
 
 def _run_flag_cases(cases, tmp_path, env):
@@ -563,6 +593,8 @@ def test_bad_flags_and_folders_get_one_line_and_write_nothing(
        'is a folder: give a file name'),
       (images + module + ['--bottleneck_dir', str(work / 'a_file.txt')],
        'is a file, not a folder'),
+      (['--image_dir', str(work / NON_UTF8_NAME)],
+       '\\xe9t\\xe9.jpg is not valid UTF-8, which TensorFlow cannot handle'),
   ]
   arguments = []
   for index, (args, _) in enumerate(cases):
@@ -858,6 +890,7 @@ def test_kill_9_at_random_moments_then_rerun_gives_the_same_outputs(
     process.communicate(timeout=300)
   final = run_tool('retrain.py', flags + retrain_output_args(killed_dir))
   assert final.returncode == 0, final.stdout[-3000:]
+  assert '1000 bottlenecks found in the cache, 0 to compute.' in final.stdout
 
   accuracy = r'Final test accuracy = [0-9.]+% \(N=\d+\)'
   assert (re.search(accuracy, final.stdout).group(0) ==
