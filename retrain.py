@@ -65,10 +65,16 @@ def _wants_debug_logs(argv):
   return False
 
 
+def _interrupted_while_loading(signum, frame):
+  del signum, frame
+  os.write(2, b'\nInterrupted: stopped before anything was done.\n')
+  os._exit(130)  # pylint: disable=protected-access
+
+
 if __name__ == '__main__':
-  # Ctrl-C while TensorFlow loads (seconds) ends quietly too; run_main then
-  # turns it into a clean stop.
-  signal.signal(signal.SIGINT, lambda signum, frame: os._exit(130))
+  # Ctrl-C while TensorFlow loads (seconds) would print a traceback; run_main
+  # later turns Ctrl-C into a clean stop.
+  signal.signal(signal.SIGINT, _interrupted_while_loading)
 
 # TensorFlow's C++ start-up lines (CUDA plugin registration, CPU feature notes)
 # are noise for people running this tool; they must be silenced before import.
@@ -410,7 +416,8 @@ def load_module_spec(module_handle):
             '--kind frozen_graph --frozen_graph %s ..." and pass that folder.'
             % (module_handle, path))
       raise RetrainError('--tfhub_module %s is a file, not a Hub module '
-                         'folder.' % module_handle)
+                         'folder: pass the folder that holds '
+                         'tfhub_module.pb.' % module_handle)
     if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
       if tf.gfile.Exists(os.path.join(path, 'saved_model.pb')):
         raise RetrainError(
@@ -419,7 +426,8 @@ def load_module_spec(module_handle):
             'the module.' % module_handle)
       raise RetrainError(
           '--tfhub_module %s is not a TF1 Hub module (no tfhub_module.pb in '
-          'it).' % module_handle)
+          'it): pass a module URL or the folder of a TF1 Hub module.' %
+          module_handle)
   try:
     module_spec = hub.load_module_spec(module_handle)
   except Exception as e:  # pylint: disable=broad-except
