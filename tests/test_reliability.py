@@ -8,6 +8,7 @@ Ctrl-C / SIGTERM and kill -9 at random moments.
 import faulthandler
 import glob
 import json
+import logging
 import os
 import random
 import re
@@ -101,6 +102,8 @@ def _reference_image(path, height, width):
 
 def test_bad_images_are_skipped_with_reasons_and_odd_ones_decoded(
     pipeline, bad_image_dir, tmp_path, caplog):
+  # Other tests' imports (half_plus_two) lower TensorFlow's log level.
+  caplog.set_level(logging.INFO, logger='tensorflow')
   image_dir, expected = bad_image_dir
   red_dir = os.path.join(image_dir, 'red')
   skipped = []
@@ -294,6 +297,7 @@ def test_class_without_usable_training_images_is_one_clear_error(
 
 def test_corrupt_cache_files_are_recomputed_with_a_warning(
     pipeline, color_image_dir, tmp_path, caplog):
+  caplog.set_level(logging.INFO, logger='tensorflow')
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   bottleneck_dir = str(tmp_path / 'bn')
   args = (pipeline.sess, image_lists, color_image_dir, bottleneck_dir) + (
