@@ -162,9 +162,8 @@ def _percentage_hash(file_name):
 
 
 def _is_local(path):
-  """Tells whether path is on the local file system (not gs://, hdfs://...)."""
-  return not re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*://', path) or path.startswith(
-      'file://')
+  """Tells whether path is a plain local path (not gs://, file://...)."""
+  return not re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*://', path)
 
 
 def _printable_path(path):
@@ -498,8 +497,8 @@ def _image_header_size(image_data):
     scalar tensor. A JPEG header that cannot be parsed fails at run time.
   """
   # 32 bytes of the header, padded, so that short files cannot fail the slices.
-  head = tf.strings.substr(
-      tf.strings.join([tf.strings.substr(image_data, 0, 32), b'\0' * 32]), 0, 32)
+  padded = tf.strings.join([tf.strings.substr(image_data, 0, 32), b'\0' * 32])
+  head = tf.strings.substr(padded, 0, 32)
   head_bytes = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
 
   def big_endian(start, length):
@@ -538,9 +537,10 @@ def _decode_image(image_data, channels):
 
   Images of up to MAX_IMAGE_PIXELS pixels are decoded as they are. Larger
   JPEGs are decoded at 1/2, 1/4 or 1/8 of their size by the decoder's DCT
-  scaling (which costs no extra memory); larger PNGs and GIFs, and JPEGs too
-  large even at 1/8, fail with an error, before any memory is allocated for
-  their pixels.
+  scaling, so that only the smaller image is allocated (progressive JPEGs
+  also need memory for their coefficients, capped by JPEGMEM); larger PNGs
+  and GIFs, and JPEGs too large even at 1/8, fail with an error before any
+  memory is allocated for their pixels.
 
   Args:
     image_data: A scalar string tensor, the bytes of an image file.
@@ -661,7 +661,7 @@ def _process_is_gone(pid):
     os.kill(pid, 0)
   except ProcessLookupError:
     return True
-  except OSError:  # E.g. another user's process: it exists.
+  except (OSError, OverflowError):  # E.g. another user's process: it exists.
     return False
   return False
 
@@ -2053,28 +2053,6 @@ def check_flags(flags):
   if not tf.gfile.IsDirectory(flags.image_dir):
     raise RetrainError('--image_dir %s is a file, not a folder of class '
                        'folders.' % flags.image_dir)
-  try:
-    class_folders = [
-        name for name in _class_folders(flags.image_dir, quiet=True)
-        if _list_image_files(os.path.join(flags.image_dir, name))]
-  except OSError as e:
-    raise RetrainError('--image_dir %s cannot be read (%s): check its '
-                       'permissions.' % (flags.image_dir, e.strerror or e))
-  if not class_folders:
-    raise RetrainError(
-        'No valid folders of images found at %s: put the images into one '
-        'sub-folder per class (e.g. %s/roses/*.jpg).' % (
-            flags.image_dir, flags.image_dir.rstrip('/')))
-  if len(class_folders) == 1:
-    raise RetrainError(
-        'Only one valid folder of images found at %s (%s) - multiple classes '
-        'are needed for classification: add a sub-folder of images for each '
-        'other class.' % (flags.image_dir, class_folders[0]))
-  if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
-    raise RetrainError(
-        '--final_tensor_name %r is not a valid TensorFlow op name: use '
-        'letters, digits, and _ . - / (e.g. final_result).' %
-        flags.final_tensor_name)
   positive = ('how_many_training_steps', 'train_batch_size',
               'eval_step_interval')
   for name in positive:
@@ -2128,6 +2106,28 @@ def check_flags(flags):
                     flags.intermediate_output_graphs_dir, True)
   if flags.saved_model_dir:
     _check_writable('saved_model_dir', flags.saved_model_dir, True)
+  try:
+    class_folders = [
+        name for name in _class_folders(flags.image_dir, quiet=True)
+        if _list_image_files(os.path.join(flags.image_dir, name))]
+  except OSError as e:
+    raise RetrainError('--image_dir %s cannot be read (%s): check its '
+                       'permissions.' % (flags.image_dir, e.strerror or e))
+  if not class_folders:
+    raise RetrainError(
+        'No valid folders of images found at %s: put the images into one '
+        'sub-folder per class (e.g. %s/roses/*.jpg).' % (
+            flags.image_dir, flags.image_dir.rstrip('/')))
+  if len(class_folders) == 1:
+    raise RetrainError(
+        'Only one valid folder of images found at %s (%s) - multiple classes '
+        'are needed for classification: add a sub-folder of images for each '
+        'other class.' % (flags.image_dir, class_folders[0]))
+  if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
+    raise RetrainError(
+        '--final_tensor_name %r is not a valid TensorFlow op name: use '
+        'letters, digits, and _ . - / (e.g. final_result).' %
+        flags.final_tensor_name)
 
 
 def _check_categories(image_lists, skipped=()):
