@@ -53,6 +53,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -71,10 +72,28 @@ def _wants_debug_logs(argv):
   return False
 
 
+def _interrupted_while_loading(signum, frame):
+  del signum, frame
+  os.write(2, b'\nInterrupted: stopped before anything was done.\n')
+  os._exit(130)  # pylint: disable=protected-access
+
+
+if __name__ == '__main__':
+  # Ctrl-C while TensorFlow loads (seconds) would print a traceback; run_main
+  # later turns Ctrl-C into a clean stop.
+  signal.signal(signal.SIGINT, _interrupted_while_loading)
+
 # TensorFlow's C++ start-up lines (CUDA plugin registration, CPU feature notes)
 # are noise for people running this tool; they must be silenced before import.
 if not _wants_debug_logs(sys.argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+# The most memory (bytes / 1000, 'M': megabytes) that TensorFlow's JPEG decoder
+# (libjpeg-turbo) may take for one image. A progressive JPEG holds all its
+# coefficients, 2-6 bytes per pixel whatever the DCT scaling, so a lying
+# header could otherwise ask for gigabytes; 1000M fits a 12000 x 12000
+# progressive JPEG. Read by the decoder at every image, so it can be set here.
+os.environ.setdefault('JPEGMEM', '1000M')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
@@ -120,6 +139,13 @@ BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
 # training steps, the validation steps and the final test.
 SUMMARY_RUNS = ('train', 'validation', 'test')
 
+# Images with more pixels than this (~33.5 megapixels, e.g. 7000 x 4800) are
+# decoded at a reduced size (JPEGs) or skipped (PNGs, GIFs), so that a huge
+# photo or a decompression bomb cannot exhaust memory: on its way to the
+# module, an image takes 15 bytes per pixel (uint8, then float32), and several
+# are decoded at once.
+MAX_IMAGE_PIXELS = 2 ** 25
+
 
 class RetrainError(Exception):
   """A mistake of the user's (flags, folders, data): reported as one line."""
@@ -149,19 +175,77 @@ def _percentage_hash(file_name):
           (100.0 / MAX_NUM_IMAGES_PER_CLASS))
 
 
-def _list_image_files(class_dir):
-  """Lists the image files directly inside class_dir, sorted, each once."""
-  names = []
-  for name in tf.gfile.ListDirectory(class_dir):
-    name = name.rstrip('/')
-    extension = name.rsplit('.', 1)[-1].lower() if '.' in name else ''
-    if extension in IMAGE_EXTENSIONS and not tf.gfile.IsDirectory(
-        os.path.join(class_dir, name)):
+def _is_local(path):
+  """Tells whether path is a plain local path (not gs://, file://...)."""
+  return not re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*://', path)
+
+
+def _printable_path(path):
+  """The path with bytes that are not valid UTF-8 shown as \\x escapes."""
+  return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
+def _list_folder(folder):
+  """Lists the names in a folder.
+
+  Returns:
+    (names, bad_names): bad_names are the names that are not valid UTF-8
+    (e.g. Latin-1 names from an old archive), which TensorFlow's file
+    functions cannot handle.
+  """
+  if not _is_local(folder):
+    return [name.rstrip('/') for name in tf.gfile.ListDirectory(folder)], []
+  names, bad_names = [], []
+  for name in os.listdir(folder):
+    try:
+      name.encode('utf-8')
       names.append(name)
-  return sorted(names)
+    except UnicodeEncodeError:
+      bad_names.append(name)
+  return names, bad_names
 
 
-def create_image_lists(image_dir, testing_percentage, validation_percentage):
+def _is_image_name(name):
+  extension = name.rsplit('.', 1)[-1].lower() if '.' in name else ''
+  return extension in IMAGE_EXTENSIONS
+
+
+def _list_image_files(class_dir, unusable=None):
+  """Lists the image files directly inside class_dir, sorted, each once.
+
+  Image files whose names are not valid UTF-8 are left out and added to
+  unusable as (path, reason).
+
+  Raises:
+    RetrainError: if class_dir cannot be listed.
+  """
+  try:
+    names, bad_names = _list_folder(class_dir)
+  except OSError as e:
+    raise RetrainError('Class folder %s cannot be read (%s): check its '
+                       'permissions, or remove it.' % (class_dir,
+                                                       e.strerror or e))
+  for name in sorted(bad_names):
+    if _is_image_name(name) and unusable is not None:
+      unusable.append((_printable_path(os.path.join(class_dir, name)),
+                       'its name is not valid UTF-8: rename it'))
+  return sorted(name for name in names if _is_image_name(name) and
+                not tf.gfile.IsDirectory(os.path.join(class_dir, name)))
+
+
+def _class_folders(image_dir, quiet=False):
+  """The sorted names of image_dir's sub-folders (the classes)."""
+  names, bad_names = _list_folder(image_dir)
+  for name in sorted(bad_names) if not quiet else []:
+    tf.logging.warning('Skipping folder %s: its name is not valid UTF-8: '
+                       'rename it.',
+                       _printable_path(os.path.join(image_dir, name)))
+  return sorted(name for name in names
+                if tf.gfile.IsDirectory(os.path.join(image_dir, name)))
+
+
+def create_image_lists(image_dir, testing_percentage, validation_percentage,
+                       unusable=None):
   """Builds a list of training images from the file system.
 
   Every immediate sub-folder of image_dir is a class, in sorted order. Each
@@ -175,6 +259,8 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage):
     image_dir: String path to a folder containing subfolders of images.
     testing_percentage: Integer percentage of the images to reserve for tests.
     validation_percentage: Integer percentage of images reserved for validation.
+    unusable: A list to add (path, reason) to for each image file that cannot
+      be used at all (its name is not valid UTF-8); warnings name them too.
 
   Returns:
     An OrderedDict containing an entry for each label subfolder, with images
@@ -189,12 +275,15 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage):
     tf.logging.error("Image directory '" + image_dir + "' not found.")
     return None
   result = collections.OrderedDict()
-  sub_dirs = sorted(
-      name.rstrip('/') for name in tf.gfile.ListDirectory(image_dir)
-      if tf.gfile.IsDirectory(os.path.join(image_dir, name)))
+  sub_dirs = _class_folders(image_dir)
   for dir_name in sub_dirs:
     tf.logging.info("Looking for images in '" + dir_name + "'")
-    file_list = _list_image_files(os.path.join(image_dir, dir_name))
+    bad_names = []
+    file_list = _list_image_files(os.path.join(image_dir, dir_name), bad_names)
+    for path, reason in bad_names:
+      tf.logging.warning('Skipping %s: %s', path, reason)
+    if unusable is not None:
+      unusable.extend(bad_names)
     if not file_list:
       tf.logging.warning('No files found')
       continue
@@ -261,6 +350,10 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
   return os.path.join(image_dir, sub_dir, base_name)
 
 
+# Longer cache file names are shortened with a hash of the full name.
+_MAX_CACHE_NAME_BYTES = 200
+
+
 def _module_cache_suffix(module_name):
   """Turns a module URL or path into the suffix used in bottleneck file names."""
   return (module_name.replace('://', '~')  # URL scheme.
@@ -285,9 +378,17 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
   Returns:
     File system path string to an image that meets the requested parameters.
   """
-  return (get_image_path(image_lists, label_name, index, bottleneck_dir,
+  path = (get_image_path(image_lists, label_name, index, bottleneck_dir,
                          category) + '_' + _module_cache_suffix(module_name) +
           '.txt')
+  folder, name = os.path.split(path)
+  encoded_name = name.encode('utf-8')
+  if len(encoded_name) > _MAX_CACHE_NAME_BYTES:
+    # File systems allow 255 bytes, and the temporary name adds up to 50.
+    name = '%s~%s.txt' % (encoded_name[:150].decode('utf-8', 'ignore'),
+                          hashlib.sha1(encoded_name).hexdigest())
+    path = os.path.join(folder, name)
+  return path
 
 
 # ---------------------------------------------------------------------------
@@ -424,7 +525,7 @@ def _load_tf2_module(module_handle, path, image_size):
       loaded = hub.load(path)
     except Exception as e:  # pylint: disable=broad-except
       raise RetrainError('Could not load the TF2 SavedModel %s: %s' %
-                         (module_handle, _first_line(e)))
+                         (module_handle, _error_reason(e)))
     image_input = _tf2_image_input(loaded)
     if image_input is None:
       raise RetrainError(not_a_feature_vector)
@@ -456,7 +557,7 @@ def _load_tf2_module(module_handle, path, image_size):
           tf.placeholder(tf.float32, [None, height, width, 3]))
     except (ValueError, TypeError) as e:
       raise RetrainError('%s (%s)' % (not_a_feature_vector[:-1],
-                                      _first_line(e)))
+                                      _error_reason(e)))
     if (not isinstance(features, tf.Tensor) or features.shape.ndims != 2 or
         features.shape.as_list()[1] is None):
       raise RetrainError(not_a_feature_vector)
@@ -491,7 +592,7 @@ def load_module_spec(module_handle, image_size=None):
           'Could not download the module %s (%s). Without network access, pass '
           'a local module folder with --tfhub_module=/path/to/module, or put '
           'the downloaded module into the folder TFHUB_CACHE_DIR names.' %
-          (module_handle, _first_line(e)))
+          (module_handle, _error_reason(e)))
   else:
     path = module_handle[len('file://'):] if module_handle.startswith(
         'file://') else module_handle
@@ -507,18 +608,20 @@ def load_module_spec(module_handle, image_size=None):
             '--kind frozen_graph --frozen_graph %s ..." and pass that folder.'
             % (module_handle, path))
       raise RetrainError('--tfhub_module %s is a file, not a Hub module '
-                         'folder.' % module_handle)
+                         'folder: pass the folder that holds '
+                         'tfhub_module.pb.' % module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
     if tf.gfile.Exists(os.path.join(path, 'saved_model.pb')):
       return _load_tf2_module(module_handle, path, image_size)
     raise RetrainError(
         '--tfhub_module %s is neither a TF1 Hub module (tfhub_module.pb) nor '
-        'a TF2 SavedModel (saved_model.pb).' % module_handle)
+        'a TF2 SavedModel (saved_model.pb): pass a module URL or a module '
+        'folder.' % module_handle)
   try:
     module_spec = hub.load_module_spec(path)
   except Exception as e:  # pylint: disable=broad-except
     raise RetrainError('Could not load the module %s: %s' %
-                       (module_handle, _first_line(e)))
+                       (module_handle, _error_reason(e)))
   signature_inputs = module_spec.get_input_info_dict()
   signature_outputs = module_spec.get_output_info_dict()
   if ('images' not in signature_inputs or 'default' not in signature_outputs or
@@ -632,9 +735,95 @@ _bottleneck_memory = {}
 _graph_pipelines = weakref.WeakKeyDictionary()
 
 
+def _image_header_size(image_data):
+  """Reads an image's size from its header, without decoding it.
+
+  Args:
+    image_data: A scalar string tensor, the bytes of an image file.
+
+  Returns:
+    (height, width, is_jpeg): int64 scalar tensors for the size of a JPEG, PNG
+    or GIF image (0 for other data, which the decoder then rejects), and a bool
+    scalar tensor. A JPEG header that cannot be parsed fails at run time.
+  """
+  # 32 bytes of the header, padded, so that short files cannot fail the slices.
+  padded = tf.strings.join([tf.strings.substr(image_data, 0, 32), b'\0' * 32])
+  head = tf.strings.substr(padded, 0, 32)
+  head_bytes = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+  def big_endian(start, length):
+    value = tf.constant(0, tf.int64)
+    for position in range(start, start + length):
+      value = value * 256 + head_bytes[position]
+    return value
+
+  def starts_with(magic):
+    return tf.equal(tf.strings.substr(head, 0, len(magic)), magic)
+
+  is_jpeg = starts_with(b'\xff\xd8\xff')
+  is_png = starts_with(b'\x89PNG\r\n\x1a\n')
+  is_gif = starts_with(b'GIF8')
+  zero = tf.constant(0, tf.int64)
+
+  def jpeg_size():
+    shape = tf.cast(tf.image.extract_jpeg_shape(image_data), tf.int64)
+    return shape[0], shape[1]
+
+  def png_size():  # The IHDR chunk: width, then height, big-endian.
+    return big_endian(20, 4), big_endian(16, 4)
+
+  def gif_size():  # The logical screen: width, then height, little-endian.
+    return (head_bytes[8] + 256 * head_bytes[9],
+            head_bytes[6] + 256 * head_bytes[7])
+
+  height, width = tf.case([(is_jpeg, jpeg_size), (is_png, png_size),
+                           (is_gif, gif_size)],
+                          default=lambda: (zero, zero), exclusive=False)
+  return height, width, is_jpeg
+
+
+def _decode_image(image_data, channels):
+  """Decodes JPEG, PNG or GIF bytes to uint8 [height, width, channels].
+
+  Images of up to MAX_IMAGE_PIXELS pixels are decoded as they are. Larger
+  JPEGs are decoded at 1/2, 1/4 or 1/8 of their size by the decoder's DCT
+  scaling, so that only the smaller image is allocated (progressive JPEGs
+  also need memory for their coefficients, capped by JPEGMEM); larger PNGs
+  and GIFs, and JPEGs too large even at 1/8, fail with an error before any
+  memory is allocated for their pixels.
+
+  Args:
+    image_data: A scalar string tensor, the bytes of an image file.
+    channels: The number of colour channels wanted.
+
+  Returns:
+    The decoded uint8 image tensor.
+  """
+  height, width, is_jpeg = _image_header_size(image_data)
+  # Clipped first so that a lying 32-bit PNG header cannot overflow int64.
+  pixels = (tf.minimum(height, MAX_IMAGE_PIXELS + 1) *
+            tf.minimum(width, MAX_IMAGE_PIXELS + 1))
+
+  def decode(ratio):
+    return lambda: tf.image.decode_jpeg(image_data, channels=channels,
+                                        ratio=ratio)
+
+  def too_large():
+    check = tf.debugging.Assert(False, [
+        'Image too large:', width, 'x', height, 'pixels'])
+    with tf.control_dependencies([check]):
+      return tf.zeros([1, 1, channels], tf.uint8)
+
+  branches = [(pixels <= MAX_IMAGE_PIXELS, decode(1))]
+  for ratio in (2, 4, 8):
+    branches.append((tf.logical_and(
+        is_jpeg, pixels <= MAX_IMAGE_PIXELS * ratio * ratio), decode(ratio)))
+  return tf.case(branches, default=too_large, exclusive=False)
+
+
 def _decode_and_resize(image_data, input_height, input_width, input_depth):
   """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1]."""
-  decoded_image = tf.image.decode_jpeg(image_data, channels=input_depth)
+  decoded_image = _decode_image(image_data, input_depth)
   decoded_image_as_float = tf.image.convert_image_dtype(decoded_image,
                                                         tf.float32)
   decoded_image_4d = tf.expand_dims(decoded_image_as_float, 0)
@@ -696,6 +885,68 @@ def ensure_dir_exists(dir_name):
     os.makedirs(dir_name, exist_ok=True)
 
 
+# Temporary files are named '<target>.tmp-<host>-<pid>-<random>', so that the
+# leftovers of a killed run can be told from files that a live run (maybe on
+# another machine sharing the folder) is still writing.
+_TEMPORARY_NAME = re.compile(r'\.tmp-([A-Za-z0-9]*)-(\d+)-[0-9a-f]{8}$')
+
+
+def _host_tag():
+  """Names the machine and the process-id namespace (containers) we run in."""
+  tag = re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:12]
+  try:
+    tag += '%x' % os.stat('/proc/self/ns/pid').st_ino
+  except OSError:
+    pass
+  return tag
+
+
+def _temporary_name(path):
+  return '%s.tmp-%s-%d-%s' % (path, _host_tag(), os.getpid(),
+                              uuid.uuid4().hex[:8])
+
+
+def _process_is_gone(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return True
+  except (OSError, OverflowError):  # E.g. another user's process: it exists.
+    return False
+  return False
+
+
+def _remove_stale_temporary_files(folder, target_name=None):
+  """Deletes temporary files that killed runs on this machine left in folder.
+
+  Args:
+    folder: The folder to clean; nothing happens if it does not exist or is
+      not local.
+    target_name: Only clean up the temporary files of this file name.
+  """
+  if not _is_local(folder) or not os.path.isdir(folder):
+    return
+  host = _host_tag()
+  try:
+    names = os.listdir(folder)
+  except OSError:
+    return
+  for name in names:
+    match = _TEMPORARY_NAME.search(name)
+    if (not match or match.group(1) != host or
+        (target_name is not None and name[:match.start()] != target_name) or
+        not _process_is_gone(int(match.group(2)))):
+      continue
+    path = os.path.join(folder, name)
+    try:
+      if os.path.isdir(path) and not os.path.islink(path):
+        tf.gfile.DeleteRecursively(path)
+      else:
+        os.remove(path)
+    except (OSError, tf.errors.OpError):
+      pass  # Another run cleaned it up first.
+
+
 def _write_file_atomically(path, contents, mode='w'):
   """Writes a file under a temporary name and renames it into place.
 
@@ -703,7 +954,7 @@ def _write_file_atomically(path, contents, mode='w'):
   never a truncated one; concurrent writers of the same path each rename a
   complete file.
   """
-  temporary_path = '%s.tmp-%d-%s' % (path, os.getpid(), uuid.uuid4().hex[:8])
+  temporary_path = _temporary_name(path)
   try:
     with tf.gfile.GFile(temporary_path, mode) as f:
       f.write(contents)
@@ -922,6 +1173,9 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
     The list of (image path, reason) of the images that were skipped.
   """
   ensure_dir_exists(bottleneck_dir)
+  for label_lists in image_lists.values():
+    _remove_stale_temporary_files(os.path.join(bottleneck_dir,
+                                               label_lists['dir']))
   width = _bottleneck_width(bottleneck_tensor)
   missing = []  # (label_name, category, image_name, image_path, cache_path)
   how_many_bottlenecks = 0
@@ -957,8 +1211,23 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
             resized_input_tensor, bottleneck_tensor, module_name)
   tf.logging.info('%d bottlenecks found in the cache, %d to compute.',
                   how_many_bottlenecks - len(missing), len(missing))
+  skipped = []
+
+  def skip(label_name, category, image_name, image_path, reason):
+    tf.logging.warning('Skipping %s: %s', image_path, reason)
+    image_lists[label_name][category].remove(image_name)
+    skipped.append((image_path, reason))
+
+  readable = []
+  for entry in missing:
+    reason = _why_file_unusable(entry[3])
+    if reason:
+      skip(*entry[:4], reason=reason)
+    else:
+      readable.append(entry)
+  missing = readable
   if not missing:
-    return []
+    return skipped
 
   for folder in sorted(set(os.path.dirname(entry[4]) for entry in missing)):
     ensure_dir_exists(folder)
@@ -984,7 +1253,6 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
       computed.add(index)
     progress.add(len(indices))
 
-  skipped = []
   for index, (label_name, category, image_name, image_path,
               bottleneck_path) in enumerate(missing):
     if index in computed:
@@ -998,46 +1266,138 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
           category, sess, jpeg_data_tensor, decoded_image_tensor,
           resized_input_tensor, bottleneck_tensor)
       continue
-    tf.logging.warning('Skipping %s: %s', image_path, reason)
-    image_lists[label_name][category].remove(image_name)
-    skipped.append((image_path, reason))
-  if skipped:
-    tf.logging.warning('%d image(s) could not be used and were skipped.',
-                       len(skipped))
+    skip(label_name, category, image_name, image_path, reason)
   return skipped
+
+
+def _why_file_unusable(image_path):
+  """Checks a local image file before it is read.
+
+  A named pipe or device called *.jpg would block the reader for ever, so
+  only regular files are read.
+
+  Returns:
+    Why the file cannot be read, or None if it can (or is not local).
+  """
+  if not _is_local(image_path):
+    return None
+  if os.path.islink(image_path) and not os.path.exists(image_path):
+    return 'it is a broken symbolic link (to %s)' % os.readlink(image_path)
+  if not os.path.exists(image_path):
+    return 'it does not exist (any more)'
+  if not os.path.isfile(image_path):
+    return 'it is not a regular file'
+  try:
+    descriptor = os.open(image_path, os.O_RDONLY)
+    try:
+      is_gif = os.read(descriptor, 4) == b'GIF8'
+    finally:
+      os.close(descriptor)
+    if is_gif:
+      with open(image_path, 'rb') as image_file:
+        return _why_gif_is_unsafe(image_file.read())
+  except OSError as e:
+    return 'it cannot be read (%s)' % (e.strerror or e)
+  return None
+
+
+def _why_gif_is_unsafe(image_data):
+  """Checks a GIF's frames before TensorFlow decodes them.
+
+  The GIF decoder expands every frame in memory before it looks at their
+  number or size, whatever the size in the header says, so a small GIF can
+  ask for gigabytes. The frame descriptors tell without decoding.
+
+  Returns:
+    Why the GIF must not be decoded, or None.
+  """
+  def skip_sub_blocks(position):
+    while position < len(image_data) and image_data[position]:
+      position += image_data[position] + 1
+    return position + 1
+
+  def color_table_size(flags):
+    return 3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0
+
+  if len(image_data) < 13:
+    return None  # The decoder reports it.
+  position = 13 + color_table_size(image_data[10])
+  frame_sizes = []
+  while position < len(image_data):
+    block = image_data[position]
+    if block == 0x21:  # Extension: label, then data sub-blocks.
+      position = skip_sub_blocks(position + 2)
+    elif block == 0x2C and position + 10 <= len(image_data):  # A frame.
+      width = image_data[position + 5] + 256 * image_data[position + 6]
+      height = image_data[position + 7] + 256 * image_data[position + 8]
+      frame_sizes.append((width, height))
+      position = skip_sub_blocks(
+          position + 11 + color_table_size(image_data[position + 9]))
+    else:  # The trailer, or damage that the decoder will report.
+      break
+  if len(frame_sizes) > 1:
+    return ('it is an animated GIF (%d frames): save one frame as a JPEG or '
+            'PNG' % len(frame_sizes))
+  if frame_sizes and frame_sizes[0][0] * frame_sizes[0][1] > MAX_IMAGE_PIXELS:
+    return ('its GIF frame is %d x %d pixels, more than the %d this tool '
+            'decodes (MAX_IMAGE_PIXELS): scale it down' % (
+                frame_sizes[0][0], frame_sizes[0][1], MAX_IMAGE_PIXELS))
+  return None
 
 
 def _why_image_fails(sess, image_path, jpeg_data_tensor, decoded_image_tensor):
   """Returns why an image cannot be read and decoded, or None if it can."""
+  reason = _why_file_unusable(image_path)
+  if reason:
+    return reason
   try:
     with tf.gfile.GFile(image_path, 'rb') as image_file:
       image_data = image_file.read()
   except (tf.errors.OpError, OSError) as e:
-    return 'cannot be read (%s)' % _first_line(e)
+    return 'it cannot be read (%s)' % _error_reason(e)
+  return _why_image_data_fails(sess, image_data, jpeg_data_tensor,
+                               decoded_image_tensor)
+
+
+def _why_image_data_fails(sess, image_data, jpeg_data_tensor,
+                          decoded_image_tensor):
+  """Returns why image bytes cannot be decoded, or None if they can."""
   if not image_data:
-    return 'empty file'
+    return 'the file is empty'
+  if image_data.startswith(b'GIF8'):
+    reason = _why_gif_is_unsafe(image_data)
+    if reason:
+      return reason
   try:
     sess.run(decoded_image_tensor, {jpeg_data_tensor: image_data})
   except tf.errors.OpError as e:
-    return 'not a decodable JPEG or PNG image (%s)' % _first_line(e)
+    reason = _error_reason(e)
+    if 'Invalid JPEG data' in reason:
+      try:
+        height, width, is_jpeg = sess.run(
+            _header_size_tensors(jpeg_data_tensor),
+            {jpeg_data_tensor: image_data})
+      except tf.errors.OpError:
+        is_jpeg = False
+      if is_jpeg and height * width > MAX_IMAGE_PIXELS:
+        return ('it is a %d x %d pixel JPEG that is damaged or needs more '
+                'memory than the JPEG decoder may use (JPEGMEM=%s): scale it '
+                'down' % (width, height, os.environ.get('JPEGMEM')))
+    too_large = re.search(r'Image too large:\] \[(\d+)\] \[x\] \[(\d+)\]',
+                          reason)
+    if too_large:
+      return ('it is %s x %s pixels, more than the %d this tool decodes '
+              '(MAX_IMAGE_PIXELS): scale it down' % (
+                  too_large.group(1), too_large.group(2), MAX_IMAGE_PIXELS))
+    if 'animated gifs' in reason:
+      return ('it is an animated GIF (%s): save one frame as a JPEG or PNG'
+              % reason.split(',')[0])
+    if 'BMP format' in reason:
+      return 'it is a BMP image: convert it to JPEG or PNG'
+    if 'Unknown image file format' in reason:
+      return 'it is not a JPEG, PNG or GIF image (unknown file format)'
+    return 'it is a damaged or truncated image (%s)' % reason
   return None
-
-
-def _first_line(error):
-  """The first informative line of an error's message.
-
-  TensorFlow's errors from a Session start with lines such as 'Graph
-  execution error:' and 'Detected at node ...' before the actual reason.
-  """
-  message = getattr(error, 'message', None) or str(error)
-  lines = [line.strip() for line in message.strip().splitlines()]
-  if lines and lines[0] == 'Graph execution error:':
-    # The reason follows "Node: '<name>'", after the stack of where the op
-    # was defined.
-    for index, line in enumerate(lines[:-1]):
-      if line.startswith('Node:') and lines[index + 1]:
-        return lines[index + 1]
-  return lines[0] if lines and lines[0] else type(error).__name__
 
 
 # The bottlenecks of each class and category stacked into one float32 matrix,
@@ -1079,6 +1439,36 @@ def _class_bottleneck_matrix(sess, image_lists, label_name, category,
         module_name)] = matrix[index]
   _class_matrices[key] = (image_names, len(image_names), matrix)
   return matrix
+
+def _header_size_tensors(jpeg_data_tensor):
+  """_image_header_size of an image bytes tensor, built once per tensor."""
+  pipelines = _graph_pipelines.setdefault(jpeg_data_tensor.graph, {})
+  key = ('header', jpeg_data_tensor.name)
+  if key not in pipelines:
+    with jpeg_data_tensor.graph.as_default(), tf.name_scope('image_header'):
+      pipelines[key] = _image_header_size(jpeg_data_tensor)
+  return pipelines[key]
+
+
+def _error_reason(error):
+  """The line of an error's message that says what went wrong.
+
+  TensorFlow's errors from a Session start with 'Graph execution error:' and
+  the stack of where the op was defined; the reason follows "Node: '<name>'"
+  and comes before the '[[{{node ...}}]]' line. Other errors say it first.
+  """
+  message = getattr(error, 'message', None) or str(error)
+  lines = [line.strip() for line in message.splitlines()]
+  lines = [line for line in lines if line]
+  if not lines:
+    return type(error).__name__
+  for index, line in enumerate(lines[:-1]):
+    if line.startswith('Node:') and not lines[index + 1].startswith('[['):
+      return lines[index + 1]
+  if lines[0] == 'Graph execution error:':
+    reasons = [line for line in lines[1:] if not line.startswith('[[')]
+    return reasons[-1] if reasons else lines[0]
+  return lines[0]
 
 
 def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
@@ -1230,7 +1620,7 @@ def _distort_image(image_4d, input_height, input_width, input_depth,
 
 
 def _decode_to_float_4d(image_data, input_depth):
-  decoded_image = tf.image.decode_jpeg(image_data, channels=input_depth)
+  decoded_image = _decode_image(image_data, input_depth)
   decoded_image_as_float = tf.image.convert_image_dtype(decoded_image,
                                                         tf.float32)
   return tf.expand_dims(decoded_image_as_float, 0)
@@ -1301,32 +1691,46 @@ def _distorted_batch_reader(graph, settings, image_lists, image_dir, category,
   A generator draws (image, label, seed) at random like the original; reading,
   decoding and distorting run on tf.data's parallel threads and the next batch
   is prefetched while the current one goes through the module. Images that
-  fail to decode are dropped, so every batch is still full.
+  fail to decode (changed or removed since they were cached) are dropped, so
+  every batch is still full; when far more draws fail than succeed, the
+  dataset ends instead of waiting for ever for a batch.
 
   Returns:
-    The next (images, ground truths) batch tensors.
+    (next (images, ground truths) batch tensors, a dict whose 'drawn' count
+    the caller copies to 'drawn_at_last_batch' after each batch).
   """
   key = ('distort', tuple(sorted(settings.items())), id(image_lists),
          image_dir, category, batch_size)
   pipelines = _graph_pipelines.setdefault(graph, {})
   if key in pipelines:
-    return pipelines[key][0]
+    return pipelines[key][0], pipelines[key][2]
   label_names = list(image_lists.keys())
   usable = [i for i, name in enumerate(label_names)
             if image_lists[name][category]]
   # A private generator, seeded from the global one, so that the prefetching
   # thread never races the main thread for random numbers.
   rng = random.Random(random.getrandbits(64))
+  # Between two batches the pipeline draws one batch, plus what its buffers
+  # (a prefetched batch, a batch being filled, the parallel decoders) refill,
+  # plus the failures.
+  progress = {'drawn': 0, 'drawn_at_last_batch': 0}
+  max_draws_per_batch = 10 * batch_size + 1000
 
   def samples():
-    while True:
+    while (progress['drawn'] - progress['drawn_at_last_batch'] <=
+           max_draws_per_batch):
+      progress['drawn'] += 1
       label_index = rng.choice(usable)
       label_name = label_names[label_index]
       image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
       path = get_image_path(image_lists, label_name, image_index, image_dir,
                             category)
-      yield (path, label_index,
-             [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)])
+      seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
+      # A file that is not a regular file (any more) would fail, or block the
+      # reader for ever if it were a named pipe.
+      if _is_local(path) and not os.path.isfile(path):
+        continue
+      yield (path, label_index, seed)
 
   def load(path, label_index, seed):
     image_4d = _decode_to_float_4d(tf.io.read_file(path),
@@ -1344,8 +1748,8 @@ def _distorted_batch_reader(graph, settings, image_lists, image_dir, category,
     dataset = dataset.batch(batch_size).prefetch(1)
     next_batch = tf.data.make_one_shot_iterator(dataset).get_next()
   # The image_lists reference keeps id(image_lists) from being reused.
-  pipelines[key] = (next_batch, image_lists)
-  return next_batch
+  pipelines[key] = (next_batch, image_lists, progress)
+  return next_batch, progress
 
 
 def get_random_distorted_bottlenecks(
@@ -1380,9 +1784,16 @@ def get_random_distorted_bottlenecks(
   settings = _distortion_settings.get(distorted_image.graph, {}).get(
       distorted_image.name)
   if settings is not None:
-    next_batch = _distorted_batch_reader(sess.graph, settings, image_lists,
-                                         image_dir, category, how_many)
-    images, ground_truths = sess.run(next_batch)
+    next_batch, progress = _distorted_batch_reader(
+        sess.graph, settings, image_lists, image_dir, category, how_many)
+    try:
+      images, ground_truths = sess.run(next_batch)
+    except tf.errors.OutOfRangeError:
+      raise RetrainError(
+          'The %s images in %s can no longer be read (were files removed or '
+          'changed during the run?): check the folder and run the same '
+          'command again.' % (category, image_dir))
+    progress['drawn_at_last_batch'] = progress['drawn']
   else:  # A distortion graph of the caller's own: one image at a time.
     label_names = list(image_lists.keys())
     images = []
@@ -2093,7 +2504,7 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
       raise RetrainError(
           'TF Lite cannot convert the trained graph (%s); the frozen graph, '
           'labels and SavedModel are written, only --tflite_output_file is '
-          'not.' % _first_line(e))
+          'not.' % _error_reason(e))
     finally:
       logging.getLogger().handlers[:] = root_handlers
   ensure_dir_exists(os.path.dirname(os.path.abspath(tflite_file)))
@@ -2163,8 +2574,7 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
   bytes_inputs, bytes_outputs = _add_image_bytes_signature(
       sess.graph, module_spec, list(labels))
   target_dir = saved_model_dir.rstrip('/\\') or saved_model_dir
-  temporary_dir = '%s.tmp-%d-%s' % (target_dir, os.getpid(),
-                                    uuid.uuid4().hex[:8])
+  temporary_dir = _temporary_name(target_dir)
   with sess.graph.as_default() as graph:
     signatures = {
         # Exactly what the original's tf.saved_model.simple_save wrote.
@@ -2187,6 +2597,15 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
       if tf.gfile.IsDirectory(target_dir) and not tf.gfile.ListDirectory(
           target_dir):
         os.rmdir(target_dir)
+      if tf.gfile.Exists(target_dir):
+        # Filled by someone else during the run (it was checked at start-up):
+        # keep the new model beside it rather than lose the run's work.
+        kept_dir = '%s-%d' % (target_dir, int(time.time()))
+        tf.gfile.Rename(temporary_dir, kept_dir)
+        raise RetrainError(
+            '--saved_model_dir %s was created by something else during the '
+            'run: the SavedModel was written to %s instead; move it where '
+            'you want it.' % (saved_model_dir, kept_dir))
       tf.gfile.Rename(temporary_dir, target_dir)
     except BaseException:
       if tf.gfile.Exists(temporary_dir):
@@ -2226,6 +2645,14 @@ def prepare_file_system():
   tf.gfile.MakeDirs(FLAGS.summaries_dir)
   if FLAGS.intermediate_store_frequency > 0:
     ensure_dir_exists(FLAGS.intermediate_output_graphs_dir)
+    _remove_stale_temporary_files(FLAGS.intermediate_output_graphs_dir)
+  # What a killed run may have left beside the outputs.
+  for path in (FLAGS.output_graph, FLAGS.output_labels,
+               FLAGS.saved_model_dir.rstrip('/\\')):
+    if path and _is_local(path):
+      path = os.path.abspath(path)
+      _remove_stale_temporary_files(os.path.dirname(path),
+                                    os.path.basename(path))
 
 
 def logging_level_verbosity(logging_verbosity):
@@ -2302,9 +2729,20 @@ def check_flags(flags):
     RetrainError: with one sentence on what is wrong and what to do.
   """
   if not flags.image_dir:
-    raise RetrainError('Must set flag --image_dir.')
+    raise RetrainError('Must set flag --image_dir to a folder with one '
+                       'sub-folder of images per class.')
+  for name in ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
+               'output_labels', 'summaries_dir', 'bottleneck_dir',
+               'tfhub_module', 'saved_model_dir', 'checkpoint_path'):
+    try:
+      getattr(flags, name).encode('utf-8')
+    except UnicodeEncodeError:
+      raise RetrainError('--%s %s is not valid UTF-8, which TensorFlow cannot '
+                         'handle: rename it.' % (
+                             name, _printable_path(getattr(flags, name))))
   if not tf.gfile.Exists(flags.image_dir):
-    raise RetrainError("Image directory '%s' not found." % flags.image_dir)
+    raise RetrainError("Image directory '%s' not found: check the path given "
+                       'to --image_dir.' % flags.image_dir)
   if not tf.gfile.IsDirectory(flags.image_dir):
     raise RetrainError('--image_dir %s is a file, not a folder of class '
                        'folders.' % flags.image_dir)
@@ -2367,16 +2805,51 @@ def check_flags(flags):
     _check_writable('saved_model_dir', flags.saved_model_dir, True)
   if flags.tflite_output_file:
     _check_writable('tflite_output_file', flags.tflite_output_file, False)
+  try:
+    class_folders = [
+        name for name in _class_folders(flags.image_dir, quiet=True)
+        if _list_image_files(os.path.join(flags.image_dir, name))]
+  except OSError as e:
+    raise RetrainError('--image_dir %s cannot be read (%s): check its '
+                       'permissions.' % (flags.image_dir, e.strerror or e))
+  if not class_folders:
+    raise RetrainError(
+        'No valid folders of images found at %s: put the images into one '
+        'sub-folder per class (e.g. %s/roses/*.jpg).' % (
+            flags.image_dir, flags.image_dir.rstrip('/')))
+  if len(class_folders) == 1:
+    raise RetrainError(
+        'Only one valid folder of images found at %s (%s) - multiple classes '
+        'are needed for classification: add a sub-folder of images for each '
+        'other class.' % (flags.image_dir, class_folders[0]))
+  if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
+    raise RetrainError(
+        '--final_tensor_name %r is not a valid TensorFlow op name: use '
+        'letters, digits, and _ . - / (e.g. final_result).' %
+        flags.final_tensor_name)
 
 
-def _check_categories(image_lists):
-  """Stops when a class has no training images; warns about other gaps."""
+def _check_categories(image_lists, skipped=()):
+  """Stops when a class has no training images; warns about other gaps.
+
+  Args:
+    image_lists: OrderedDict of the usable images for each label.
+    skipped: (image path, reason) of the images that were skipped.
+
+  Raises:
+    RetrainError: if a class has no training image left.
+  """
   for label_name, label_lists in image_lists.items():
     if not label_lists['training']:
+      skipped_here = sum(
+          1 for path, _ in skipped
+          if os.path.basename(os.path.dirname(path)) == label_lists['dir'])
       raise RetrainError(
-          "Class '%s' (folder %s) has no usable training image: add more "
-          'images to it, or remove the folder.' % (label_name,
-                                                   label_lists['dir']))
+          "Class '%s' (folder %s) has no usable training image%s: add more "
+          'images to it, or remove the folder.' % (
+              label_name, label_lists['dir'],
+              ' (%d of its images were skipped, see the warnings above)' %
+              skipped_here if skipped_here else ''))
     for category in ('testing', 'validation'):
       if not label_lists[category]:
         tf.logging.warning(
@@ -2402,8 +2875,10 @@ def main(_):
                                   FLAGS.bottleneck_precision, module_spec)
 
   # Look at the folder structure, and create lists of all the images.
+  skipped = []
   image_lists = create_image_lists(FLAGS.image_dir, FLAGS.testing_percentage,
-                                   FLAGS.validation_percentage)
+                                   FLAGS.validation_percentage,
+                                   unusable=skipped)
   class_count = len(image_lists.keys())
   if class_count == 0:
     raise RetrainError('No valid folders of images found at ' +
@@ -2459,11 +2934,11 @@ def main(_):
     # Evaluation always uses the cached bottlenecks of undistorted images, so
     # they are computed in both cases; training images only without
     # distortions.
-    skipped = cache_bottlenecks(
+    skipped += cache_bottlenecks(
         module_sess, image_lists, FLAGS.image_dir, FLAGS.bottleneck_dir,
         jpeg_data_tensor, decoded_image_tensor, resized_image_tensor,
         bottleneck_tensor, module_name)
-    _check_categories(image_lists)
+    _check_categories(image_lists, skipped)
 
     # Create the operations we need to evaluate the accuracy of our new layer.
     evaluation_step, _ = add_evaluation_step(final_tensor, ground_truth_input)
@@ -2541,10 +3016,24 @@ def main(_):
     eval_session[0].close()
     if module_sess is not sess:
       module_sess.close()
-  if skipped:
-    tf.logging.warning('Summary: %d image(s) were skipped because they could '
-                       'not be decoded (see the warnings above).', len(skipped))
+  _log_skipped_summary(image_lists, skipped)
   return 0
+
+
+def _log_skipped_summary(image_lists, skipped):
+  """Logs how many images were used and how many skipped, per class."""
+  used = sum(len(label_lists[category]) for label_lists in image_lists.values()
+             for category in CATEGORIES)
+  if not skipped:
+    tf.logging.info('Summary: all %d images were used.', used)
+    return
+  per_folder = collections.Counter(
+      os.path.basename(os.path.dirname(path)) for path, _ in skipped)
+  tf.logging.warning(
+      'Summary: %d image(s) were skipped (%s) and %d used; the warnings above '
+      'name each skipped file and why.', len(skipped),
+      ', '.join('%d in %s' % (count, folder)
+                for folder, count in sorted(per_folder.items())), used)
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -2677,7 +3166,7 @@ def build_parser():
   return parser
 
 
-class _Terminated(Exception):
+class _Terminated(BaseException):
   """Raised in the main thread when SIGTERM arrives."""
 
 
@@ -2699,6 +3188,7 @@ def run_main(argv=None):
   """
   global FLAGS
   FLAGS = build_parser().parse_args(argv)
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   signal.signal(signal.SIGTERM, _raise_terminated)
   try:
     return main([sys.argv[0]])

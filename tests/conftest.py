@@ -119,3 +119,112 @@ def trained_run(sample_module, tmp_path_factory):
   assert result.returncode == 0, result.stdout[-3000:]
   paths['output'] = result.stdout
   return paths
+
+
+def png_bytes(pixels, bit_depth=8, declared_size=None, rows=None):
+  """Encodes a PNG by hand (PIL cannot write 16-bit colour PNGs).
+
+  Args:
+    pixels: uint8 or uint16 array [height, width, 3] (RGB) or [height, width, 4]
+      (RGBA).
+    bit_depth: 8 or 16.
+    declared_size: (height, width) to write into the header instead of the
+      real one (a decompression bomb's lie).
+    rows: how many rows of pixel data to store (default: all).
+
+  Returns:
+    The PNG file's bytes.
+  """
+  import struct  # pylint: disable=g-import-not-at-top
+  import zlib  # pylint: disable=g-import-not-at-top
+
+  def chunk(kind, data):
+    return (struct.pack('>I', len(data)) + kind + data +
+            struct.pack('>I', zlib.crc32(kind + data) & 0xffffffff))
+
+  height, width, channels = pixels.shape
+  declared_height, declared_width = declared_size or (height, width)
+  color_type = {3: 2, 4: 6}[channels]
+  dtype = '>u2' if bit_depth == 16 else 'u1'
+  raw = b''.join(b'\x00' + row.astype(dtype).tobytes()
+                 for row in pixels[:rows])
+  header = struct.pack('>IIBBBBB', declared_width, declared_height, bit_depth,
+                       color_type, 0, 0, 0)
+  return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) +
+          chunk(b'IDAT', zlib.compress(raw, 9)) + chunk(b'IEND', b''))
+
+
+# The name of a file whose name is not valid UTF-8 (Latin-1 'été.jpg').
+NON_UTF8_NAME = os.fsdecode(b'\xe9t\xe9.jpg')
+
+
+def write_bad_images(class_dir, seed=0, huge=True):
+  """Adds every kind of odd, broken or hostile image file to a class folder.
+
+  Args:
+    class_dir: an existing class folder that already holds good images.
+    seed: seed of the random pixels and bytes.
+    huge: whether to write the 12000 x 12000 JPEG (a few seconds).
+
+  Returns:
+    {file name: None if the image must be used, else a piece of the reason it
+    must be skipped with}. 'no_permission.jpg' can still be read by root.
+  """
+  import io  # pylint: disable=g-import-not-at-top
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(seed)
+  rgb = np.clip(rng.randn(48, 64, 3) * 35 + (210, 40, 40), 0,
+                255).astype(np.uint8)
+
+  def encoded(image, image_format, **options):
+    buffer = io.BytesIO()
+    image.save(buffer, image_format, **options)
+    return buffer.getvalue()
+
+  jpeg = encoded(Image.fromarray(rgb), 'JPEG', quality=90)
+  frames = [Image.fromarray(rgb).convert('P'),
+            Image.fromarray(255 - rgb).convert('P')]
+  animated = io.BytesIO()
+  frames[0].save(animated, 'GIF', save_all=True, append_images=frames[1:])
+  rgba = np.dstack([rgb, rng.randint(0, 256, rgb.shape[:2])]).astype(np.uint8)
+  files = {
+      'truncated.jpg': (jpeg[:len(jpeg) // 2], 'damaged or truncated'),
+      'zero_bytes.jpg': (b'', 'empty'),
+      'random_bytes.jpg': (rng.bytes(3000), 'unknown file format'),
+      'png_named.jpg': (encoded(Image.fromarray(rgb), 'PNG'), None),
+      'gif_named.jpg': (encoded(Image.fromarray(rgb).convert('P'), 'GIF'),
+                        None),
+      'animated_gif_named.jpg': (animated.getvalue(), 'an animated GIF'),
+      'bmp_named.jpg': (encoded(Image.fromarray(rgb), 'BMP'), 'a BMP image'),
+      'cmyk.jpg': (encoded(Image.fromarray(rgb).convert('CMYK'), 'JPEG',
+                           quality=95), None),
+      'grayscale.jpg': (encoded(Image.fromarray(rgb).convert('L'), 'JPEG',
+                                quality=95), None),
+      'rgba.png': (png_bytes(rgba), None),
+      'sixteen_bit.png': (png_bytes(rgb.astype(np.uint16) * 257, 16), None),
+      'one_pixel.jpg': (encoded(Image.fromarray(rgb[:1, :1]), 'JPEG'), None),
+      'bomb.png': (png_bytes(rgb, declared_size=(20000, 20000), rows=2),
+                   '20000 x 20000 pixels, more than the'),
+      'my photo ñ 日本.jpg': (jpeg, None),
+      'long_name_' + 'x' * 230 + '.jpg': (jpeg, None),
+      'no_permission.jpg': (jpeg, 'cannot be read'),
+      NON_UTF8_NAME: (jpeg, 'not valid UTF-8'),
+  }
+  expected = {}
+  for name, (data, reason) in files.items():
+    with open(os.path.join(os.fsencode(class_dir), os.fsencode(name)),
+              'wb') as f:
+      f.write(data)
+    expected[name] = reason
+  if huge:
+    Image.new('RGB', (12000, 12000), (210, 40, 40)).save(
+        os.path.join(class_dir, 'huge_12000x12000.jpg'), quality=90)
+    expected['huge_12000x12000.jpg'] = None
+  os.chmod(os.path.join(class_dir, 'no_permission.jpg'), 0)
+  os.symlink('png_named.jpg', os.path.join(class_dir, 'link_to_image.jpg'))
+  expected['link_to_image.jpg'] = None
+  os.symlink('missing.jpg', os.path.join(class_dir, 'dangling_link.jpg'))
+  expected['dangling_link.jpg'] = 'broken symbolic link'
+  os.mkfifo(os.path.join(class_dir, 'named_pipe.jpg'))
+  expected['named_pipe.jpg'] = 'not a regular file'
+  return expected
