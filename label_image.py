@@ -150,8 +150,18 @@ def _graph_classifier(sess, args):
     tf.import_graph_def(graph_def, name='')
   input_tensor = get_layer(sess.graph, args.input_layer)
   output_tensor = get_layer(sess.graph, args.output_layer)
-  height, width = _size_from_shape(input_tensor.get_shape(), args,
-                                   'layer %s' % args.input_layer)
+  return (_float_image_predictor(sess, input_tensor, output_tensor, args,
+                                 'layer %s' % args.input_layer),
+          args.output_layer)
+
+
+def _float_image_predictor(sess, input_tensor, output_tensor, args, where):
+  """Returns a function from image file bytes to the output for float input.
+
+  The bytes are decoded, resized to the input's size and normalised with
+  --input_mean and --input_std, then fed to input_tensor.
+  """
+  height, width = _size_from_shape(input_tensor.get_shape(), args, where)
   with sess.graph.as_default():
     file_data, normalised = build_reader(height, width, args.input_mean,
                                          args.input_std)
@@ -160,7 +170,7 @@ def _graph_classifier(sess, args):
     pixels = sess.run(normalised, {file_data: image_data})
     return sess.run(output_tensor, {input_tensor: pixels})
 
-  return predict, args.output_layer
+  return predict
 
 
 def _saved_model_classifier(sess, args):
@@ -196,17 +206,9 @@ def _saved_model_classifier(sess, args):
     return (lambda image_data: sess.run(output_tensor,
                                         {input_tensor: [image_data]}),
             output_key)
-  height, width = _size_from_shape(input_tensor.get_shape(), args,
-                                   'of the signature %s' % args.signature)
-  with sess.graph.as_default():
-    file_data, normalised = build_reader(height, width, args.input_mean,
-                                         args.input_std)
-
-  def predict(image_data):
-    pixels = sess.run(normalised, {file_data: image_data})
-    return sess.run(output_tensor, {input_tensor: pixels})
-
-  return predict, output_key
+  return (_float_image_predictor(sess, input_tensor, output_tensor, args,
+                                 'of the signature %s' % args.signature),
+          output_key)
 
 
 def classify(args):
