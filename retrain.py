@@ -821,12 +821,17 @@ def _decode_image(image_data, channels):
   return tf.case(branches, default=too_large, exclusive=False)
 
 
-def _decode_and_resize(image_data, input_height, input_width, input_depth):
-  """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1]."""
+def _decode_to_float_4d(image_data, input_depth):
+  """Decodes image bytes into a float [1, height, width, depth] in [0, 1]."""
   decoded_image = _decode_image(image_data, input_depth)
   decoded_image_as_float = tf.image.convert_image_dtype(decoded_image,
                                                         tf.float32)
-  decoded_image_4d = tf.expand_dims(decoded_image_as_float, 0)
+  return tf.expand_dims(decoded_image_as_float, 0)
+
+
+def _decode_and_resize(image_data, input_height, input_width, input_depth):
+  """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1]."""
+  decoded_image_4d = _decode_to_float_4d(image_data, input_depth)
   resize_shape = tf.stack([input_height, input_width])
   resize_shape_as_int = tf.cast(resize_shape, dtype=tf.int32)
   return tf.image.resize_bilinear(decoded_image_4d, resize_shape_as_int)
@@ -1617,13 +1622,6 @@ def _distort_image(image_4d, input_height, input_width, input_depth,
   brightness_value = tf.random.stateless_uniform(
       shape=[], seed=sub_seed(4), minval=brightness_min, maxval=brightness_max)
   return tf.multiply(flipped_image, brightness_value)
-
-
-def _decode_to_float_4d(image_data, input_depth):
-  decoded_image = _decode_image(image_data, input_depth)
-  decoded_image_as_float = tf.image.convert_image_dtype(decoded_image,
-                                                        tf.float32)
-  return tf.expand_dims(decoded_image_as_float, 0)
 
 
 def add_input_distortions(flip_left_right, random_crop, random_scale,
