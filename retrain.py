@@ -803,6 +803,13 @@ def _why_image_fails(sess, image_path, jpeg_data_tensor, decoded_image_tensor):
       image_data = image_file.read()
   except (tf.errors.OpError, OSError) as e:
     return 'cannot be read (%s)' % _first_line(e)
+  return _why_image_data_fails(sess, image_data, jpeg_data_tensor,
+                               decoded_image_tensor)
+
+
+def _why_image_data_fails(sess, image_data, jpeg_data_tensor,
+                          decoded_image_tensor):
+  """Returns why image bytes cannot be decoded, or None if they can."""
   if not image_data:
     return 'empty file'
   try:
