@@ -35,6 +35,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 import time
 import uuid
@@ -483,7 +484,8 @@ def run(flags, beam_args):
   module_name = retrain.module_cache_name(flags.tfhub_module,
                                           flags.bottleneck_precision)
   module_handle = flags.tfhub_module
-  if not retrain._is_url(module_handle):  # pylint: disable=protected-access
+  if not (retrain._is_url(module_handle) or  # pylint: disable=protected-access
+          module_handle.startswith('file://')):
     module_handle = os.path.abspath(module_handle)
 
   image_lists = retrain.create_image_lists(
@@ -545,7 +547,7 @@ def _next_command(flags):
           '--tfhub_module', flags.tfhub_module]
   if flags.bottleneck_precision != 'float32':
     args += ['--bottleneck_precision', flags.bottleneck_precision]
-  return ' '.join(args)
+  return ' '.join(shlex.quote(arg) for arg in args)
 
 
 def run_main(argv=None):
