@@ -18,16 +18,23 @@ What it measures, all in one run, through retrain.py's own functions:
   per step with the batch fed from memory;
 - distorted training ms/step next to the module's forward time for one batch;
 - memory for 100k cached 2048-wide bottlenecks plus the module, and peak RSS;
-- how caching time grows for 300 -> 1200 -> 4800 images.
+- how caching time grows for 300 -> 1200 -> 4800 images;
+- beam_bottlenecks.py (Apache Beam, DirectRunner with 1 and 2 local worker
+  processes) images/s on the same images as the caching rows, end to end and
+  per image beyond its start-up (skipped when apache_beam is not installed;
+  --beam_only measures just that, --beam_inception adds the Inception-sized
+  module).
 
 The images are copies of flower_photos_sample/ under new names. Nothing here
 asserts a time: this is a benchmark, not a test.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import subprocess
@@ -308,6 +315,111 @@ def memory_for_cached_bottlenecks(module_dir, count, width):
   return float(output.strip().splitlines()[-1])
 
 
+def beam_available():
+  return importlib.util.find_spec('apache_beam') is not None
+
+
+def time_beam(module_dir, image_dir, workers):
+  """beam_bottlenecks.py over image_dir on `workers` local worker processes.
+
+  Returns:
+    dict with 'images' (computed), 'seconds' (the pipeline, from its start to
+    its end: starting the worker processes and loading the module in each
+    included) and 'wall_seconds' (the whole command, with Python's imports and
+    listing the images).
+  """
+  bottleneck_dir = tempfile.mkdtemp(prefix='bench_beam_')
+  command = [sys.executable, os.path.join(REPO_DIR, 'beam_bottlenecks.py'),
+             '--image_dir', image_dir, '--bottleneck_dir', bottleneck_dir,
+             '--tfhub_module', module_dir,
+             '--direct_num_workers=%d' % workers,
+             '--direct_running_mode=multi_processing']
+  start = time.time()
+  output = subprocess.run(command, check=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True,
+                          cwd=REPO_DIR).stdout
+  wall_seconds = time.time() - start
+  shutil.rmtree(bottleneck_dir)
+  match = re.search(r'^Bottlenecks: (\d+) computed, .*\(([0-9.]+) s, ', output,
+                    re.M)
+  if not match:
+    raise RuntimeError('beam_bottlenecks.py printed no summary:\n' + output)
+  return {'images': int(match.group(1)), 'seconds': float(match.group(2)),
+          'wall_seconds': wall_seconds}
+
+
+def beam_rows(work, name, module_dir, count, caching_images_per_s):
+  """Beam rows for 1 and 2 workers: end to end, and per image beyond the
+  fixed start-up cost (from a second, small run of 1/8 of the images)."""
+  image_dir = make_image_dir(work, count)
+  small_dir = make_image_dir(work, max(count // 8, 16))
+  rows = []
+  for workers in (1, 2):
+    full = time_beam(module_dir, image_dir, workers)
+    small = time_beam(module_dir, small_dir, workers)
+    per_image = ((full['seconds'] - small['seconds']) /
+                 max(full['images'] - small['images'], 1))
+    rows.append({
+        'module': name, 'workers': workers, 'images': full['images'],
+        'seconds': full['seconds'], 'wall_seconds': full['wall_seconds'],
+        'images_per_s': full['images'] / full['seconds'],
+        'marginal_images_per_s': 1.0 / per_image if per_image > 0 else None,
+        'startup_seconds': small['seconds'] - small['images'] * per_image,
+        'retrain_caching_images_per_s': caching_images_per_s})
+    print('  beam %s, %d worker(s): %.1f images/s' % (
+        name, workers, rows[-1]['images_per_s']), flush=True)
+  return rows
+
+
+def run_beam_only(args):
+  """Only the Beam rows, next to retrain.py's caching on the same images."""
+  work = tempfile.mkdtemp(prefix='retrain_bench_')
+  results = {'machine': {'cpus': os.cpu_count(),
+                         'processor': platform.processor() or
+                                      platform.machine(),
+                         'tensorflow': tf.__version__},
+             'quick': args.quick, 'beam': []}
+  try:
+    print('Building modules ...', flush=True)
+    modules = {'sample_cnn': make_image_module.export_sample_cnn_module(
+        os.path.join(work, 'sample_cnn'))}
+    if args.beam_inception:
+      modules['inception_v3'] = make_image_module.export_keras_module(
+          os.path.join(work, 'inception_v3'), 'inception_v3',
+          image_size=args.inception_size)
+    for name, module_dir in modules.items():
+      count = _beam_counts(args)[name]
+      runner = ModuleRunner(module_dir)
+      images, seconds = time_caching(runner, make_image_dir(work, count))
+      runner.close()
+      print('  retrain.py caching %s: %.1f images/s' % (name,
+                                                         images / seconds))
+      results['beam'].extend(beam_rows(work, name, module_dir, count,
+                                       images / seconds))
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
+  return results
+
+
+def _beam_counts(args):
+  return {'sample_cnn': 300 if args.quick else 1200,
+          'inception_v3': 64 if args.quick else 320}
+
+
+def format_beam_table(results):
+  """The Beam rows as plain text lines."""
+  lines = ['%-13s %7s %7s %9s %17s %10s %22s' % (
+      'beam', 'workers', 'images', 'images/s', 'beyond start-up',
+      'start-up', 'retrain.py caching')]
+  for row in results['beam']:
+    marginal = row['marginal_images_per_s']
+    lines.append('%-13s %7d %7d %9.1f %17s %9.1fs %15.1f images/s' % (
+        row['module'], row['workers'], row['images'], row['images_per_s'],
+        '%.1f images/s' % marginal if marginal else '-',
+        row['startup_seconds'], row['retrain_caching_images_per_s']))
+  return lines
+
+
 # --------------------------------------------------------------------- main
 
 
@@ -343,8 +455,7 @@ def run(args):
       runner.close()
 
     print('Caching ...', flush=True)
-    counts = {'sample_cnn': 300 if args.quick else 1200,
-              'inception_v3': 64 if args.quick else 320}
+    counts = _beam_counts(args)
     results['caching'] = []
     for name, module_dir in modules.items():
       image_dir = make_image_dir(work, counts[name])
@@ -364,6 +475,17 @@ def run(args):
         results['caching'].append(row)
         print('  %s %s: %.1f images/s' % (name, precision,
                                           row['images_per_s']), flush=True)
+
+    if beam_available():
+      print('Beam ...', flush=True)
+      results['beam'] = []
+      for name in (('sample_cnn', 'inception_v3') if args.beam_inception
+                   else ('sample_cnn',)):
+        caching = [row for row in results['caching'] if row['module'] == name
+                   and row['precision'] == 'float32'][0]
+        results['beam'].extend(beam_rows(work, name, modules[name],
+                                         _beam_counts(args)[name],
+                                         caching['images_per_s']))
 
     print('Training ...', flush=True)
     sample_images = make_image_dir(work, 250)
@@ -444,6 +566,9 @@ def format_table(results):
                    memory['bottlenecks'], memory['width'],
                    memory['rss_mb_with_inception_v3'],
                    results['peak_rss_mb']))
+  if results.get('beam'):
+    lines.append('')
+    lines.extend(format_beam_table(results))
   return '\n'.join(lines)
 
 
@@ -453,14 +578,31 @@ def main():
                       help='Smaller sizes: a smoke test of the benchmark.')
   parser.add_argument('--inception_size', type=int, default=299,
                       help='Input size of the Inception-v3-sized module.')
-  parser.add_argument('--output', default=os.path.join(
-      REPO_DIR, 'bench', 'results', 'bench.json'),
-                      help='Where to write the JSON results.')
+  parser.add_argument('--output', default=None,
+                      help='Where to write the JSON results (default: '
+                      'bench/results/bench.json, or bench_beam.json with '
+                      '--beam_only).')
+  parser.add_argument('--beam_only', action='store_true',
+                      help='Only the Apache Beam rows (beam_bottlenecks.py), '
+                      "next to retrain.py's caching on the same images.")
+  parser.add_argument('--beam_inception', action='store_true',
+                      help='Measure the Beam pipeline with the '
+                      'Inception-v3-sized module too (slow on few cores).')
   args = parser.parse_args()
+  if args.output is None:
+    args.output = os.path.join(REPO_DIR, 'bench', 'results', 'bench_beam.json'
+                               if args.beam_only else 'bench.json')
   tf.disable_v2_behavior()
   tf.logging.set_verbosity(tf.logging.ERROR)
-  results = run(args)
-  table = format_table(results)
+  if args.beam_only:
+    if not beam_available():
+      sys.exit('ERROR: apache_beam is not installed: pip install -r '
+               'requirements-beam.txt')
+    results = run_beam_only(args)
+    table = '\n'.join(format_beam_table(results))
+  else:
+    results = run(args)
+    table = format_table(results)
   print()
   print(table)
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)

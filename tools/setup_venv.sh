@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates .venv (Python 3.9-3.11) with requirements.txt installed, once; later calls only check it.
-# Sourced by run_demo.sh and run_tests.sh.
+# Sourced by run_demo.sh and run_tests.sh. With WITH_BEAM=1 (run_tests.sh sets it) it installs
+# requirements-beam.txt (Apache Beam, for beam_bottlenecks.py) too.
 set -euo pipefail
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv_dir="$repo_dir/.venv"
@@ -29,4 +30,12 @@ if [ ! -f "$stamp" ] || [ "$repo_dir/requirements.txt" -nt "$stamp" ]; then
   echo "Installing requirements into $venv_dir (first run only)..."
   "$venv_dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo_dir/requirements.txt"
   touch "$stamp"
+fi
+beam_stamp="$venv_dir/.requirements-beam-installed"
+if [ "${WITH_BEAM:-0}" = 1 ] && { [ ! -f "$beam_stamp" ] || [ "$repo_dir/requirements-beam.txt" -nt "$beam_stamp" ] ||
+    [ "$repo_dir/requirements.txt" -nt "$beam_stamp" ]; }; then
+  echo "Installing requirements-beam.txt into $venv_dir (first run only)..."
+  "$venv_dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo_dir/requirements.txt" \
+    -r "$repo_dir/requirements-beam.txt"
+  touch "$beam_stamp"
 fi

@@ -1,0 +1,25 @@
+# Copyright 2026 The retrain.py authors. Licensed under the Apache License, Version 2.0.
+"""Ships retrain.py and beam_bottlenecks.py to Apache Beam's remote workers.
+
+  python beam_bottlenecks.py ... --runner DataflowRunner ... --setup_file ./setup.py
+
+Beam builds a source package from this file on the launching machine, stages
+it, and every worker installs it with pip, together with TensorFlow and
+tensorflow-hub (Beam's worker images have Apache Beam already). The versions
+are requirements.txt's.
+"""
+
+import setuptools
+
+setuptools.setup(
+    name='retrain-beam-bottlenecks',
+    version='1.0.0',
+    description="retrain.py's bottleneck cache, computed with Apache Beam",
+    py_modules=['retrain', 'beam_bottlenecks'],
+    install_requires=[
+        'tensorflow==2.15.1',
+        'tensorflow-hub==0.15.0',
+        'numpy>=1.23,<2',
+    ],
+    python_requires='>=3.10,<3.12',
+)
