@@ -1,5 +1,6 @@
 """beam_bottlenecks.py: retrain.py's bottleneck cache computed by an Apache Beam pipeline."""
 
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,19 @@ tf.disable_v2_behavior()
 
 LOCAL_WORKERS = ['--direct_num_workers=2',
                  '--direct_running_mode=multi_processing']
+
+
+@pytest.fixture(autouse=True)
+def _keep_process_state(monkeypatch):
+  """In-process runs set up logging and PYTHONPATH as the command line does;
+  the other tests' process state stays as it was."""
+  monkeypatch.setenv('PYTHONPATH', os.environ.get('PYTHONPATH', ''))
+  tf_logger = logging.getLogger('tensorflow')
+  saved = (tf_logger.propagate, tf_logger.level, list(tf_logger.filters))
+  yield
+  tf_logger.propagate, level, filters = saved
+  tf_logger.setLevel(level)
+  tf_logger.filters[:] = filters
 
 
 def _cache_files(bottleneck_dir):
