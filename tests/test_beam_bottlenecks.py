@@ -264,14 +264,24 @@ def test_mistakes_get_one_line_errors(args, message, sample_module, tmp_path,
   assert not os.path.exists(str(tmp_path / 'bn'))
 
 
-def test_command_line_mistake_is_one_line_without_traceback(tmp_path):
-  result = run_tool('beam_bottlenecks.py', [
-      '--image_dir', str(tmp_path / 'missing'), '--tfhub_module',
-      str(tmp_path / 'no_module')])
+@pytest.mark.parametrize('mistake', ['missing_image_dir', 'misspelt_option'])
+def test_command_line_mistake_is_one_line_without_traceback(mistake, tmp_path,
+                                                            sample_module):
+  if mistake == 'missing_image_dir':
+    args = ['--image_dir', str(tmp_path / 'missing')]
+    expected = "ERROR: Image directory '%s' not found." % (tmp_path / 'missing')
+  else:
+    args = ['--image_dir', SAMPLE_DIR, '--direct_num_worker=2']
+    expected = ('ERROR: Unknown option --direct_num_worker: neither a flag of '
+                'this tool (see --help) nor an Apache Beam pipeline option.')
+  result = run_tool('beam_bottlenecks.py', args + [
+      '--tfhub_module', sample_module,
+      '--bottleneck_dir', str(tmp_path / 'bn')])
   assert result.returncode == 1
-  assert result.stdout.strip().splitlines()[-1] == (
-      "ERROR: Image directory '%s' not found." % (tmp_path / 'missing'))
-  assert 'Traceback' not in result.stdout
+  assert result.stdout.strip().splitlines()[-1] == expected
+  # Nothing but the error (and retrain.py's folder listing lines) is printed.
+  assert not [line for line in result.stdout.strip().splitlines()[:-1]
+              if not line.startswith("INFO:tensorflow:Looking for images in")]
 
 
 def test_setup_py_ships_the_worker_code(tmp_path):
