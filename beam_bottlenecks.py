@@ -311,9 +311,15 @@ def pipeline_options(beam_args):
   options = PipelineOptions(beam_args)
   runner = options.view_as(StandardOptions).runner
   if runner is None or 'direct' in str(runner).lower():
-    unknown = sorted(
-        set(options.get_all_options(retain_unknown_options=True)) -
-        set(options.get_all_options()))
+    beam_logger = logging.getLogger('apache_beam.options.pipeline_options')
+    level = beam_logger.level
+    beam_logger.setLevel(logging.ERROR)  # Its warning would say it twice.
+    try:
+      unknown = sorted(
+          set(options.get_all_options(retain_unknown_options=True)) -
+          set(options.get_all_options()))
+    finally:
+      beam_logger.setLevel(level)
     if unknown:
       raise retrain.RetrainError(
           'Unknown option --%s: neither a flag of this tool (see --help) nor '

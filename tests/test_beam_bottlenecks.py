@@ -1,5 +1,6 @@
 """beam_bottlenecks.py: retrain.py's bottleneck cache computed by an Apache Beam pipeline."""
 
+import logging
 import os
 import re
 import shutil
@@ -25,6 +26,19 @@ tf.disable_v2_behavior()
 
 LOCAL_WORKERS = ['--direct_num_workers=2',
                  '--direct_running_mode=multi_processing']
+
+
+@pytest.fixture(autouse=True)
+def _keep_process_state(monkeypatch):
+  """In-process runs set up logging and PYTHONPATH as the command line does;
+  the other tests' process state stays as it was."""
+  monkeypatch.setenv('PYTHONPATH', os.environ.get('PYTHONPATH', ''))
+  tf_logger = logging.getLogger('tensorflow')
+  saved = (tf_logger.propagate, tf_logger.level, list(tf_logger.filters))
+  yield
+  tf_logger.propagate, level, filters = saved
+  tf_logger.setLevel(level)
+  tf_logger.filters[:] = filters
 
 
 def _cache_files(bottleneck_dir):
@@ -250,14 +264,24 @@ def test_mistakes_get_one_line_errors(args, message, sample_module, tmp_path,
   assert not os.path.exists(str(tmp_path / 'bn'))
 
 
-def test_command_line_mistake_is_one_line_without_traceback(tmp_path):
-  result = run_tool('beam_bottlenecks.py', [
-      '--image_dir', str(tmp_path / 'missing'), '--tfhub_module',
-      str(tmp_path / 'no_module')])
+@pytest.mark.parametrize('mistake', ['missing_image_dir', 'misspelt_option'])
+def test_command_line_mistake_is_one_line_without_traceback(mistake, tmp_path,
+                                                            sample_module):
+  if mistake == 'missing_image_dir':
+    args = ['--image_dir', str(tmp_path / 'missing')]
+    expected = "ERROR: Image directory '%s' not found." % (tmp_path / 'missing')
+  else:
+    args = ['--image_dir', SAMPLE_DIR, '--direct_num_worker=2']
+    expected = ('ERROR: Unknown option --direct_num_worker: neither a flag of '
+                'this tool (see --help) nor an Apache Beam pipeline option.')
+  result = run_tool('beam_bottlenecks.py', args + [
+      '--tfhub_module', sample_module,
+      '--bottleneck_dir', str(tmp_path / 'bn')])
   assert result.returncode == 1
-  assert result.stdout.strip().splitlines()[-1] == (
-      "ERROR: Image directory '%s' not found." % (tmp_path / 'missing'))
-  assert 'Traceback' not in result.stdout
+  assert result.stdout.strip().splitlines()[-1] == expected
+  # Nothing but the error (and retrain.py's folder listing lines) is printed.
+  assert not [line for line in result.stdout.strip().splitlines()[:-1]
+              if not line.startswith("INFO:tensorflow:Looking for images in")]
 
 
 def test_setup_py_ships_the_worker_code(tmp_path):
