@@ -156,9 +156,9 @@ def test_bad_images_are_skipped_counted_and_logged(sample_module,
   assert _summary_line(result.stdout).startswith(
       'Bottlenecks: 72 computed, 3 skipped (bad images), 0 already cached, '
       'of 75 images (')
-  for path, reason in ((random_bytes, 'not a decodable JPEG or PNG image'),
-                       (truncated, 'not a decodable JPEG or PNG image'),
-                       (empty, 'empty file')):
+  for path, reason in ((random_bytes, 'it is not a JPEG, PNG or GIF image'),
+                       (truncated, 'it is a damaged or truncated image'),
+                       (empty, 'the file is empty')):
     assert 'WARNING:beam_bottlenecks:Skipping %s: %s' % (
         path, reason) in result.stdout
   assert 'Traceback' not in result.stdout
@@ -183,8 +183,9 @@ def test_in_process_runner_reports_the_same_counts(sample_module,
                                         'bad_images')} == {
                                             'images': 73, 'cached': 0,
                                             'computed': 72, 'bad_images': 1}
-  assert any(record.getMessage().startswith('Skipping %s: not a decodable' %
-                                            bad) for record in caplog.records)
+  assert any(record.getMessage().startswith(
+      'Skipping %s: it is not a JPEG, PNG or GIF image' % bad)
+             for record in caplog.records)
 
 
 def test_bfloat16_values_are_cached_apart(sample_module, color_image_dir,
