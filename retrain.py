@@ -884,10 +884,14 @@ def ensure_dir_exists(dir_name):
   """Makes sure the folder exists on disk.
 
   Args:
-    dir_name: Path string to the folder we want to create.
+    dir_name: Path string to the folder we want to create; a local path or
+      one of TensorFlow's file systems (gs://...).
   """
   if not os.path.exists(dir_name):
-    os.makedirs(dir_name, exist_ok=True)
+    if re.match(r'^[a-z0-9]+://', dir_name):
+      tf.gfile.MakeDirs(dir_name)
+    else:
+      os.makedirs(dir_name, exist_ok=True)
 
 
 # Temporary files are named '<target>.tmp-<host>-<pid>-<random>', so that the
@@ -2929,9 +2933,9 @@ def main(_):
        tensors['distorted_image']) = add_input_distortions(
            FLAGS.flip_left_right, FLAGS.random_crop, FLAGS.random_scale,
            FLAGS.random_brightness, module_spec)
-    # Evaluation always uses the cached bottlenecks of undistorted images, so
-    # they are computed in both cases; training images only without
-    # distortions.
+    # Every image's bottleneck is cached, with distortions too: evaluation
+    # uses the cached ones, and decoding each image once up front finds the
+    # bad ones before any training step.
     skipped += cache_bottlenecks(
         module_sess, image_lists, FLAGS.image_dir, FLAGS.bottleneck_dir,
         jpeg_data_tensor, decoded_image_tensor, resized_image_tensor,
