@@ -47,7 +47,6 @@ import numpy as np
 
 import retrain  # Loads TensorFlow in TF1 mode, quietly, as retrain.py does.
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
 
 try:
   import apache_beam as beam
@@ -81,10 +80,6 @@ _WORKER_NOISE = ('No semi_persistent_directory found',
                  'Discarding unparseable args')
 
 _DoFn = beam.DoFn if beam is not None else object
-
-
-def _is_remote(path):
-  return bool(re.match(r'^[a-z0-9]+://', path))
 
 
 # ---------------------------------------------------------------------------
@@ -211,8 +206,8 @@ def _add_batch_decoding(module_spec):
   Returns:
     (bytes placeholder [None], iterator initializer, next (positions, images)).
   """
-  height, width = hub.get_expected_image_size(module_spec)
-  depth = hub.get_num_image_channels(module_spec)
+  height, width = retrain._expected_image_size(module_spec)  # pylint: disable=protected-access
+  depth = retrain._num_image_channels(module_spec)  # pylint: disable=protected-access
   images_data = tf.placeholder(tf.string, [None], name='images_data')
   count = tf.size(images_data, out_type=tf.int64)
 
@@ -329,7 +324,7 @@ def pipeline_options(beam_args):
 
 def _existing_files(folder):
   """{file name: size} of the files directly in folder: one listing."""
-  if not _is_remote(folder):
+  if retrain._is_local(folder):
     try:
       with os.scandir(folder) as entries:
         return {entry.name: entry.stat().st_size for entry in entries
@@ -473,18 +468,18 @@ def run(flags, beam_args):
   check_flags(flags)
   options = pipeline_options(beam_args)
   module_spec = retrain.load_module_spec(flags.tfhub_module)
-  height, width = hub.get_expected_image_size(module_spec)
-  bottleneck_width = module_spec.get_output_info_dict()[
-      'default'].get_shape().as_list()[-1]
+  height, width = retrain._expected_image_size(module_spec)  # pylint: disable=protected-access
+  bottleneck_width = retrain._feature_width(module_spec)  # pylint: disable=protected-access
   image_dir, bottleneck_dir = flags.image_dir, flags.bottleneck_dir
-  if not _is_remote(image_dir):
+  if retrain._is_local(image_dir):
     image_dir = os.path.abspath(image_dir)
-  if not _is_remote(bottleneck_dir):
+  if retrain._is_local(bottleneck_dir):
     bottleneck_dir = os.path.abspath(bottleneck_dir)
   # The cache file names carry --tfhub_module as given, as in retrain.py;
   # workers load a relative local module folder by its absolute path.
   module_name = retrain.module_cache_name(flags.tfhub_module,
-                                          flags.bottleneck_precision)
+                                          flags.bottleneck_precision,
+                                          module_spec)
   module_handle = flags.tfhub_module
   if not (retrain._is_url(module_handle) or  # pylint: disable=protected-access
           module_handle.startswith('file://')):

@@ -397,8 +397,8 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
 
 
 def _is_url(module_handle):
-  return bool(re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*://', module_handle)) and (
-      not module_handle.startswith('file://'))
+  return not _is_local(module_handle) and not module_handle.startswith(
+      'file://')
 
 
 class TF2ImageModule(object):
@@ -459,6 +459,14 @@ def _num_image_channels(module_spec):
   if isinstance(module_spec, TF2ImageModule):
     return 3
   return hub.get_num_image_channels(module_spec)
+
+
+def _feature_width(module_spec):
+  """The number of features per image a module (TF1 or TF2) returns."""
+  if isinstance(module_spec, TF2ImageModule):
+    return module_spec.feature_width
+  return module_spec.get_output_info_dict()['default'].get_shape().as_list()[
+      -1]
 
 
 def _is_image_spec(spec):
@@ -888,7 +896,7 @@ def ensure_dir_exists(dir_name):
       one of TensorFlow's file systems (gs://...).
   """
   if not os.path.exists(dir_name):
-    if re.match(r'^[a-z0-9]+://', dir_name):
+    if not _is_local(dir_name):
       tf.gfile.MakeDirs(dir_name)
     else:
       os.makedirs(dir_name, exist_ok=True)
@@ -2707,7 +2715,7 @@ def _nearest_existing_folder(path):
 
 def _check_writable(flag_name, path, is_folder):
   """Raises RetrainError if path (a file or folder) cannot be written."""
-  if re.match(r'^[a-z0-9]+://', path):
+  if not _is_local(path):
     return  # Remote file systems are checked when written.
   if is_folder and os.path.exists(path) and not os.path.isdir(path):
     raise RetrainError('--%s %s is a file, not a folder.' % (flag_name, path))
