@@ -46,6 +46,7 @@ written by make_image_module.py.
 
 import argparse
 import collections
+import functools
 import hashlib
 import io
 import logging
@@ -908,8 +909,13 @@ def ensure_dir_exists(dir_name):
 _TEMPORARY_NAME = re.compile(r'\.tmp-([A-Za-z0-9]*)-(\d+)-[0-9a-f]{8}$')
 
 
+@functools.lru_cache(maxsize=None)
 def _host_tag():
-  """Names the machine and the process-id namespace (containers) we run in."""
+  """Names the machine and the process-id namespace (containers) we run in.
+
+  It cannot change while the process runs, so it is worked out once rather
+  than for every cache file written.
+  """
   tag = re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:12]
   try:
     tag += '%x' % os.stat('/proc/self/ns/pid').st_ino
