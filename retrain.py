@@ -975,8 +975,11 @@ def _write_file_atomically(path, contents, mode='w'):
 
   A crash or kill at any moment leaves either the old file or the new one,
   never a truncated one; concurrent writers of the same path each rename a
-  complete file.
+  complete file. The folder is created when missing.
   """
+  folder = os.path.dirname(path)
+  if folder:
+    ensure_dir_exists(folder)
   temporary_path = _temporary_name(path)
   try:
     with tf.gfile.GFile(temporary_path, mode) as f:
@@ -1252,8 +1255,6 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
   if not missing:
     return skipped
 
-  for folder in sorted(set(os.path.dirname(entry[4]) for entry in missing)):
-    ensure_dir_exists(folder)
   _, height, width_px, depth = resized_input_tensor.get_shape().as_list()
   if batch_size is None:
     batch_size = default_caching_batch_size(height, width_px)
@@ -2439,8 +2440,8 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
   output_graph_def = _frozen_graph_def(eval_session[0],
                                        FLAGS.final_tensor_name)
 
-  ensure_dir_exists(os.path.dirname(os.path.abspath(graph_file_name)))
-  _write_file_atomically(graph_file_name, output_graph_def.SerializeToString(deterministic=True),
+  _write_file_atomically(graph_file_name,
+                         output_graph_def.SerializeToString(deterministic=True),
                          mode='wb')
 
 
@@ -2523,7 +2524,6 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
           'not.' % _error_reason(e))
     finally:
       logging.getLogger().handlers[:] = root_handlers
-  ensure_dir_exists(os.path.dirname(os.path.abspath(tflite_file)))
   _write_file_atomically(tflite_file, tflite_model, mode='wb')
   return quantized
 
@@ -2631,7 +2631,6 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
 
 def write_labels_file(image_lists, output_labels):
   """Writes the labels, one per line in class-index order, atomically."""
-  ensure_dir_exists(os.path.dirname(os.path.abspath(output_labels)))
   _write_file_atomically(output_labels, '\n'.join(image_lists.keys()) + '\n')
 
 
