@@ -30,7 +30,6 @@ locally they find them by themselves; remote workers get them with
 --setup_file ./setup.py (see the README).
 """
 
-import argparse
 import json
 import logging
 import os
@@ -70,7 +69,7 @@ BAD_IMAGES = 'bad_images'
 # retrain.py's flags that this tool shares, with their names and defaults.
 SHARED_FLAGS = ('image_dir', 'bottleneck_dir', 'tfhub_module',
                 'testing_percentage', 'validation_percentage',
-                'bottleneck_precision')
+                'bottleneck_precision', 'image_size')
 
 # One logger, on the launcher and on every worker.
 _LOG = logging.getLogger('beam_bottlenecks')
@@ -109,7 +108,7 @@ class ReadImage(_DoFn):
       # network error after Beam's retries), one image never stops the rest.
       self._bad_images.inc()
       _LOG.warning('Skipping %s: cannot be read (%s)', image_path,
-                   retrain._error_reason(e))  # pylint: disable=protected-access
+                   retrain.error_reason(e))
       return []
     return [(image_path, bottleneck_path, image_data)]
 
@@ -121,10 +120,12 @@ class ComputeBottlenecks(_DoFn):
   retrain.py's module graph and decoding ops, and one Session.
   """
 
-  def __init__(self, module_handle, bottleneck_precision='float32'):
+  def __init__(self, module_handle, bottleneck_precision='float32',
+               image_size=None):
     super().__init__()
     self._module_handle = module_handle
     self._bottleneck_precision = bottleneck_precision
+    self._image_size = image_size
     self._computed = Metrics.counter(METRICS_NAMESPACE, COMPUTED)
     self._bad_images = Metrics.counter(METRICS_NAMESPACE, BAD_IMAGES)
     self._sess = None
@@ -133,63 +134,40 @@ class ComputeBottlenecks(_DoFn):
     # Importing retrain did this already in this process; it must hold in
     # every worker process, whatever imported TensorFlow first.
     tf.disable_v2_behavior()
-    module_spec = retrain.load_module_spec(self._module_handle)
-    (graph, self._bottleneck_tensor, self._resized_input_tensor,
-     _) = retrain.create_module_graph(module_spec)
-    with graph.as_default():
-      self._jpeg_data_tensor, self._decoded_image_tensor = (
-          retrain.add_jpeg_decoding(module_spec))
-      (self._images_data, self._decoder_initializer,
-       self._next_decoded) = _add_batch_decoding(module_spec)
-      init = tf.global_variables_initializer()
-    self._sess = tf.Session(graph=graph, config=retrain.module_session_config(
-        self._bottleneck_precision))
-    self._sess.run(init)
-    self._folders_made = set()
+    module_spec = retrain.load_module_spec(self._module_handle,
+                                           image_size=self._image_size)
+    self._sess, self._tensors = retrain.create_bottleneck_session(
+        module_spec, self._bottleneck_precision)
+    with self._sess.graph.as_default():
+      # One batch of every image that a bundle's batch holds.
+      self._decoding = retrain.add_batched_decoding(
+          retrain.module_image_shape(module_spec), from_files=False)
 
   def process(self, batch):
-    images_data = [image_data for _, _, image_data in batch]
-    positions, images = self._decode(images_data)
-    decoded = set(positions)
-    for position, (image_path, _, image_data) in enumerate(batch):
-      if position in decoded:
-        continue
-      reason = retrain._why_image_data_fails(  # pylint: disable=protected-access
-          self._sess, image_data, self._jpeg_data_tensor,
-          self._decoded_image_tensor)
-      if reason is None:  # Decodes on its own after all, as retrain.py does.
-        positions.append(position)
-        images.append(self._sess.run(self._decoded_image_tensor,
-                                     {self._jpeg_data_tensor: image_data})[0])
-        continue
-      self._bad_images.inc()
-      _LOG.warning('Skipping %s: %s', image_path, reason)
-    if not images:
-      return
-    values = self._sess.run(self._bottleneck_tensor,
-                            {self._resized_input_tensor: np.stack(images)})
-    for position, bottleneck_values in zip(positions, values):
-      bottleneck_path = batch[position][1]
-      folder = os.path.dirname(bottleneck_path)
-      if folder not in self._folders_made:
-        tf.gfile.MakeDirs(folder)
-        self._folders_made.add(folder)
-      retrain._write_bottleneck_file(  # pylint: disable=protected-access
-          bottleneck_path, bottleneck_values)
-      self._computed.inc()
-
-  def _decode(self, images_data):
-    """Decodes a batch in parallel; returns (positions, images) that decoded."""
-    self._sess.run(self._decoder_initializer,
-                   {self._images_data: images_data})
     positions, images = [], []
-    while True:
-      try:
-        indices, resized = self._sess.run(self._next_decoded)
-      except tf.errors.OutOfRangeError:
-        return positions, images
+    for indices, resized in retrain.decode_in_batches(
+        self._sess, self._decoding, [data for _, _, data in batch]):
       positions.extend(int(index) for index in indices)
       images.extend(resized)
+    decoded = set(positions)
+    retried_positions, retried_images = retrain.retry_failed_images(
+        self._sess, self._tensors,
+        [(position, image_path, image_data) for position, (
+            image_path, _, image_data) in enumerate(batch)
+         if position not in decoded], self._skip)
+    positions += retried_positions
+    images += retried_images
+    if not images:
+      return
+    values = self._sess.run(self._tensors.bottleneck,
+                            {self._tensors.resized_image: np.stack(images)})
+    for position, bottleneck_values in zip(positions, values):
+      retrain.write_bottleneck_file(batch[position][1], bottleneck_values)
+      self._computed.inc()
+
+  def _skip(self, unused_position, image_path, reason):
+    self._bad_images.inc()
+    _LOG.warning('Skipping %s: %s', image_path, reason)
 
   def teardown(self):
     if self._sess is not None:
@@ -197,36 +175,8 @@ class ComputeBottlenecks(_DoFn):
       self._sess = None
 
 
-def _add_batch_decoding(module_spec):
-  """Adds a parallel decoder of a batch of image bytes to the default graph.
-
-  Each image goes through retrain.py's own decoding and resizing ops; images
-  that fail to decode are dropped and found by their missing position.
-
-  Returns:
-    (bytes placeholder [None], iterator initializer, next (positions, images)).
-  """
-  height, width = retrain._expected_image_size(module_spec)  # pylint: disable=protected-access
-  depth = retrain._num_image_channels(module_spec)  # pylint: disable=protected-access
-  images_data = tf.placeholder(tf.string, [None], name='images_data')
-  count = tf.size(images_data, out_type=tf.int64)
-
-  def decode(position, image_data):
-    image = retrain._decode_and_resize(  # pylint: disable=protected-access
-        image_data, height, width, depth)
-    return position, tf.squeeze(image, axis=0)
-
-  dataset = tf.data.Dataset.from_tensor_slices((tf.range(count), images_data))
-  dataset = dataset.map(decode,
-                        num_parallel_calls=tf.data.experimental.AUTOTUNE)
-  dataset = dataset.apply(tf.data.experimental.ignore_errors())
-  dataset = dataset.batch(tf.maximum(count, 1))
-  iterator = tf.data.make_initializable_iterator(dataset)
-  return images_data, iterator.initializer, iterator.get_next()
-
-
 def build_pipeline(pipeline, work_list_path, module_handle,
-                   bottleneck_precision, batch_size):
+                   bottleneck_precision, batch_size, image_size=None):
   """Adds the bottleneck transforms, reading the work list, to pipeline."""
   return (pipeline
           | 'ReadWorkList' >> beam.io.ReadFromText(work_list_path)
@@ -235,7 +185,8 @@ def build_pipeline(pipeline, work_list_path, module_handle,
           | 'Batch' >> beam.BatchElements(min_batch_size=batch_size,
                                           max_batch_size=batch_size)
           | 'ComputeBottlenecks' >> beam.ParDo(
-              ComputeBottlenecks(module_handle, bottleneck_precision)))
+              ComputeBottlenecks(module_handle, bottleneck_precision,
+                                 image_size)))
 
 
 # ---------------------------------------------------------------------------
@@ -245,7 +196,7 @@ def build_pipeline(pipeline, work_list_path, module_handle,
 
 def build_parser():
   """This tool's flags: retrain.py's shared ones, same names and defaults."""
-  parser = retrain._ArgumentParser(  # pylint: disable=protected-access
+  parser = retrain.ArgumentParser(
       allow_abbrev=False,
       description=__doc__.split('\n')[0],
       epilog='Every other option goes to Apache Beam\'s PipelineOptions, '
@@ -289,8 +240,10 @@ def check_flags(flags):
   if flags.batch_size is not None and flags.batch_size <= 0:
     raise retrain.RetrainError('--batch_size must be a positive number, not '
                                '%s.' % flags.batch_size)
-  retrain._check_writable(  # pylint: disable=protected-access
-      'bottleneck_dir', flags.bottleneck_dir, True)
+  if flags.image_size is not None and flags.image_size <= 0:
+    raise retrain.RetrainError('--image_size must be a positive number of '
+                               'pixels, not %s.' % flags.image_size)
+  retrain.check_writable('bottleneck_dir', flags.bottleneck_dir, True)
 
 
 def pipeline_options(beam_args):
@@ -324,7 +277,7 @@ def pipeline_options(beam_args):
 
 def _existing_files(folder):
   """{file name: size} of the files directly in folder: one listing."""
-  if retrain._is_local(folder):
+  if retrain.is_local_path(folder):
     try:
       with os.scandir(folder) as entries:
         return {entry.name: entry.stat().st_size for entry in entries
@@ -435,7 +388,7 @@ class _WorkerLogLines(logging.Filter):
 
 def _configure_logging():
   """This tool's lines and worker lines as 'LEVEL:beam_bottlenecks:text'."""
-  retrain._configure_logging('INFO')  # pylint: disable=protected-access
+  retrain.configure_logging('INFO')
   # Beam's PipelineOptions sets up the root logger (logging.basicConfig);
   # TensorFlow's logger has a handler of its own and would print twice.
   logging.basicConfig()
@@ -467,13 +420,14 @@ def run(flags, beam_args):
   """
   check_flags(flags)
   options = pipeline_options(beam_args)
-  module_spec = retrain.load_module_spec(flags.tfhub_module)
-  height, width = retrain._expected_image_size(module_spec)  # pylint: disable=protected-access
-  bottleneck_width = retrain._feature_width(module_spec)  # pylint: disable=protected-access
+  module_spec = retrain.load_module_spec(flags.tfhub_module,
+                                         image_size=flags.image_size)
+  height, width, _ = retrain.module_image_shape(module_spec)
+  bottleneck_width = retrain.module_feature_width(module_spec)
   image_dir, bottleneck_dir = flags.image_dir, flags.bottleneck_dir
-  if retrain._is_local(image_dir):
+  if retrain.is_local_path(image_dir):
     image_dir = os.path.abspath(image_dir)
-  if retrain._is_local(bottleneck_dir):
+  if retrain.is_local_path(bottleneck_dir):
     bottleneck_dir = os.path.abspath(bottleneck_dir)
   # The cache file names carry --tfhub_module as given, as in retrain.py;
   # workers load a relative local module folder by its absolute path.
@@ -481,7 +435,7 @@ def run(flags, beam_args):
                                           flags.bottleneck_precision,
                                           module_spec)
   module_handle = flags.tfhub_module
-  if not (retrain._is_url(module_handle) or  # pylint: disable=protected-access
+  if not (retrain.is_module_url(module_handle) or
           module_handle.startswith('file://')):
     module_handle = os.path.abspath(module_handle)
 
@@ -511,7 +465,7 @@ def run(flags, beam_args):
     start = time.time()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, work_list_path, module_handle,
-                   flags.bottleneck_precision, batch_size)
+                   flags.bottleneck_precision, batch_size, flags.image_size)
     result = pipeline.run()
     result.wait_until_finish()
     summary['seconds'] = time.time() - start
@@ -544,6 +498,8 @@ def _next_command(flags):
           '--tfhub_module', flags.tfhub_module]
   if flags.bottleneck_precision != 'float32':
     args += ['--bottleneck_precision', flags.bottleneck_precision]
+  if flags.image_size is not None:
+    args += ['--image_size', str(flags.image_size)]
   return ' '.join(shlex.quote(arg) for arg in args)
 
 

@@ -32,6 +32,11 @@ The pipeline, in the order of this file:
 8. Exports: a frozen GraphDef (--output_graph), the labels (--output_labels),
    with --saved_model_dir a SavedModel for TensorFlow Serving (float images
    or encoded image files), and with --tflite_output_file a TF Lite model.
+9. main, which runs the steps above, and the command line flags.
+
+After main come the support sections: folders and file names, image safety and
+decoding, atomic files, TF2 modules, flag checks, progress display, and the
+process set-up (logging, signals, exit codes).
 
 The frozen graph takes a float32 image batch [None, height, width, 3] with
 values in [0, 1] at the input 'Placeholder' and returns class probabilities at
@@ -59,7 +64,6 @@ import sys
 import tempfile
 import time
 import uuid
-import weakref
 from datetime import datetime
 
 
@@ -79,45 +83,22 @@ def _interrupted_while_loading(signum, frame):
   os._exit(130)  # pylint: disable=protected-access
 
 
-if __name__ == '__main__':
-  # Ctrl-C while TensorFlow loads (seconds) would print a traceback; run_main
-  # later turns Ctrl-C into a clean stop.
-  signal.signal(signal.SIGINT, _interrupted_while_loading)
-
+# What must happen before TensorFlow loads: Ctrl-C during the seconds it takes
+# would print a traceback (run_main later turns Ctrl-C into a clean stop), and
 # TensorFlow's C++ start-up lines (CUDA plugin registration, CPU feature notes)
-# are noise for people running this tool; they must be silenced before import.
+# are noise for people running this tool.
+if __name__ == '__main__':
+  signal.signal(signal.SIGINT, _interrupted_while_loading)
 if not _wants_debug_logs(sys.argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
-# The most memory (bytes / 1000, 'M': megabytes) that TensorFlow's JPEG decoder
-# (libjpeg-turbo) may take for one image. A progressive JPEG holds all its
-# coefficients, 2-6 bytes per pixel whatever the DCT scaling, so a lying
-# header could otherwise ask for gigabytes; 1000M fits a 12000 x 12000
-# progressive JPEG. Read by the decoder at every image, so it can be set here.
-os.environ.setdefault('JPEGMEM', '1000M')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
 from tensorflow.core.protobuf import rewriter_config_pb2  # pylint: disable=g-import-not-at-top
 
-
-class _OwnLinesOnly(object):
-  """A logging filter that keeps this tool's lines and real errors.
-
-  TensorFlow and tensorflow_hub log pages of deprecation notes at WARNING
-  level; people running the tool want its own progress lines.
-  """
-
-  def filter(self, record):
-    return (record.levelno >= tf.logging.ERROR or
-            os.path.abspath(record.pathname) == os.path.abspath(__file__))
-
-
-if not _wants_debug_logs(sys.argv):
-  tf.get_logger().addFilter(_OwnLinesOnly())
-tf.disable_v2_behavior()
-
+# TF1 behaviour (graphs and Sessions) is switched on at the end of this file,
+# once its logging filter is in place (see the process set-up).
 FLAGS = None
 
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1  # ~134M
@@ -147,9 +128,30 @@ SUMMARY_RUNS = ('train', 'validation', 'test')
 # are decoded at once.
 MAX_IMAGE_PIXELS = 2 ** 25
 
+# The most memory (bytes / 1000, 'M': megabytes) that TensorFlow's JPEG decoder
+# (libjpeg-turbo) may take for one image. A progressive JPEG holds all its
+# coefficients, 2-6 bytes per pixel whatever the DCT scaling, so a lying
+# header could otherwise ask for gigabytes; 1000M fits a 12000 x 12000
+# progressive JPEG. The decoder reads it at every image.
+os.environ.setdefault('JPEGMEM', '1000M')
+
+# Longer cache file names are shortened with a hash of the full name.
+MAX_CACHE_NAME_BYTES = 200
+
 
 class RetrainError(Exception):
   """A mistake of the user's (flags, folders, data): reported as one line."""
+
+
+# The module graph's tensors that computing bottlenecks feeds and fetches, in
+# the order the original's functions take them.
+ModuleTensors = collections.namedtuple('ModuleTensors', [
+    'jpeg_data', 'decoded_image', 'resized_image', 'bottleneck'])
+
+# Where a run's bottlenecks are cached (files under bottleneck_dir, named after
+# module_name) and the BottleneckMemory that holds their values for the run.
+BottleneckCache = collections.namedtuple('BottleneckCache', [
+    'image_dir', 'bottleneck_dir', 'module_name', 'memory'])
 
 
 # ---------------------------------------------------------------------------
@@ -174,75 +176,6 @@ def _percentage_hash(file_name):
   hash_name_hashed = hashlib.sha1(tf.compat.as_bytes(hash_name)).hexdigest()
   return ((int(hash_name_hashed, 16) % (MAX_NUM_IMAGES_PER_CLASS + 1)) *
           (100.0 / MAX_NUM_IMAGES_PER_CLASS))
-
-
-def _is_local(path):
-  """Tells whether path is a plain local path (not gs://, file://...)."""
-  return not re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*://', path)
-
-
-def _printable_path(path):
-  """The path with bytes that are not valid UTF-8 shown as \\x escapes."""
-  return os.fsencode(path).decode('utf-8', 'backslashreplace')
-
-
-def _list_folder(folder):
-  """Lists the names in a folder.
-
-  Returns:
-    (names, bad_names): bad_names are the names that are not valid UTF-8
-    (e.g. Latin-1 names from an old archive), which TensorFlow's file
-    functions cannot handle.
-  """
-  if not _is_local(folder):
-    return [name.rstrip('/') for name in tf.gfile.ListDirectory(folder)], []
-  names, bad_names = [], []
-  for name in os.listdir(folder):
-    try:
-      name.encode('utf-8')
-      names.append(name)
-    except UnicodeEncodeError:
-      bad_names.append(name)
-  return names, bad_names
-
-
-def _is_image_name(name):
-  extension = name.rsplit('.', 1)[-1].lower() if '.' in name else ''
-  return extension in IMAGE_EXTENSIONS
-
-
-def _list_image_files(class_dir, unusable=None):
-  """Lists the image files directly inside class_dir, sorted, each once.
-
-  Image files whose names are not valid UTF-8 are left out and added to
-  unusable as (path, reason).
-
-  Raises:
-    RetrainError: if class_dir cannot be listed.
-  """
-  try:
-    names, bad_names = _list_folder(class_dir)
-  except OSError as e:
-    raise RetrainError('Class folder %s cannot be read (%s): check its '
-                       'permissions, or remove it.' % (class_dir,
-                                                       e.strerror or e))
-  for name in sorted(bad_names):
-    if _is_image_name(name) and unusable is not None:
-      unusable.append((_printable_path(os.path.join(class_dir, name)),
-                       'its name is not valid UTF-8: rename it'))
-  return sorted(name for name in names if _is_image_name(name) and
-                not tf.gfile.IsDirectory(os.path.join(class_dir, name)))
-
-
-def _class_folders(image_dir, quiet=False):
-  """The sorted names of image_dir's sub-folders (the classes)."""
-  names, bad_names = _list_folder(image_dir)
-  for name in sorted(bad_names) if not quiet else []:
-    tf.logging.warning('Skipping folder %s: its name is not valid UTF-8: '
-                       'rename it.',
-                       _printable_path(os.path.join(image_dir, name)))
-  return sorted(name for name in names
-                if tf.gfile.IsDirectory(os.path.join(image_dir, name)))
 
 
 def create_image_lists(image_dir, testing_percentage, validation_percentage,
@@ -295,7 +228,7 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
       tf.logging.warning(
           'WARNING: Folder {} has more than {} images. Some images will '
           'never be selected.'.format(dir_name, MAX_NUM_IMAGES_PER_CLASS))
-    label_name = re.sub(r'[^a-z0-9]+', ' ', dir_name.lower())
+    label_name = label_of_folder(dir_name)
     if label_name in result:
       raise RetrainError(
           "Class folders '%s' and '%s' both give the label '%s': rename one "
@@ -320,6 +253,11 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
   return result
 
 
+def label_of_folder(dir_name):
+  """The label of a class folder: lower case, other characters as spaces."""
+  return re.sub(r'[^a-z0-9]+', ' ', dir_name.lower())
+
+
 def get_image_path(image_lists, label_name, index, image_dir, category):
   """Returns a path to an image for a label at the given index.
 
@@ -335,24 +273,23 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
 
   Returns:
     File system path string to an image that meets the requested parameters.
+
+  Raises:
+    ValueError: if the label, the category or any image of it is missing.
   """
   if label_name not in image_lists:
-    tf.logging.fatal('Label does not exist %s.', label_name)
+    raise ValueError('Label does not exist %s.' % label_name)
   label_lists = image_lists[label_name]
   if category not in label_lists:
-    tf.logging.fatal('Category does not exist %s.', category)
+    raise ValueError('Category does not exist %s.' % category)
   category_list = label_lists[category]
   if not category_list:
-    tf.logging.fatal('Label %s has no images in the category %s.',
-                     label_name, category)
+    raise ValueError('Label %s has no images in the category %s.' %
+                     (label_name, category))
   mod_index = index % len(category_list)
   base_name = category_list[mod_index]
   sub_dir = label_lists['dir']
   return os.path.join(image_dir, sub_dir, base_name)
-
-
-# Longer cache file names are shortened with a hash of the full name.
-_MAX_CACHE_NAME_BYTES = 200
 
 
 def _module_cache_suffix(module_name):
@@ -384,7 +321,7 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
           '.txt')
   folder, name = os.path.split(path)
   encoded_name = name.encode('utf-8')
-  if len(encoded_name) > _MAX_CACHE_NAME_BYTES:
+  if len(encoded_name) > MAX_CACHE_NAME_BYTES:
     # File systems allow 255 bytes, and the temporary name adds up to 50.
     name = '%s~%s.txt' % (encoded_name[:150].decode('utf-8', 'ignore'),
                           hashlib.sha1(encoded_name).hexdigest())
@@ -395,183 +332,6 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
 # ---------------------------------------------------------------------------
 # Module graph
 # ---------------------------------------------------------------------------
-
-
-def _is_url(module_handle):
-  return not _is_local(module_handle) and not module_handle.startswith(
-      'file://')
-
-
-class TF2ImageModule(object):
-  """A TF2 SavedModel image feature vector, as load_module_spec describes it.
-
-  It stands in for hub.ModuleSpec where the module is a TF2 SavedModel (the
-  format of every current TF Hub / Kaggle image model): the functions of this
-  file that take a module_spec accept either.
-
-  Attributes:
-    handle: The --tfhub_module value.
-    path: The local SavedModel folder (a URL is downloaded and cached by
-      tensorflow_hub).
-    image_size: (height, width) the images are resized to.
-    variable_size: Whether the SavedModel takes images of any size, so that
-      image_size came from --image_size.
-    feature_width: The number of features per image.
-    signature: None to call the SavedModel itself (the reusable SavedModel
-      API of Hub image models), else the name of the signature to call.
-    input_key: With a signature, the name of its image input.
-    output_key: With a signature, the name of its feature vector output.
-  """
-
-  def __init__(self, handle, path, image_size, variable_size, feature_width,
-               signature=None, input_key=None, output_key=None):
-    self.handle = handle
-    self.path = path
-    self.image_size = image_size
-    self.variable_size = variable_size
-    self.feature_width = feature_width
-    self.signature = signature
-    self.input_key = input_key
-    self.output_key = output_key
-
-  def apply_fn(self):
-    """Loads the SavedModel into the current graph.
-
-    Returns:
-      A function from images (float [None, height, width, 3] in [0, 1]) to
-      features [None, feature_width]; calling it again shares the variables.
-    """
-    if self.signature is None:
-      return hub.KerasLayer(self.path, trainable=False)
-    layer = hub.KerasLayer(self.path, trainable=False,
-                           signature=self.signature,
-                           output_key=self.output_key)
-    return lambda images: layer({self.input_key: images})
-
-
-def _expected_image_size(module_spec):
-  """(height, width) of the images a module (TF1 or TF2) takes."""
-  if isinstance(module_spec, TF2ImageModule):
-    return module_spec.image_size
-  return hub.get_expected_image_size(module_spec)
-
-
-def _num_image_channels(module_spec):
-  if isinstance(module_spec, TF2ImageModule):
-    return 3
-  return hub.get_num_image_channels(module_spec)
-
-
-def _feature_width(module_spec):
-  """The number of features per image a module (TF1 or TF2) returns."""
-  if isinstance(module_spec, TF2ImageModule):
-    return module_spec.feature_width
-  return module_spec.get_output_info_dict()['default'].get_shape().as_list()[
-      -1]
-
-
-def _is_image_spec(spec):
-  return (isinstance(spec, tf.TensorSpec) and spec.dtype == tf.float32 and
-          spec.shape.ndims == 4 and spec.shape.as_list()[3] in (None, 3))
-
-
-def _tf2_image_input(loaded):
-  """Finds how to feed images to a loaded TF2 SavedModel.
-
-  Returns:
-    (signature name or None to call the object, input key, TensorSpec of the
-    images), or None when it takes no float [batch, height, width, 3] images.
-  """
-  call = getattr(loaded, '__call__', None)
-  for function in getattr(call, 'concrete_functions', None) or ():
-    args, _ = function.structured_input_signature
-    if args and _is_image_spec(args[0]):
-      return None, None, args[0]
-  for name in ('serving_default', 'default'):
-    signature = loaded.signatures.get(name) if hasattr(
-        loaded, 'signatures') else None
-    if signature is None:
-      continue
-    inputs = signature.structured_input_signature[1]
-    if len(inputs) == 1 and _is_image_spec(list(inputs.values())[0]):
-      return name, list(inputs)[0], list(inputs.values())[0]
-  return None
-
-
-def _tf2_feature_output_key(signature):
-  """The key of a signature's only [batch, features] float output, or None."""
-  outputs = signature.structured_outputs
-  keys = [key for key, spec in outputs.items()
-          if spec.dtype == tf.float32 and spec.shape.ndims == 2]
-  for preferred in ('feature_vector', 'default'):
-    if preferred in keys:
-      return preferred
-  return keys[0] if len(keys) == 1 else None
-
-
-def _load_tf2_module(module_handle, path, image_size):
-  """Describes a TF2 SavedModel image feature vector.
-
-  Args:
-    module_handle: The --tfhub_module value.
-    path: The local SavedModel folder.
-    image_size: The --image_size value, or None.
-
-  Returns:
-    A TF2ImageModule.
-
-  Raises:
-    RetrainError: if the SavedModel cannot be loaded or is not an image
-      feature vector, or when its input size and --image_size disagree.
-  """
-  not_a_feature_vector = (
-      '--tfhub_module %s is a TF2 SavedModel but not an image feature vector: '
-      'it must take float images [batch, height, width, 3] and return '
-      '[batch, features]; pick the feature_vector version of the model.' %
-      module_handle)
-  with tf.Graph().as_default():
-    try:
-      loaded = hub.load(path)
-    except Exception as e:  # pylint: disable=broad-except
-      raise RetrainError('Could not load the TF2 SavedModel %s: %s' %
-                         (module_handle, _error_reason(e)))
-    image_input = _tf2_image_input(loaded)
-    if image_input is None:
-      raise RetrainError(not_a_feature_vector)
-    signature, input_key, spec = image_input
-    output_key = None
-    if signature is not None:
-      output_key = _tf2_feature_output_key(loaded.signatures[signature])
-      if output_key is None:
-        raise RetrainError(not_a_feature_vector)
-    height, width = spec.shape.as_list()[1:3]
-    variable_size = height is None or width is None
-    if variable_size and image_size is None:
-      raise RetrainError(
-          '--tfhub_module %s takes images of any size: pass the size it was '
-          'trained for with --image_size (e.g. --image_size 224, see the '
-          "model's documentation)." % module_handle)
-    if image_size is not None:
-      if not variable_size and (height, width) != (image_size, image_size):
-        raise RetrainError(
-            '--image_size %d does not fit --tfhub_module %s, which takes '
-            '%dx%d images: leave --image_size out.' %
-            (image_size, module_handle, height, width))
-      height, width = image_size, image_size
-    module = TF2ImageModule(module_handle, path, (height, width),
-                            variable_size, None, signature, input_key,
-                            output_key)
-    try:
-      features = module.apply_fn()(
-          tf.placeholder(tf.float32, [None, height, width, 3]))
-    except (ValueError, TypeError) as e:
-      raise RetrainError('%s (%s)' % (not_a_feature_vector[:-1],
-                                      _error_reason(e)))
-    if (not isinstance(features, tf.Tensor) or features.shape.ndims != 2 or
-        features.shape.as_list()[1] is None):
-      raise RetrainError(not_a_feature_vector)
-    module.feature_width = features.shape.as_list()[1]
-  return module
 
 
 def load_module_spec(module_handle, image_size=None):
@@ -593,32 +353,7 @@ def load_module_spec(module_handle, image_size=None):
   Raises:
     RetrainError: if the module cannot be found, downloaded or used here.
   """
-  if _is_url(module_handle):
-    try:
-      path = hub.resolve(module_handle)
-    except Exception as e:  # pylint: disable=broad-except
-      raise RetrainError(
-          'Could not download the module %s (%s). Without network access, pass '
-          'a local module folder with --tfhub_module=/path/to/module, or put '
-          'the downloaded module into the folder TFHUB_CACHE_DIR names.' %
-          (module_handle, _error_reason(e)))
-  else:
-    path = module_handle[len('file://'):] if module_handle.startswith(
-        'file://') else module_handle
-    if not tf.gfile.Exists(path):
-      raise RetrainError(
-          '--tfhub_module %s does not exist: pass a Hub module URL or a local '
-          'module folder.' % module_handle)
-    if not tf.gfile.IsDirectory(path):
-      if path.endswith('.pb'):
-        raise RetrainError(
-            '--tfhub_module %s is a single .pb file (a frozen graph?), not a '
-            'Hub module folder: wrap it with "python make_image_module.py '
-            '--kind frozen_graph --frozen_graph %s ..." and pass that folder.'
-            % (module_handle, path))
-      raise RetrainError('--tfhub_module %s is a file, not a Hub module '
-                         'folder: pass the folder that holds '
-                         'tfhub_module.pb.' % module_handle)
+  path = _module_folder(module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
     if tf.gfile.Exists(os.path.join(path, 'saved_model.pb')):
       return _load_tf2_module(module_handle, path, image_size)
@@ -630,7 +365,7 @@ def load_module_spec(module_handle, image_size=None):
     module_spec = hub.load_module_spec(path)
   except Exception as e:  # pylint: disable=broad-except
     raise RetrainError('Could not load the module %s: %s' %
-                       (module_handle, _error_reason(e)))
+                       (module_handle, error_reason(e)))
   signature_inputs = module_spec.get_input_info_dict()
   signature_outputs = module_spec.get_output_info_dict()
   if ('images' not in signature_inputs or 'default' not in signature_outputs or
@@ -649,9 +384,69 @@ def load_module_spec(module_handle, image_size=None):
   return module_spec
 
 
-# The function that applies the module, for each graph create_module_graph
-# built: export_model applies it again to decoded image bytes.
-_graph_modules = weakref.WeakKeyDictionary()
+def _module_folder(module_handle):
+  """The local folder of a module: a URL's download, or the folder given.
+
+  Raises:
+    RetrainError: if a URL cannot be downloaded, or the path is missing or
+      not a folder.
+  """
+  if is_module_url(module_handle):
+    try:
+      return hub.resolve(module_handle)
+    except Exception as e:  # pylint: disable=broad-except
+      raise RetrainError(
+          'Could not download the module %s (%s). Without network access, pass '
+          'a local module folder with --tfhub_module=/path/to/module, or put '
+          'the downloaded module into the folder TFHUB_CACHE_DIR names.' %
+          (module_handle, error_reason(e)))
+  path = module_handle[len('file://'):] if module_handle.startswith(
+      'file://') else module_handle
+  if not tf.gfile.Exists(path):
+    raise RetrainError(
+        '--tfhub_module %s does not exist: pass a Hub module URL or a local '
+        'module folder.' % module_handle)
+  if not tf.gfile.IsDirectory(path):
+    if path.endswith('.pb'):
+      raise RetrainError(
+          '--tfhub_module %s is a single .pb file (a frozen graph?), not a '
+          'Hub module folder: wrap it with "python make_image_module.py '
+          '--kind frozen_graph --frozen_graph %s ..." and pass that folder.'
+          % (module_handle, path))
+    raise RetrainError('--tfhub_module %s is a file, not a Hub module '
+                       'folder: pass the folder that holds '
+                       'tfhub_module.pb.' % module_handle)
+  return path
+
+
+def is_module_url(module_handle):
+  """Tells whether --tfhub_module is a URL to download (not a folder)."""
+  return not is_local_path(module_handle) and not module_handle.startswith(
+      'file://')
+
+
+def module_image_shape(module_spec):
+  """(height, width, channels) of the images a module (TF1 or TF2) takes."""
+  if isinstance(module_spec, TF2ImageModule):
+    return tuple(module_spec.image_size) + (3,)
+  return tuple(hub.get_expected_image_size(module_spec)) + (
+      hub.get_num_image_channels(module_spec),)
+
+
+def module_feature_width(module_spec):
+  """The number of features per image a module (TF1 or TF2) returns."""
+  if isinstance(module_spec, TF2ImageModule):
+    return module_spec.feature_width
+  return module_spec.get_output_info_dict()['default'].get_shape().as_list()[
+      -1]
+
+
+# create_module_graph's values, and the module itself (images -> features,
+# sharing its variables), which the SavedModel's image-bytes signature applies
+# again.
+ModuleGraph = collections.namedtuple('ModuleGraph', [
+    'graph', 'bottleneck_tensor', 'resized_input_tensor', 'wants_quantization',
+    'apply_module'])
 
 
 def create_module_graph(module_spec):
@@ -668,7 +463,12 @@ def create_module_graph(module_spec):
     wants_quantization: a boolean, whether the module has been instrumented
       with fake quantization ops.
   """
-  height, width = _expected_image_size(module_spec)
+  return tuple(_module_graph(module_spec)[:4])
+
+
+def _module_graph(module_spec):
+  """create_module_graph's work, as a ModuleGraph."""
+  height, width, _ = module_image_shape(module_spec)
   with tf.Graph().as_default() as graph:
     resized_input_tensor = tf.placeholder(tf.float32, [None, height, width, 3])
     if isinstance(module_spec, TF2ImageModule):
@@ -676,10 +476,10 @@ def create_module_graph(module_spec):
     else:
       m = hub.Module(module_spec)
     bottleneck_tensor = m(resized_input_tensor)
-    _graph_modules[graph] = m
     wants_quantization = any(node.op in FAKE_QUANT_OPS
                              for node in graph.as_graph_def().node)
-  return graph, bottleneck_tensor, resized_input_tensor, wants_quantization
+  return ModuleGraph(graph, bottleneck_tensor, resized_input_tensor,
+                     wants_quantization, m)
 
 
 def module_session_config(bottleneck_precision='float32'):
@@ -736,115 +536,6 @@ def module_cache_name(module_handle, bottleneck_precision='float32',
 # Bottlenecks
 # ---------------------------------------------------------------------------
 
-# Bottleneck values already read or computed in this process, by cache file
-# path: training draws its batches from here instead of re-reading text files.
-_bottleneck_memory = {}
-
-# Per-graph tf.data pipelines, built once and reused by every call.
-_graph_pipelines = weakref.WeakKeyDictionary()
-
-
-def _image_header_size(image_data):
-  """Reads an image's size from its header, without decoding it.
-
-  Args:
-    image_data: A scalar string tensor, the bytes of an image file.
-
-  Returns:
-    (height, width, is_jpeg): int64 scalar tensors for the size of a JPEG, PNG
-    or GIF image (0 for other data, which the decoder then rejects), and a bool
-    scalar tensor. A JPEG header that cannot be parsed fails at run time.
-  """
-  # 32 bytes of the header, padded, so that short files cannot fail the slices.
-  padded = tf.strings.join([tf.strings.substr(image_data, 0, 32), b'\0' * 32])
-  head = tf.strings.substr(padded, 0, 32)
-  head_bytes = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
-
-  def big_endian(start, length):
-    value = tf.constant(0, tf.int64)
-    for position in range(start, start + length):
-      value = value * 256 + head_bytes[position]
-    return value
-
-  def starts_with(magic):
-    return tf.equal(tf.strings.substr(head, 0, len(magic)), magic)
-
-  is_jpeg = starts_with(b'\xff\xd8\xff')
-  is_png = starts_with(b'\x89PNG\r\n\x1a\n')
-  is_gif = starts_with(b'GIF8')
-  zero = tf.constant(0, tf.int64)
-
-  def jpeg_size():
-    shape = tf.cast(tf.image.extract_jpeg_shape(image_data), tf.int64)
-    return shape[0], shape[1]
-
-  def png_size():  # The IHDR chunk: width, then height, big-endian.
-    return big_endian(20, 4), big_endian(16, 4)
-
-  def gif_size():  # The logical screen: width, then height, little-endian.
-    return (head_bytes[8] + 256 * head_bytes[9],
-            head_bytes[6] + 256 * head_bytes[7])
-
-  height, width = tf.case([(is_jpeg, jpeg_size), (is_png, png_size),
-                           (is_gif, gif_size)],
-                          default=lambda: (zero, zero), exclusive=False)
-  return height, width, is_jpeg
-
-
-def _decode_image(image_data, channels):
-  """Decodes JPEG, PNG or GIF bytes to uint8 [height, width, channels].
-
-  Images of up to MAX_IMAGE_PIXELS pixels are decoded as they are. Larger
-  JPEGs are decoded at 1/2, 1/4 or 1/8 of their size by the decoder's DCT
-  scaling, so that only the smaller image is allocated (progressive JPEGs
-  also need memory for their coefficients, capped by JPEGMEM); larger PNGs
-  and GIFs, and JPEGs too large even at 1/8, fail with an error before any
-  memory is allocated for their pixels.
-
-  Args:
-    image_data: A scalar string tensor, the bytes of an image file.
-    channels: The number of colour channels wanted.
-
-  Returns:
-    The decoded uint8 image tensor.
-  """
-  height, width, is_jpeg = _image_header_size(image_data)
-  # Clipped first so that a lying 32-bit PNG header cannot overflow int64.
-  pixels = (tf.minimum(height, MAX_IMAGE_PIXELS + 1) *
-            tf.minimum(width, MAX_IMAGE_PIXELS + 1))
-
-  def decode(ratio):
-    return lambda: tf.image.decode_jpeg(image_data, channels=channels,
-                                        ratio=ratio)
-
-  def too_large():
-    check = tf.debugging.Assert(False, [
-        'Image too large:', width, 'x', height, 'pixels'])
-    with tf.control_dependencies([check]):
-      return tf.zeros([1, 1, channels], tf.uint8)
-
-  branches = [(pixels <= MAX_IMAGE_PIXELS, decode(1))]
-  for ratio in (2, 4, 8):
-    branches.append((tf.logical_and(
-        is_jpeg, pixels <= MAX_IMAGE_PIXELS * ratio * ratio), decode(ratio)))
-  return tf.case(branches, default=too_large, exclusive=False)
-
-
-def _decode_to_float_4d(image_data, input_depth):
-  """Decodes image bytes into a float [1, height, width, depth] in [0, 1]."""
-  decoded_image = _decode_image(image_data, input_depth)
-  decoded_image_as_float = tf.image.convert_image_dtype(decoded_image,
-                                                        tf.float32)
-  return tf.expand_dims(decoded_image_as_float, 0)
-
-
-def _decode_and_resize(image_data, input_height, input_width, input_depth):
-  """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1]."""
-  decoded_image_4d = _decode_to_float_4d(image_data, input_depth)
-  resize_shape = tf.stack([input_height, input_width])
-  resize_shape_as_int = tf.cast(resize_shape, dtype=tf.int32)
-  return tf.image.resize_bilinear(decoded_image_4d, resize_shape_as_int)
-
 
 def add_jpeg_decoding(module_spec):
   """Adds operations that perform JPEG decoding and resizing to the graph..
@@ -858,11 +549,10 @@ def add_jpeg_decoding(module_spec):
     Tensors for the node to feed JPEG data into, and the output of the
       preprocessing steps.
   """
-  input_height, input_width = _expected_image_size(module_spec)
-  input_depth = _num_image_channels(module_spec)
+  input_height, input_width, input_depth = module_image_shape(module_spec)
   jpeg_data = tf.placeholder(tf.string, name='DecodeJPGInput')
-  resized_image = _decode_and_resize(jpeg_data, input_height, input_width,
-                                     input_depth)
+  resized_image = decode_and_resize(jpeg_data, input_height, input_width,
+                                    input_depth)
   return jpeg_data, resized_image
 
 
@@ -897,106 +587,19 @@ def ensure_dir_exists(dir_name):
       one of TensorFlow's file systems (gs://...).
   """
   if not os.path.exists(dir_name):
-    if not _is_local(dir_name):
+    if not is_local_path(dir_name):
       tf.gfile.MakeDirs(dir_name)
     else:
       os.makedirs(dir_name, exist_ok=True)
 
 
-# Temporary files are named '<target>.tmp-<host>-<pid>-<random>', so that the
-# leftovers of a killed run can be told from files that a live run (maybe on
-# another machine sharing the folder) is still writing.
-_TEMPORARY_NAME = re.compile(r'\.tmp-([A-Za-z0-9]*)-(\d+)-[0-9a-f]{8}$')
-
-
-@functools.lru_cache(maxsize=None)
-def _host_tag():
-  """Names the machine and the process-id namespace (containers) we run in.
-
-  It cannot change while the process runs, so it is worked out once rather
-  than for every cache file written.
-  """
-  tag = re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:12]
-  try:
-    tag += '%x' % os.stat('/proc/self/ns/pid').st_ino
-  except OSError:
-    pass
-  return tag
-
-
-def _temporary_name(path):
-  return '%s.tmp-%s-%d-%s' % (path, _host_tag(), os.getpid(),
-                              uuid.uuid4().hex[:8])
-
-
-def _process_is_gone(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return True
-  except (OSError, OverflowError):  # E.g. another user's process: it exists.
-    return False
-  return False
-
-
-def _remove_stale_temporary_files(folder, target_name=None):
-  """Deletes temporary files that killed runs on this machine left in folder.
-
-  Args:
-    folder: The folder to clean; nothing happens if it does not exist or is
-      not local.
-    target_name: Only clean up the temporary files of this file name.
-  """
-  if not _is_local(folder) or not os.path.isdir(folder):
-    return
-  host = _host_tag()
-  try:
-    names = os.listdir(folder)
-  except OSError:
-    return
-  for name in names:
-    match = _TEMPORARY_NAME.search(name)
-    if (not match or match.group(1) != host or
-        (target_name is not None and name[:match.start()] != target_name) or
-        not _process_is_gone(int(match.group(2)))):
-      continue
-    path = os.path.join(folder, name)
-    try:
-      if os.path.isdir(path) and not os.path.islink(path):
-        tf.gfile.DeleteRecursively(path)
-      else:
-        os.remove(path)
-    except (OSError, tf.errors.OpError):
-      pass  # Another run cleaned it up first.
-
-
-def _write_file_atomically(path, contents, mode='w'):
-  """Writes a file under a temporary name and renames it into place.
-
-  A crash or kill at any moment leaves either the old file or the new one,
-  never a truncated one; concurrent writers of the same path each rename a
-  complete file. The folder is created when missing.
-  """
-  folder = os.path.dirname(path)
-  if folder:
-    ensure_dir_exists(folder)
-  temporary_path = _temporary_name(path)
-  try:
-    with tf.gfile.GFile(temporary_path, mode) as f:
-      f.write(contents)
-    tf.gfile.Rename(temporary_path, path, overwrite=True)
-  except BaseException:
-    if tf.gfile.Exists(temporary_path):
-      tf.gfile.Remove(temporary_path)
-    raise
-
-
-def _write_bottleneck_file(bottleneck_path, bottleneck_values):
+def write_bottleneck_file(bottleneck_path, bottleneck_values):
+  """Writes one image's bottleneck values as comma-separated text, atomically."""
   bottleneck_string = ','.join(str(x) for x in bottleneck_values)
-  _write_file_atomically(bottleneck_path, bottleneck_string)
+  write_file_atomically(bottleneck_path, bottleneck_string)
 
 
-def _read_bottleneck_file(bottleneck_path, expected_width=None):
+def read_bottleneck_file(bottleneck_path, expected_width=None):
   """Reads a cached bottleneck file.
 
   Returns:
@@ -1015,8 +618,19 @@ def _read_bottleneck_file(bottleneck_path, expected_width=None):
   return values
 
 
-def _bottleneck_width(bottleneck_tensor):
-  return bottleneck_tensor.get_shape().as_list()[-1]
+def _read_cached_bottleneck(bottleneck_path, width):
+  """The values of a valid cache file, or None to compute them.
+
+  A file that exists but cannot be used (damaged, or written for a module of
+  another width) is reported, since it will be recreated.
+  """
+  if not tf.gfile.Exists(bottleneck_path):
+    return None
+  values = read_bottleneck_file(bottleneck_path, width)
+  if values is None:
+    tf.logging.warning('Invalid bottleneck file %s, recreating it.',
+                       bottleneck_path)
+  return values
 
 
 def create_bottleneck_file(bottleneck_path, image_lists, label_name, index,
@@ -1028,7 +642,7 @@ def create_bottleneck_file(bottleneck_path, image_lists, label_name, index,
   image_path = get_image_path(image_lists, label_name, index,
                               image_dir, category)
   if not tf.gfile.Exists(image_path):
-    tf.logging.fatal('File does not exist %s', image_path)
+    raise RuntimeError('File does not exist %s' % image_path)
   image_data = tf.gfile.GFile(image_path, 'rb').read()
   try:
     bottleneck_values = run_bottleneck_on_image(
@@ -1037,7 +651,7 @@ def create_bottleneck_file(bottleneck_path, image_lists, label_name, index,
   except Exception as e:
     raise RuntimeError('Error during processing file %s (%s)' % (image_path,
                                                                  str(e)))
-  _write_bottleneck_file(bottleneck_path, bottleneck_values)
+  write_bottleneck_file(bottleneck_path, bottleneck_values)
   return bottleneck_values
 
 
@@ -1047,10 +661,10 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
                              bottleneck_tensor, module_name):
   """Retrieves or calculates bottleneck values for an image.
 
-  If a cached version of the bottleneck data exists in memory or on disk,
-  return that, otherwise calculate the data and save it to disk for future
-  use. A cache file that cannot be parsed, or has the wrong number of values
-  for the module, is recomputed.
+  If a cached version of the bottleneck data exists on-disk, return that,
+  otherwise calculate the data and save it to disk for future use. A cache
+  file that cannot be parsed, or has the wrong number of values for the
+  module, is recomputed.
 
   Args:
     sess: The current active TensorFlow Session.
@@ -1074,56 +688,113 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
   """
   bottleneck_path = get_bottleneck_path(image_lists, label_name, index,
                                         bottleneck_dir, category, module_name)
-  bottleneck_values = _bottleneck_memory.get(bottleneck_path)
-  if bottleneck_values is not None:
-    return bottleneck_values
   ensure_dir_exists(os.path.dirname(bottleneck_path))
-  width = _bottleneck_width(bottleneck_tensor)
-  if tf.gfile.Exists(bottleneck_path):
-    bottleneck_values = _read_bottleneck_file(bottleneck_path, width)
-    if bottleneck_values is None:
-      tf.logging.warning('Invalid bottleneck file %s, recreating it.',
-                         bottleneck_path)
+  bottleneck_values = _read_cached_bottleneck(
+      bottleneck_path, bottleneck_tensor.get_shape().as_list()[-1])
   if bottleneck_values is None:
     bottleneck_values = create_bottleneck_file(
         bottleneck_path, image_lists, label_name, index, image_dir, category,
         sess, jpeg_data_tensor, decoded_image_tensor, resized_input_tensor,
         bottleneck_tensor)
-  _bottleneck_memory[bottleneck_path] = bottleneck_values
   return bottleneck_values
 
 
-def _batched_image_reader(graph, input_height, input_width, input_depth,
-                          batch_size):
-  """Builds (once per graph) a parallel tf.data reader of resized images.
+class BottleneckMemory(object):
+  """The bottleneck values of one run, held in memory.
 
-  Files are read and decoded on tf.data's threads while the caller runs the
-  module on the previous batch. Images that fail to decode are dropped; the
-  caller finds them by their missing index.
+  Training draws thousands of batches from the same values; reading the text
+  files for each (the original's way) would dominate a run. Values are held
+  by cache file path until a class's category is stacked into one
+  [images, width] float32 matrix: training batches are then gathered rows,
+  and the per-file entries become views of the rows, so each value is held
+  once. main makes one per run; drop it (or clear it) to free the memory.
+  """
+
+  def __init__(self):
+    self._values = {}  # Cache file path -> float32 [width].
+    # (bottleneck_dir, module_name, class folder, category) -> (the list of
+    # image names it was stacked from, that list's length, the matrix).
+    self._matrices = {}
+
+  def __len__(self):
+    return len(self._values)
+
+  def get(self, bottleneck_path):
+    """The values of one cache file, or None if they are not in memory."""
+    return self._values.get(bottleneck_path)
+
+  def put(self, bottleneck_path, values):
+    self._values[bottleneck_path] = values
+
+  def clear(self):
+    self._values.clear()
+    self._matrices.clear()
+
+  def class_matrix(self, image_lists, label_name, category, bottleneck_dir,
+                   module_name, load):
+    """Returns every bottleneck of one class's category as a [n, width] matrix.
+
+    Stacked once, and again when that category's list of images is replaced
+    or changes length (cache_bottlenecks removes bad images from it).
+
+    Args:
+      image_lists: OrderedDict of training images for each label.
+      label_name: The class.
+      category: 'training', 'testing' or 'validation'.
+      bottleneck_dir: The cache folder.
+      module_name: The module name in cache file names.
+      load: Callable (label_name, category, index) -> values, for an image
+        whose values are not in memory yet.
+
+    Returns:
+      The float32 matrix, None when the category has no images.
+    """
+    image_names = image_lists[label_name][category]
+    key = (bottleneck_dir, module_name, image_lists[label_name]['dir'],
+           category)
+    known = self._matrices.get(key)
+    if known is not None and known[0] is image_names and known[1] == len(
+        image_names):
+      return known[2]
+    matrix = None
+    for index in range(len(image_names)):
+      path = get_bottleneck_path(image_lists, label_name, index,
+                                 bottleneck_dir, category, module_name)
+      values = self._values.get(path)
+      if values is None:
+        values = load(label_name, category, index)
+      if matrix is None:
+        matrix = np.empty([len(image_names), values.size], np.float32)
+      matrix[index] = values
+      self._values[path] = matrix[index]
+    self._matrices[key] = (image_names, len(image_names), matrix)
+    return matrix
+
+
+def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
+  """Opens a Session on the module with its image decoding ops.
+
+  This is what computing bottlenecks needs outside main, which adds the new
+  layer to the same graph: beam_bottlenecks.py's workers, the benchmark and
+  the tests use it.
+
+  Args:
+    module_spec: The loaded module (load_module_spec).
+    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
 
   Returns:
-    (paths placeholder, iterator initializer, next (indices, images) batch).
+    (Session with the module's variables initialised, ModuleTensors).
   """
-  key = ('decode', input_height, input_width, input_depth, batch_size)
-  pipelines = _graph_pipelines.setdefault(graph, {})
-  if key not in pipelines:
-    with graph.as_default(), tf.name_scope('bottleneck_reader'):
-      paths = tf.placeholder(tf.string, [None], name='image_paths')
-
-      def load(index, path):
-        image = _decode_and_resize(tf.io.read_file(path), input_height,
-                                   input_width, input_depth)
-        return index, tf.squeeze(image, axis=0)
-
-      dataset = tf.data.Dataset.from_tensor_slices(
-          (tf.range(tf.size(paths, out_type=tf.int64)), paths))
-      dataset = dataset.map(
-          load, num_parallel_calls=tf.data.experimental.AUTOTUNE)
-      dataset = dataset.apply(tf.data.experimental.ignore_errors())
-      dataset = dataset.batch(batch_size).prefetch(2)
-      iterator = tf.data.make_initializable_iterator(dataset)
-      pipelines[key] = (paths, iterator.initializer, iterator.get_next())
-  return pipelines[key]
+  graph, bottleneck_tensor, resized_input_tensor, _ = create_module_graph(
+      module_spec)
+  with graph.as_default():
+    jpeg_data_tensor, decoded_image_tensor = add_jpeg_decoding(module_spec)
+    init = tf.global_variables_initializer()
+  sess = tf.Session(graph=graph,
+                    config=module_session_config(bottleneck_precision))
+  sess.run(init)
+  return sess, ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
+                             resized_input_tensor, bottleneck_tensor)
 
 
 def default_caching_batch_size(input_height, input_width):
@@ -1135,46 +806,123 @@ def default_caching_batch_size(input_height, input_width):
   return int(np.clip(2 ** 21 // (input_height * input_width), 8, 64))
 
 
-class _Progress(object):
-  """Shows progress with rate and ETA: a live bar on a terminal, else log lines."""
+# A parallel decoder of many images: feed a string [None] to inputs, run
+# initializer, then next_batch gives (indices into inputs, images) batches.
+BatchedDecoding = collections.namedtuple('BatchedDecoding', [
+    'inputs', 'initializer', 'next_batch'])
 
-  def __init__(self, total, what):
-    self._total = total
-    self._what = what
-    self._done = 0
-    self._start = time.time()
-    self._last_log = self._start
-    self._bar = None
-    if total and sys.stdout.isatty():
-      self._bar = tf.keras.utils.Progbar(total, unit_name='image')
 
-  def add(self, count):
-    self._done += count
-    if self._bar is not None:
-      self._bar.update(self._done)
+def add_batched_decoding(image_shape, batch_size=None, from_files=True):
+  """Adds a parallel tf.data decoder of many images to the default graph.
+
+  Files are read and decoded on tf.data's threads while the caller runs the
+  module on the previous batch, each image by decode_and_resize. Images that
+  fail are dropped; the caller finds them by their missing index and passes
+  them to retry_failed_images. The inputs at [k * batch_size, (k + 1) *
+  batch_size) make up batch k, less those dropped, whatever fails elsewhere.
+
+  Args:
+    image_shape: (height, width, channels) of the decoded images.
+    batch_size: Images per batch; None for one batch of every input.
+    from_files: Whether the inputs are image file paths (else image bytes).
+
+  Returns:
+    A BatchedDecoding.
+  """
+  height, width, depth = image_shape
+  with tf.name_scope('batched_decoding'):
+    inputs = tf.placeholder(tf.string, [None], name='inputs')
+    count = tf.size(inputs, out_type=tf.int64)
+
+    def decode(index, image):
+      image_data = tf.io.read_file(image) if from_files else image
+      resized = decode_and_resize(image_data, height, width, depth)
+      return index, tf.squeeze(resized, axis=0)
+
+    dataset = tf.data.Dataset.from_tensor_slices((tf.range(count), inputs))
+    dataset = dataset.map(decode,
+                          num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    dataset = dataset.apply(tf.data.experimental.ignore_errors())
+    if batch_size:
+      dataset = dataset.group_by_window(
+          lambda index, image: index // batch_size,
+          lambda unused_key, batch: batch.batch(batch_size), batch_size)
+    else:
+      dataset = dataset.batch(tf.maximum(count, 1))
+    iterator = tf.data.make_initializable_iterator(dataset.prefetch(2))
+  return BatchedDecoding(inputs, iterator.initializer, iterator.get_next())
+
+
+def decode_in_batches(sess, decoding, inputs):
+  """Yields (indices, images) of the inputs that decode, batch by batch.
+
+  Args:
+    sess: A Session on the graph of decoding.
+    decoding: A BatchedDecoding.
+    inputs: The image file paths or bytes, as add_batched_decoding was told.
+  """
+  sess.run(decoding.initializer, {decoding.inputs: inputs})
+  while True:
+    try:
+      yield sess.run(decoding.next_batch)
+    except tf.errors.OutOfRangeError:
       return
-    now = time.time()
-    if now - self._last_log >= 15 or self._done == self._total:
-      self._last_log = now
-      rate = self._done / max(now - self._start, 1e-9)
-      eta = (self._total - self._done) / max(rate, 1e-9)
-      tf.logging.info('%d/%d %s (%.1f images/s, ETA %ds)', self._done,
-                      self._total, self._what, rate, eta)
+
+
+def retry_failed_images(sess, tensors, failed, skip):
+  """Decodes each image that failed in a batch on its own, or skips it.
+
+  A batch drops every image that fails; alone, an image either decodes
+  after all (it was replaced while being read, say) or shows why it cannot
+  be used, in words for the user.
+
+  Args:
+    sess: A Session with the decoding ops of tensors.
+    tensors: ModuleTensors; jpeg_data and decoded_image are used.
+    failed: Iterable of (key, image path, image bytes or None to read them
+      from the path).
+    skip: Callable (key, image path, reason) for each image that is unusable.
+
+  Returns:
+    (keys, images): the images that decoded, float [height, width, depth]
+    each, and their keys.
+  """
+  keys, images = [], []
+  for key, image_path, image_data in failed:
+    reason = None
+    if image_data is None:
+      image_data, reason = _read_image_file(image_path)
+    if reason is None:
+      image, reason = _decode_or_explain(sess, image_data, tensors.jpeg_data,
+                                         tensors.decoded_image)
+    if reason is None:
+      keys.append(key)
+      images.append(image[0])
+    else:
+      skip(key, image_path, reason)
+  return keys, images
+
+
+# One image of cache_bottlenecks's scan: where its bottleneck is cached, and
+# whether it was found there.
+_CacheEntry = collections.namedtuple('_CacheEntry', [
+    'label_name', 'category', 'image_name', 'image_path', 'bottleneck_path',
+    'cached'])
 
 
 def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
                       jpeg_data_tensor, decoded_image_tensor,
                       resized_input_tensor, bottleneck_tensor, module_name,
-                      batch_size=None):
+                      batch_size=None, memory=None):
   """Ensures all the training, testing, and validation bottlenecks are cached.
 
   Because we're likely to read the same image multiple times (if there are no
   distortions applied during training) it can speed things up a lot if we
   calculate the bottleneck layer values once for each image during
   preprocessing, and then just read those cached values repeatedly during
-  training. Here we go through all the images we've found, compute the missing
-  values in batches (decoding in parallel with the module's work), save them
-  off, and keep every value in memory for training.
+  training. Here we go through all the images we've found (scan), compute the
+  missing values in batches (decoding in parallel with the module's work),
+  and retry alone or skip the images that failed in a batch.
 
   Images that cannot be decoded are skipped with a warning naming the file and
   the reason, and removed from image_lists, so they never reach training or
@@ -1194,311 +942,157 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
     batch_size: How many images the module processes at once; by default
       about two million input pixels (22 images of 299x299, 64 of 128x128),
       which keeps the module's throughput and bounds its memory.
+    memory: The run's BottleneckMemory, which keeps every value for
+      training; None to only write the cache files.
 
   Returns:
     The list of (image path, reason) of the images that were skipped.
   """
-  ensure_dir_exists(bottleneck_dir)
-  for label_lists in image_lists.values():
-    _remove_stale_temporary_files(os.path.join(bottleneck_dir,
-                                               label_lists['dir']))
-  width = _bottleneck_width(bottleneck_tensor)
-  missing = []  # (label_name, category, image_name, image_path, cache_path)
-  how_many_bottlenecks = 0
-  for label_name, label_lists in image_lists.items():
-    for category in CATEGORIES:
-      missing_before = len(missing)
-      for index, image_name in enumerate(label_lists[category]):
-        bottleneck_path = get_bottleneck_path(image_lists, label_name, index,
-                                              bottleneck_dir, category,
-                                              module_name)
-        how_many_bottlenecks += 1
-        if bottleneck_path in _bottleneck_memory:
-          continue
-        values = None
-        if tf.gfile.Exists(bottleneck_path):
-          values = _read_bottleneck_file(bottleneck_path, width)
-          if values is None:
-            tf.logging.warning('Invalid bottleneck file %s, recreating it.',
-                               bottleneck_path)
-        if values is not None:
-          _bottleneck_memory[bottleneck_path] = values
-        else:
-          image_path = get_image_path(image_lists, label_name, index,
-                                      image_dir, category)
-          missing.append((label_name, category, image_name, image_path,
-                          bottleneck_path))
-      if label_lists[category] and len(missing) == missing_before:
-        # Stacking each class as soon as it is read lets the next class reuse
-        # the memory of the per-file arrays instead of doubling the peak.
-        _class_bottleneck_matrix(
-            sess, image_lists, label_name, category, bottleneck_dir,
-            image_dir, jpeg_data_tensor, decoded_image_tensor,
-            resized_input_tensor, bottleneck_tensor, module_name)
-  tf.logging.info('%d bottlenecks found in the cache, %d to compute.',
-                  how_many_bottlenecks - len(missing), len(missing))
-  skipped = []
-
-  def skip(label_name, category, image_name, image_path, reason):
-    tf.logging.warning('Skipping %s: %s', image_path, reason)
-    image_lists[label_name][category].remove(image_name)
-    skipped.append((image_path, reason))
-
-  readable = []
-  for entry in missing:
-    reason = _why_file_unusable(entry[3])
-    if reason:
-      skip(*entry[:4], reason=reason)
-    else:
-      readable.append(entry)
-  missing = readable
-  if not missing:
-    return skipped
-
-  _, height, width_px, depth = resized_input_tensor.get_shape().as_list()
+  tensors = ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
+                          resized_input_tensor, bottleneck_tensor)
+  cache = BottleneckCache(image_dir, bottleneck_dir, module_name,
+                          BottleneckMemory() if memory is None else memory)
   if batch_size is None:
-    batch_size = default_caching_batch_size(height, width_px)
-  paths_placeholder, initializer, next_batch = _batched_image_reader(
-      sess.graph, height, width_px, depth, batch_size)
-  sess.run(initializer,
-           {paths_placeholder: [entry[3] for entry in missing]})
-  progress = _Progress(len(missing), 'bottlenecks computed')
-  computed = set()
-  while True:
-    try:
-      indices, images = sess.run(next_batch)
-    except tf.errors.OutOfRangeError:
-      break
-    batch_values = sess.run(bottleneck_tensor, {resized_input_tensor: images})
-    for index, values in zip(indices, batch_values):
-      bottleneck_path = missing[index][4]
-      _write_bottleneck_file(bottleneck_path, values)
-      _bottleneck_memory[bottleneck_path] = values
-      computed.add(index)
-    progress.add(len(indices))
-
-  for index, (label_name, category, image_name, image_path,
-              bottleneck_path) in enumerate(missing):
-    if index in computed:
-      continue
-    reason = _why_image_fails(sess, image_path, jpeg_data_tensor,
-                              decoded_image_tensor)
-    if reason is None:  # Decodes on its own after all: compute it alone.
-      position = image_lists[label_name][category].index(image_name)
-      _bottleneck_memory[bottleneck_path] = create_bottleneck_file(
-          bottleneck_path, image_lists, label_name, position, image_dir,
-          category, sess, jpeg_data_tensor, decoded_image_tensor,
-          resized_input_tensor, bottleneck_tensor)
-      continue
-    skip(label_name, category, image_name, image_path, reason)
+    batch_size = default_caching_batch_size(
+        *resized_input_tensor.get_shape().as_list()[1:3])
+  entries = _scan_bottleneck_cache(sess, image_lists, tensors, cache)
+  skipped = []
+  skip = functools.partial(_skip_image, image_lists, skipped)
+  usable = []
+  for entry in entries:
+    reason = None if entry.cached else _why_file_unusable(entry.image_path)
+    if reason:
+      skip(entry, entry.image_path, reason)
+    else:
+      usable.append(entry)
+  failed = _compute_bottlenecks_in_batches(
+      sess, _whole_batches_to_compute(usable, batch_size), tensors,
+      cache.memory, batch_size)
+  retried, images = retry_failed_images(
+      sess, tensors, [(entry, entry.image_path, None) for entry in failed],
+      skip)
+  if retried:
+    _store_bottlenecks(sess, tensors, cache.memory, retried, images)
   return skipped
 
 
-def _why_file_unusable(image_path):
-  """Checks a local image file before it is read.
-
-  A named pipe or device called *.jpg would block the reader for ever, so
-  only regular files are read.
+def _scan_bottleneck_cache(sess, image_lists, tensors, cache):
+  """Reads the valid cache files into memory.
 
   Returns:
-    Why the file cannot be read, or None if it can (or is not local).
+    A list of _CacheEntry, for every image in image_lists order.
   """
-  if not _is_local(image_path):
-    return None
-  if os.path.islink(image_path) and not os.path.exists(image_path):
-    return 'it is a broken symbolic link (to %s)' % os.readlink(image_path)
-  if not os.path.exists(image_path):
-    return 'it does not exist (any more)'
-  if not os.path.isfile(image_path):
-    return 'it is not a regular file'
-  try:
-    descriptor = os.open(image_path, os.O_RDONLY)
-    try:
-      is_gif = os.read(descriptor, 4) == b'GIF8'
-    finally:
-      os.close(descriptor)
-    if is_gif:
-      with open(image_path, 'rb') as image_file:
-        return _why_gif_is_unsafe(image_file.read())
-  except OSError as e:
-    return 'it cannot be read (%s)' % (e.strerror or e)
-  return None
+  ensure_dir_exists(cache.bottleneck_dir)
+  for label_lists in image_lists.values():
+    _remove_stale_temporary_files(os.path.join(cache.bottleneck_dir,
+                                               label_lists['dir']))
+  width = tensors.bottleneck.get_shape().as_list()[-1]
+  load = _bottleneck_loader(sess, image_lists, tensors, cache)
+  entries = []
+  for label_name, label_lists in image_lists.items():
+    for category in CATEGORIES:
+      complete = True
+      for index, image_name in enumerate(label_lists[category]):
+        bottleneck_path = get_bottleneck_path(
+            image_lists, label_name, index, cache.bottleneck_dir, category,
+            cache.module_name)
+        values = cache.memory.get(bottleneck_path)
+        if values is None:
+          values = _read_cached_bottleneck(bottleneck_path, width)
+          if values is not None:
+            cache.memory.put(bottleneck_path, values)
+        complete &= values is not None
+        entries.append(_CacheEntry(
+            label_name, category, image_name, get_image_path(
+                image_lists, label_name, index, cache.image_dir, category),
+            bottleneck_path, values is not None))
+      if label_lists[category] and complete:
+        # Stacking each class as soon as it is read lets the next class reuse
+        # the memory of the per-file arrays instead of doubling the peak.
+        cache.memory.class_matrix(image_lists, label_name, category,
+                                  cache.bottleneck_dir, cache.module_name,
+                                  load)
+  missing = sum(1 for entry in entries if not entry.cached)
+  tf.logging.info('%d bottlenecks found in the cache, %d to compute.',
+                  len(entries) - missing, missing)
+  return entries
 
 
-def _why_gif_is_unsafe(image_data):
-  """Checks a GIF's frames before TensorFlow decodes them.
+def _skip_image(image_lists, skipped, entry, image_path, reason):
+  """Leaves an image out of the run, with a warning that says why."""
+  tf.logging.warning('Skipping %s: %s', image_path, reason)
+  image_lists[entry.label_name][entry.category].remove(entry.image_name)
+  skipped.append((image_path, reason))
 
-  The GIF decoder expands every frame in memory before it looks at their
-  number or size, whatever the size in the header says, so a small GIF can
-  ask for gigabytes. The frame descriptors tell without decoding.
+
+def _whole_batches_to_compute(entries, batch_size):
+  """The batches of batch_size consecutive entries that hold a missing one.
+
+  Each such batch is computed whole, its cached images too (their values are
+  not written again): the module's result for an image can differ in the
+  last bits with the other images of its batch (oneDNN shares the work out
+  by batch), so a run that continues an interrupted one computes the batches
+  of the uninterrupted run, and trains exactly the same model.
 
   Returns:
-    Why the GIF must not be decoded, or None.
+    The entries of those batches, in order.
   """
-  def skip_sub_blocks(position):
-    while position < len(image_data) and image_data[position]:
-      position += image_data[position] + 1
-    return position + 1
-
-  def color_table_size(flags):
-    return 3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0
-
-  if len(image_data) < 13:
-    return None  # The decoder reports it.
-  position = 13 + color_table_size(image_data[10])
-  frame_sizes = []
-  while position < len(image_data):
-    block = image_data[position]
-    if block == 0x21:  # Extension: label, then data sub-blocks.
-      position = skip_sub_blocks(position + 2)
-    elif block == 0x2C and position + 10 <= len(image_data):  # A frame.
-      width = image_data[position + 5] + 256 * image_data[position + 6]
-      height = image_data[position + 7] + 256 * image_data[position + 8]
-      frame_sizes.append((width, height))
-      position = skip_sub_blocks(
-          position + 11 + color_table_size(image_data[position + 9]))
-    else:  # The trailer, or damage that the decoder will report.
-      break
-  if len(frame_sizes) > 1:
-    return ('it is an animated GIF (%d frames): save one frame as a JPEG or '
-            'PNG' % len(frame_sizes))
-  if frame_sizes and frame_sizes[0][0] * frame_sizes[0][1] > MAX_IMAGE_PIXELS:
-    return ('its GIF frame is %d x %d pixels, more than the %d this tool '
-            'decodes (MAX_IMAGE_PIXELS): scale it down' % (
-                frame_sizes[0][0], frame_sizes[0][1], MAX_IMAGE_PIXELS))
-  return None
+  to_compute = []
+  for start in range(0, len(entries), batch_size):
+    batch = entries[start:start + batch_size]
+    if not all(entry.cached for entry in batch):
+      to_compute.extend(batch)
+  return to_compute
 
 
-def _why_image_fails(sess, image_path, jpeg_data_tensor, decoded_image_tensor):
-  """Returns why an image cannot be read and decoded, or None if it can."""
-  reason = _why_file_unusable(image_path)
-  if reason:
-    return reason
-  try:
-    with tf.gfile.GFile(image_path, 'rb') as image_file:
-      image_data = image_file.read()
-  except (tf.errors.OpError, OSError) as e:
-    return 'it cannot be read (%s)' % _error_reason(e)
-  return _why_image_data_fails(sess, image_data, jpeg_data_tensor,
-                               decoded_image_tensor)
+def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
+                                    batch_size):
+  """Computes the entries batch by batch; writes and keeps the missing ones.
 
-
-def _why_image_data_fails(sess, image_data, jpeg_data_tensor,
-                          decoded_image_tensor):
-  """Returns why image bytes cannot be decoded, or None if they can."""
-  if not image_data:
-    return 'the file is empty'
-  if image_data.startswith(b'GIF8'):
-    reason = _why_gif_is_unsafe(image_data)
-    if reason:
-      return reason
-  try:
-    sess.run(decoded_image_tensor, {jpeg_data_tensor: image_data})
-  except tf.errors.OpError as e:
-    reason = _error_reason(e)
-    if 'Invalid JPEG data' in reason:
-      try:
-        height, width, is_jpeg = sess.run(
-            _header_size_tensors(jpeg_data_tensor),
-            {jpeg_data_tensor: image_data})
-      except tf.errors.OpError:
-        is_jpeg = False
-      if is_jpeg and height * width > MAX_IMAGE_PIXELS:
-        return ('it is a %d x %d pixel JPEG that is damaged or needs more '
-                'memory than the JPEG decoder may use (JPEGMEM=%s): scale it '
-                'down' % (width, height, os.environ.get('JPEGMEM')))
-    too_large = re.search(r'Image too large:\] \[(\d+)\] \[x\] \[(\d+)\]',
-                          reason)
-    if too_large:
-      return ('it is %s x %s pixels, more than the %d this tool decodes '
-              '(MAX_IMAGE_PIXELS): scale it down' % (
-                  too_large.group(1), too_large.group(2), MAX_IMAGE_PIXELS))
-    if 'animated gifs' in reason:
-      return ('it is an animated GIF (%s): save one frame as a JPEG or PNG'
-              % reason.split(',')[0])
-    if 'BMP format' in reason:
-      return 'it is a BMP image: convert it to JPEG or PNG'
-    if 'Unknown image file format' in reason:
-      return 'it is not a JPEG, PNG or GIF image (unknown file format)'
-    return 'it is a damaged or truncated image (%s)' % reason
-  return None
-
-
-# The bottlenecks of each class and category stacked into one float32 matrix,
-# by (bottleneck_dir, module_name, class folder, category): training batches
-# are gathered rows, not a Python loop over files.
-_class_matrices = {}
-
-
-def _class_bottleneck_matrix(sess, image_lists, label_name, category,
-                             bottleneck_dir, image_dir, jpeg_data_tensor,
-                             decoded_image_tensor, resized_input_tensor,
-                             bottleneck_tensor, module_name):
-  """Returns every bottleneck of one class's category as a [n, width] matrix.
-
-  Built once from get_or_create_bottleneck and rebuilt when that category's
-  list of images is replaced or changes length (cache_bottlenecks removes bad
-  images from it).
+  Returns:
+    The missing entries whose images failed to decode in their batch.
   """
-  image_names = image_lists[label_name][category]
-  key = (bottleneck_dir, module_name, image_lists[label_name]['dir'],
-         category)
-  known = _class_matrices.get(key)
-  if known is not None and known[0] is image_names and known[1] == len(
-      image_names):
-    return known[2]
-  matrix = None
-  for index in range(len(image_names)):
-    values = get_or_create_bottleneck(
-        sess, image_lists, label_name, index, image_dir, category,
-        bottleneck_dir, jpeg_data_tensor, decoded_image_tensor,
-        resized_input_tensor, bottleneck_tensor, module_name)
-    if matrix is None:
-      matrix = np.empty([len(image_names), values.size], np.float32)
-    matrix[index] = values
-    # The per-image entry becomes a view of the matrix, so each value is held
-    # once, and the separate array is freed right away.
-    _bottleneck_memory[get_bottleneck_path(
-        image_lists, label_name, index, bottleneck_dir, category,
-        module_name)] = matrix[index]
-  _class_matrices[key] = (image_names, len(image_names), matrix)
-  return matrix
-
-def _header_size_tensors(jpeg_data_tensor):
-  """_image_header_size of an image bytes tensor, built once per tensor."""
-  pipelines = _graph_pipelines.setdefault(jpeg_data_tensor.graph, {})
-  key = ('header', jpeg_data_tensor.name)
-  if key not in pipelines:
-    with jpeg_data_tensor.graph.as_default(), tf.name_scope('image_header'):
-      pipelines[key] = _image_header_size(jpeg_data_tensor)
-  return pipelines[key]
+  missing = sum(1 for entry in entries if not entry.cached)
+  if not missing:
+    return []
+  with sess.graph.as_default():
+    decoding = add_batched_decoding(
+        tensors.resized_image.get_shape().as_list()[1:], batch_size)
+  progress = _Progress(missing, 'bottlenecks computed')
+  computed = set()
+  for indices, images in decode_in_batches(
+      sess, decoding, [entry.image_path for entry in entries]):
+    batch = [entries[index] for index in indices]
+    _store_bottlenecks(sess, tensors, memory, batch, images)
+    computed.update(indices)
+    progress.add(sum(1 for entry in batch if not entry.cached))
+  return [entry for index, entry in enumerate(entries)
+          if index not in computed and not entry.cached]
 
 
-def _error_reason(error):
-  """The line of an error's message that says what went wrong.
+def _store_bottlenecks(sess, tensors, memory, entries, images):
+  """Runs the module on decoded images; writes and keeps the missing ones."""
+  batch_values = sess.run(tensors.bottleneck,
+                          {tensors.resized_image: images})
+  for entry, values in zip(entries, batch_values):
+    if not entry.cached:
+      write_bottleneck_file(entry.bottleneck_path, values)
+      memory.put(entry.bottleneck_path, values)
 
-  TensorFlow's errors from a Session start with 'Graph execution error:' and
-  the stack of where the op was defined; the reason follows "Node: '<name>'"
-  and comes before the '[[{{node ...}}]]' line. Other errors say it first.
-  """
-  message = getattr(error, 'message', None) or str(error)
-  lines = [line.strip() for line in message.splitlines()]
-  lines = [line for line in lines if line]
-  if not lines:
-    return type(error).__name__
-  for index, line in enumerate(lines[:-1]):
-    if line.startswith('Node:') and not lines[index + 1].startswith('[['):
-      return lines[index + 1]
-  if lines[0] == 'Graph execution error:':
-    reasons = [line for line in lines[1:] if not line.startswith('[[')]
-    return reasons[-1] if reasons else lines[0]
-  return lines[0]
+
+def _bottleneck_loader(sess, image_lists, tensors, cache):
+  """get_or_create_bottleneck as a function of (label_name, category, index)."""
+  def load(label_name, category, index):
+    return get_or_create_bottleneck(
+        sess, image_lists, label_name, index, cache.image_dir, category,
+        cache.bottleneck_dir, *tensors, module_name=cache.module_name)
+  return load
 
 
 def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
                                   bottleneck_dir, image_dir, jpeg_data_tensor,
                                   decoded_image_tensor, resized_input_tensor,
-                                  bottleneck_tensor, module_name):
+                                  bottleneck_tensor, module_name, memory=None):
   """Retrieves bottleneck values for cached images.
 
   If no distortions are being applied, this function can retrieve the cached
@@ -1520,41 +1114,26 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
     resized_input_tensor: The input node of the recognition graph.
     bottleneck_tensor: The bottleneck output layer of the CNN graph.
     module_name: The name of the image module being used.
+    memory: The run's BottleneckMemory; None reads (or computes) the values
+      of the classes drawn from anew at each call.
 
   Returns:
     Tuple of (float32 array of bottleneck arrays, int64 array of their
     corresponding ground truths, list of the image file names).
   """
-  label_names = list(image_lists.keys())
-
-  def class_matrix(label_name):
-    return _class_bottleneck_matrix(
-        sess, image_lists, label_name, category, bottleneck_dir, image_dir,
-        jpeg_data_tensor, decoded_image_tensor, resized_input_tensor,
-        bottleneck_tensor, module_name)
-
+  tensors = ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
+                          resized_input_tensor, bottleneck_tensor)
+  cache = BottleneckCache(image_dir, bottleneck_dir, module_name,
+                          BottleneckMemory() if memory is None else memory)
+  class_matrix = functools.partial(
+      cache.memory.class_matrix, image_lists, category=category,
+      bottleneck_dir=bottleneck_dir, module_name=module_name,
+      load=_bottleneck_loader(sess, image_lists, tensors, cache))
+  width = bottleneck_tensor.get_shape().as_list()[-1]
   if how_many >= 0:
-    # Only classes with images in this category can be drawn from.
-    usable = [i for i, name in enumerate(label_names)
-              if image_lists[name][category]]
-    if not usable:
-      tf.logging.fatal('No images in the category %s.', category)
-    # The whole batch's random numbers come from one draw of Python's
-    # generator, so --random_seed still repeats runs exactly.
-    draws = np.frombuffer(random.getrandbits(128 * how_many).to_bytes(
-        16 * how_many, 'little'), np.uint64).reshape(2, how_many)
-    ground_truths = np.array(usable, np.int64)[
-        (draws[0] % len(usable)).astype(np.int64)]
-    image_indices = (draws[1] % (MAX_NUM_IMAGES_PER_CLASS + 1)).astype(
-        np.int64)
-    bottlenecks = np.empty([how_many, _bottleneck_width(bottleneck_tensor)],
-                           np.float32)
-    for label_index in set(ground_truths.tolist()):
-      chosen = ground_truths == label_index
-      matrix = class_matrix(label_names[label_index])
-      bottlenecks[chosen] = matrix[image_indices[chosen] % len(matrix)]
-    return bottlenecks, ground_truths, []
-
+    return _random_sample(image_lists, how_many, category, class_matrix,
+                          width) + ([],)
+  label_names = list(image_lists.keys())
   matrices = []
   ground_truths = []
   filenames = []
@@ -1568,19 +1147,44 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
                                     image_dir, category)
                      for image_index in range(image_count))
   bottlenecks = (np.concatenate(matrices) if matrices else
-                 np.zeros([0, _bottleneck_width(bottleneck_tensor)],
-                          np.float32))
+                 np.zeros([0, width], np.float32))
   return bottlenecks, np.array(ground_truths, np.int64), filenames
+
+
+def _random_sample(image_lists, how_many, category, class_matrix, width):
+  """Draws how_many bottlenecks as the original did: a class, then an image.
+
+  Returns:
+    (float32 [how_many, width] bottlenecks, int64 [how_many] ground truths).
+  """
+  label_names = list(image_lists.keys())
+  # Only classes with images in this category can be drawn from.
+  usable = [i for i, name in enumerate(label_names)
+            if image_lists[name][category]]
+  if not usable:
+    raise ValueError('No images in the category %s.' % category)
+  # The whole batch's random numbers come from one draw of Python's
+  # generator, so --random_seed still repeats runs exactly.
+  draws = np.frombuffer(random.getrandbits(128 * how_many).to_bytes(
+      16 * how_many, 'little'), np.uint64).reshape(2, how_many)
+  ground_truths = np.array(usable, np.int64)[
+      (draws[0] % len(usable)).astype(np.int64)]
+  image_indices = (draws[1] % (MAX_NUM_IMAGES_PER_CLASS + 1)).astype(np.int64)
+  bottlenecks = np.empty([how_many, width], np.float32)
+  for label_index in set(ground_truths.tolist()):
+    chosen = ground_truths == label_index
+    matrix = class_matrix(label_names[label_index])
+    bottlenecks[chosen] = matrix[image_indices[chosen] % len(matrix)]
+  return bottlenecks, ground_truths
 
 
 # ---------------------------------------------------------------------------
 # Distortions
 # ---------------------------------------------------------------------------
 
-# Distortion settings of the tensors add_input_distortions returned, so that
-# get_random_distorted_bottlenecks can build the batched version of the same
-# distortions.
-_distortion_settings = weakref.WeakKeyDictionary()
+# The distortion flags, as add_input_distortions takes them.
+Distortions = collections.namedtuple('Distortions', [
+    'flip_left_right', 'random_crop', 'random_scale', 'random_brightness'])
 
 
 def should_distort_images(flip_left_right, random_crop, random_scale,
@@ -1599,48 +1203,6 @@ def should_distort_images(flip_left_right, random_crop, random_scale,
   """
   return (flip_left_right or (random_crop != 0) or (random_scale != 0) or
           (random_brightness != 0))
-
-
-def _distort_image(image_4d, input_height, input_width, input_depth,
-                   flip_left_right, random_crop, random_scale,
-                   random_brightness, seed):
-  """Applies the random distortions to one decoded float image [1, H, W, D].
-
-  Stateless random ops keyed by `seed` (an int32 [2] tensor) make the result
-  depend only on the seed, so batches built on parallel threads are
-  reproducible.
-
-  Returns:
-    The distorted image, float [input_height, input_width, input_depth].
-  """
-  def sub_seed(offset):
-    return seed + tf.constant([0, offset], dtype=seed.dtype)
-
-  margin_scale = 1.0 + (random_crop / 100.0)
-  resize_scale = 1.0 + (random_scale / 100.0)
-  margin_scale_value = tf.constant(margin_scale)
-  resize_scale_value = tf.random.stateless_uniform(
-      shape=[], seed=sub_seed(1), minval=1.0, maxval=resize_scale)
-  scale_value = tf.multiply(margin_scale_value, resize_scale_value)
-  precrop_width = tf.multiply(scale_value, input_width)
-  precrop_height = tf.multiply(scale_value, input_height)
-  precrop_shape = tf.stack([precrop_height, precrop_width])
-  precrop_shape_as_int = tf.cast(precrop_shape, dtype=tf.int32)
-  precropped_image = tf.image.resize_bilinear(image_4d, precrop_shape_as_int)
-  precropped_image_3d = tf.squeeze(precropped_image, axis=[0])
-  cropped_image = tf.compat.v2.image.stateless_random_crop(
-      precropped_image_3d, [input_height, input_width, input_depth],
-      seed=sub_seed(2))
-  if flip_left_right:
-    flipped_image = tf.compat.v2.image.stateless_random_flip_left_right(
-        cropped_image, seed=sub_seed(3))
-  else:
-    flipped_image = cropped_image
-  brightness_min = 1.0 - (random_brightness / 100.0)
-  brightness_max = 1.0 + (random_brightness / 100.0)
-  brightness_value = tf.random.stateless_uniform(
-      shape=[], seed=sub_seed(4), minval=brightness_min, maxval=brightness_max)
-  return tf.multiply(flipped_image, brightness_value)
 
 
 def add_input_distortions(flip_left_right, random_crop, random_scale,
@@ -1683,104 +1245,156 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
   Returns:
     The jpeg input layer and the distorted result tensor.
   """
-  input_height, input_width = _expected_image_size(module_spec)
-  input_depth = _num_image_channels(module_spec)
+  image_shape = module_image_shape(module_spec)
   jpeg_data = tf.placeholder(tf.string, name='DistortJPGInput')
-  decoded_image_4d = _decode_to_float_4d(jpeg_data, input_depth)
+  decoded_image_4d = _decode_to_float_4d(jpeg_data, image_shape[2])
   seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
   distorted_image = _distort_image(
-      decoded_image_4d, input_height, input_width, input_depth,
-      flip_left_right, random_crop, random_scale, random_brightness, seed)
+      decoded_image_4d, image_shape,
+      Distortions(flip_left_right, random_crop, random_scale,
+                  random_brightness), seed)
   distort_result = tf.expand_dims(distorted_image, 0, name='DistortResult')
-  _distortion_settings.setdefault(distort_result.graph, {})[
-      distort_result.name] = dict(
-          input_height=input_height, input_width=input_width,
-          input_depth=input_depth, flip_left_right=flip_left_right,
-          random_crop=random_crop, random_scale=random_scale,
-          random_brightness=random_brightness)
   return jpeg_data, distort_result
 
 
-def _distorted_batch_reader(graph, settings, image_lists, image_dir, category,
-                            batch_size):
-  """Builds (once) a tf.data pipeline of distorted training batches.
+def _distort_image(image_4d, image_shape, distortions, seed):
+  """Applies the random distortions to one decoded float image [1, H, W, D].
+
+  Stateless random ops keyed by `seed` (an int32 [2] tensor) make the result
+  depend only on the seed, so batches built on parallel threads are
+  reproducible.
+
+  Returns:
+    The distorted image, float [height, width, depth] of image_shape.
+  """
+  def sub_seed(offset):
+    return seed + tf.constant([0, offset], dtype=seed.dtype)
+
+  input_height, input_width, input_depth = image_shape
+  margin_scale = 1.0 + (distortions.random_crop / 100.0)
+  resize_scale = 1.0 + (distortions.random_scale / 100.0)
+  margin_scale_value = tf.constant(margin_scale)
+  resize_scale_value = tf.random.stateless_uniform(
+      shape=[], seed=sub_seed(1), minval=1.0, maxval=resize_scale)
+  scale_value = tf.multiply(margin_scale_value, resize_scale_value)
+  precrop_width = tf.multiply(scale_value, input_width)
+  precrop_height = tf.multiply(scale_value, input_height)
+  precrop_shape = tf.stack([precrop_height, precrop_width])
+  precrop_shape_as_int = tf.cast(precrop_shape, dtype=tf.int32)
+  precropped_image = tf.image.resize_bilinear(image_4d, precrop_shape_as_int)
+  precropped_image_3d = tf.squeeze(precropped_image, axis=[0])
+  cropped_image = tf.compat.v2.image.stateless_random_crop(
+      precropped_image_3d, [input_height, input_width, input_depth],
+      seed=sub_seed(2))
+  if distortions.flip_left_right:
+    flipped_image = tf.compat.v2.image.stateless_random_flip_left_right(
+        cropped_image, seed=sub_seed(3))
+  else:
+    flipped_image = cropped_image
+  brightness_min = 1.0 - (distortions.random_brightness / 100.0)
+  brightness_max = 1.0 + (distortions.random_brightness / 100.0)
+  brightness_value = tf.random.stateless_uniform(
+      shape=[], seed=sub_seed(4), minval=brightness_min, maxval=brightness_max)
+  return tf.multiply(flipped_image, brightness_value)
+
+
+class DistortedBatches(object):
+  """Batches of distorted images, prepared in parallel ahead of training.
 
   A generator draws (image, label, seed) at random like the original; reading,
   decoding and distorting run on tf.data's parallel threads and the next batch
   is prefetched while the current one goes through the module. Images that
   fail to decode (changed or removed since they were cached) are dropped, so
   every batch is still full; when far more draws fail than succeed, the
-  dataset ends instead of waiting for ever for a batch.
-
-  Returns:
-    (next (images, ground truths) batch tensors, a dict whose 'drawn' count
-    the caller copies to 'drawn_at_last_batch' after each batch).
+  batches end (next() raises) instead of waiting for ever.
   """
-  key = ('distort', tuple(sorted(settings.items())), id(image_lists),
-         image_dir, category, batch_size)
-  pipelines = _graph_pipelines.setdefault(graph, {})
-  if key in pipelines:
-    return pipelines[key][0], pipelines[key][2]
-  label_names = list(image_lists.keys())
-  usable = [i for i, name in enumerate(label_names)
-            if image_lists[name][category]]
-  # A private generator, seeded from the global one, so that the prefetching
-  # thread never races the main thread for random numbers.
-  rng = random.Random(random.getrandbits(64))
-  # Between two batches the pipeline draws one batch, plus what its buffers
-  # (a prefetched batch, a batch being filled, the parallel decoders) refill,
-  # plus the failures.
-  progress = {'drawn': 0, 'drawn_at_last_batch': 0}
-  max_draws_per_batch = 10 * batch_size + 1000
 
-  def samples():
-    while (progress['drawn'] - progress['drawn_at_last_batch'] <=
-           max_draws_per_batch):
-      progress['drawn'] += 1
-      label_index = rng.choice(usable)
-      label_name = label_names[label_index]
-      image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
-      path = get_image_path(image_lists, label_name, image_index, image_dir,
-                            category)
-      seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
+  def __init__(self, image_shape, distortions, image_lists, image_dir,
+               category, batch_size):
+    """Adds the pipeline to the default graph.
+
+    Args:
+      image_shape: (height, width, depth) the module takes.
+      distortions: The Distortions to apply.
+      image_lists: OrderedDict of training images for each label.
+      image_dir: Root folder of the class folders.
+      category: The set to draw from, normally 'training'.
+      batch_size: Images per batch.
+    """
+    self._image_lists = image_lists
+    self._image_dir = image_dir
+    self._category = category
+    label_names = list(image_lists.keys())
+    self._usable = [i for i, name in enumerate(label_names)
+                    if image_lists[name][category]]
+    # A private generator, seeded from the global one, so that the prefetching
+    # thread never races the main thread for random numbers.
+    self._rng = random.Random(random.getrandbits(64))
+    # Between two batches the pipeline draws one batch, plus what its buffers
+    # (a prefetched batch, a batch being filled, the parallel decoders) refill,
+    # plus the failures.
+    self._max_draws_per_batch = 10 * batch_size + 1000
+    self._drawn = 0
+    self._drawn_at_last_batch = 0
+
+    def load(path, label_index, seed):
+      image_4d = _decode_to_float_4d(tf.io.read_file(path), image_shape[2])
+      return _distort_image(image_4d, image_shape, distortions,
+                            seed), label_index
+
+    with tf.name_scope('distorted_reader'):
+      dataset = tf.data.Dataset.from_generator(
+          self._samples, output_types=(tf.string, tf.int64, tf.int32),
+          output_shapes=([], [], [2]))
+      dataset = dataset.map(load,
+                            num_parallel_calls=tf.data.experimental.AUTOTUNE)
+      dataset = dataset.apply(tf.data.experimental.ignore_errors())
+      dataset = dataset.batch(batch_size).prefetch(1)
+      self._next_batch = tf.data.make_one_shot_iterator(dataset).get_next()
+
+  def _samples(self):
+    label_names = list(self._image_lists.keys())
+    while self._drawn - self._drawn_at_last_batch <= self._max_draws_per_batch:
+      self._drawn += 1
+      label_index = self._rng.choice(self._usable)
+      image_index = self._rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
+      path = get_image_path(self._image_lists, label_names[label_index],
+                            image_index, self._image_dir, self._category)
+      seed = [self._rng.randrange(2 ** 31 - 1),
+              self._rng.randrange(2 ** 31 - 1)]
       # A file that is not a regular file (any more) would fail, or block the
       # reader for ever if it were a named pipe.
-      if _is_local(path) and not os.path.isfile(path):
+      if is_local_path(path) and not os.path.isfile(path):
         continue
       yield (path, label_index, seed)
 
-  def load(path, label_index, seed):
-    image_4d = _decode_to_float_4d(tf.io.read_file(path),
-                                   settings['input_depth'])
-    image = _distort_image(image_4d, seed=seed, **settings)
-    return image, label_index
+  def next(self, sess):
+    """Returns the next (float images, int64 ground truths) batch.
 
-  with graph.as_default(), tf.name_scope('distorted_reader'):
-    dataset = tf.data.Dataset.from_generator(
-        samples, output_types=(tf.string, tf.int64, tf.int32),
-        output_shapes=([], [], [2]))
-    dataset = dataset.map(load,
-                          num_parallel_calls=tf.data.experimental.AUTOTUNE)
-    dataset = dataset.apply(tf.data.experimental.ignore_errors())
-    dataset = dataset.batch(batch_size).prefetch(1)
-    next_batch = tf.data.make_one_shot_iterator(dataset).get_next()
-  # The image_lists reference keeps id(image_lists) from being reused.
-  pipelines[key] = (next_batch, image_lists, progress)
-  return next_batch, progress
+    Raises:
+      RetrainError: when the images can no longer be read.
+    """
+    try:
+      images, ground_truths = sess.run(self._next_batch)
+    except tf.errors.OutOfRangeError:
+      raise RetrainError(
+          'The %s images in %s can no longer be read (were files removed or '
+          'changed during the run?): check the folder and run the same '
+          'command again.' % (self._category, self._image_dir))
+    self._drawn_at_last_batch = self._drawn
+    return images, ground_truths
 
 
 def get_random_distorted_bottlenecks(
     sess, image_lists, how_many, category, image_dir, input_jpeg_tensor,
-    distorted_image, resized_input_tensor, bottleneck_tensor):
+    distorted_image, resized_input_tensor, bottleneck_tensor, batches=None):
   """Retrieves bottleneck values for training images, after distortions.
 
   If we're training with distortions like crops, scales, or flips, we have to
   recalculate the full model for every image, and so we can't use cached
   bottleneck values. Instead we find random images for the requested category,
   run them through the distortion graph, and then the full graph to get the
-  bottleneck results for each. The images of one call are decoded and
-  distorted in parallel (the next call's batch is prepared in the background)
-  and go through the module in one batch.
+  bottleneck results for each.
 
   Args:
     sess: Current TensorFlow Session.
@@ -1794,24 +1408,17 @@ def get_random_distorted_bottlenecks(
     distorted_image: The output node of the distortion graph.
     resized_input_tensor: The input node of the recognition graph.
     bottleneck_tensor: The bottleneck output layer of the CNN graph.
+    batches: DistortedBatches of how_many images from category, which main
+      uses: they are decoded and distorted in parallel, ahead of time. None
+      runs the distortion graph on one image after the other (the
+      original's way, for callers of its signature).
 
   Returns:
     Tuple of (float32 array of bottlenecks, int64 array of ground truths).
   """
-  settings = _distortion_settings.get(distorted_image.graph, {}).get(
-      distorted_image.name)
-  if settings is not None:
-    next_batch, progress = _distorted_batch_reader(
-        sess.graph, settings, image_lists, image_dir, category, how_many)
-    try:
-      images, ground_truths = sess.run(next_batch)
-    except tf.errors.OutOfRangeError:
-      raise RetrainError(
-          'The %s images in %s can no longer be read (were files removed or '
-          'changed during the run?): check the folder and run the same '
-          'command again.' % (category, image_dir))
-    progress['drawn_at_last_batch'] = progress['drawn']
-  else:  # A distortion graph of the caller's own: one image at a time.
+  if batches is not None:
+    images, ground_truths = batches.next(sess)
+  else:
     label_names = list(image_lists.keys())
     images = []
     ground_truths = []
@@ -1844,6 +1451,126 @@ def variable_summaries(var):
     tf.summary.scalar('max', tf.reduce_max(var))
     tf.summary.scalar('min', tf.reduce_min(var))
     tf.summary.histogram('histogram', var)
+
+
+# add_final_retrain_ops's values, and the new layer as a function from
+# bottlenecks to probabilities that shares its variables (the SavedModel's
+# image-bytes signature applies it again).
+NewLayer = collections.namedtuple('NewLayer', [
+    'train_step', 'cross_entropy', 'bottleneck_input', 'ground_truth_input',
+    'final_tensor', 'apply_layer'])
+
+
+def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
+                          quantize_layer, is_training, learning_rate=None):
+  """Adds a new softmax and fully-connected layer for training and eval.
+
+  We need to retrain the top layer to identify our new classes, so this function
+  adds the right operations to the graph, along with some variables to hold the
+  weights, and then sets up all the gradients for the backward pass.
+
+  The set up for the softmax and fully-connected layers is based on:
+  https://www.tensorflow.org/tutorials/mnist/beginners/index.html
+
+  Args:
+    class_count: Integer of how many categories of things we're trying to
+        recognize.
+    final_tensor_name: Name string for the new final node that produces results.
+    bottleneck_tensor: The output of the main CNN graph.
+    quantize_layer: Boolean, specifying whether the newly added layer should be
+        instrumented for quantization with TF-Lite.
+    is_training: Boolean, specifying whether the newly add layer is for training
+        or eval.
+    learning_rate: The gradient descent learning rate; --learning_rate if None
+        (the original read the flag).
+
+  Returns:
+    The tensors for the training and cross entropy results, tensors for the
+    bottleneck input and ground truth input, a reference to the optimizable
+    softmax layer, and the final softmax layer.
+  """
+  if learning_rate is None:
+    learning_rate = FLAGS.learning_rate
+  return tuple(_add_new_layer(class_count, final_tensor_name,
+                              bottleneck_tensor, quantize_layer, is_training,
+                              learning_rate)[:5])
+
+
+def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
+                   quantize_layer, is_training, learning_rate):
+  """add_final_retrain_ops's work, as a NewLayer."""
+  batch_size, bottleneck_tensor_size = bottleneck_tensor.get_shape().as_list()
+  assert batch_size is None, 'We want to work with arbitrary batch size.'
+  with tf.name_scope('input'):
+    bottleneck_input = tf.placeholder_with_default(
+        bottleneck_tensor,
+        shape=[batch_size, bottleneck_tensor_size],
+        name='BottleneckInputPlaceholder')
+
+    ground_truth_input = tf.placeholder(
+        tf.int64, [batch_size], name='GroundTruthInput')
+
+  # Organizing the following ops so they are easier to see in TensorBoard.
+  layer_name = 'final_retrain_ops'
+  with tf.name_scope(layer_name):
+    with tf.name_scope('weights'):
+      initial_value = tf.truncated_normal(
+          [bottleneck_tensor_size, class_count], stddev=0.001)
+      layer_weights = tf.Variable(initial_value, name='final_weights')
+      variable_summaries(layer_weights)
+
+    with tf.name_scope('biases'):
+      layer_biases = tf.Variable(tf.zeros([class_count]), name='final_biases')
+      variable_summaries(layer_biases)
+
+    layer_logits = functools.partial(_layer_logits, layer_weights,
+                                     layer_biases, quantize_layer, layer_name)
+    with tf.name_scope('Wx_plus_b'):
+      logits, quantization_updates = layer_logits(bottleneck_input,
+                                                  is_training)
+      tf.summary.histogram('pre_activations', logits)
+
+  final_tensor = tf.nn.softmax(logits, name=final_tensor_name)
+  apply_layer = lambda bottlenecks: tf.nn.softmax(
+      layer_logits(bottlenecks, False)[0])
+  tf.summary.histogram('activations', final_tensor)
+
+  # If this is an eval graph, we don't need to add loss ops or an optimizer.
+  if not is_training:
+    return NewLayer(None, None, bottleneck_input, ground_truth_input,
+                    final_tensor, apply_layer)
+
+  with tf.name_scope('cross_entropy'):
+    cross_entropy_mean = tf.losses.sparse_softmax_cross_entropy(
+        labels=ground_truth_input, logits=logits)
+
+  tf.summary.scalar('cross_entropy', cross_entropy_mean)
+
+  with tf.name_scope('train'):
+    optimizer = tf.train.GradientDescentOptimizer(learning_rate)
+    train_step = optimizer.minimize(cross_entropy_mean)
+    if quantization_updates:
+      train_step = tf.group(train_step, *quantization_updates)
+
+  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
+                  ground_truth_input, final_tensor, apply_layer)
+
+
+def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
+                  training):
+  """The new layer's logits, fake-quantized for TF Lite if asked.
+
+  Returns:
+    (logits, the quantization range updates to run with each train step).
+  """
+  if quantize_layer:
+    weights = _quantize_weights(weights)
+  logits = tf.matmul(bottlenecks, weights) + biases
+  updates = []
+  if quantize_layer:
+    with tf.variable_scope(layer_name):
+      logits, updates = _quantize_activations(logits, training)
+  return logits, updates
 
 
 def _quantize_weights(weights):
@@ -1883,106 +1610,6 @@ def _quantize_activations(activations, is_training, ema_decay=0.999):
   return quantized, updates
 
 
-# For each graph with a new layer: a function from bottlenecks to the layer's
-# probabilities that reuses its variables (export_model applies it again).
-_new_layers = weakref.WeakKeyDictionary()
-
-
-def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
-                          quantize_layer, is_training, learning_rate=None):
-  """Adds a new softmax and fully-connected layer for training and eval.
-
-  We need to retrain the top layer to identify our new classes, so this function
-  adds the right operations to the graph, along with some variables to hold the
-  weights, and then sets up all the gradients for the backward pass.
-
-  The set up for the softmax and fully-connected layers is based on:
-  https://www.tensorflow.org/tutorials/mnist/beginners/index.html
-
-  Args:
-    class_count: Integer of how many categories of things we're trying to
-        recognize.
-    final_tensor_name: Name string for the new final node that produces results.
-    bottleneck_tensor: The output of the main CNN graph.
-    quantize_layer: Boolean, specifying whether the newly added layer should be
-        instrumented for quantization with TF-Lite.
-    is_training: Boolean, specifying whether the newly add layer is for training
-        or eval.
-    learning_rate: The gradient descent learning rate; defaults to
-        --learning_rate.
-
-  Returns:
-    The tensors for the training and cross entropy results, tensors for the
-    bottleneck input and ground truth input, a reference to the optimizable
-    softmax layer, and the final softmax layer.
-  """
-  if learning_rate is None:
-    learning_rate = FLAGS.learning_rate
-  batch_size, bottleneck_tensor_size = bottleneck_tensor.get_shape().as_list()
-  assert batch_size is None, 'We want to work with arbitrary batch size.'
-  with tf.name_scope('input'):
-    bottleneck_input = tf.placeholder_with_default(
-        bottleneck_tensor,
-        shape=[batch_size, bottleneck_tensor_size],
-        name='BottleneckInputPlaceholder')
-
-    ground_truth_input = tf.placeholder(
-        tf.int64, [batch_size], name='GroundTruthInput')
-
-  # Organizing the following ops so they are easier to see in TensorBoard.
-  layer_name = 'final_retrain_ops'
-  quantization_updates = []
-  with tf.name_scope(layer_name):
-    with tf.name_scope('weights'):
-      initial_value = tf.truncated_normal(
-          [bottleneck_tensor_size, class_count], stddev=0.001)
-      layer_weights = tf.Variable(initial_value, name='final_weights')
-      variable_summaries(layer_weights)
-
-    with tf.name_scope('biases'):
-      layer_biases = tf.Variable(tf.zeros([class_count]), name='final_biases')
-      variable_summaries(layer_biases)
-
-    def layer_logits(bottlenecks, training):
-      weights = (_quantize_weights(layer_weights) if quantize_layer
-                 else layer_weights)
-      logits = tf.matmul(bottlenecks, weights) + layer_biases
-      updates = []
-      if quantize_layer:
-        with tf.variable_scope(layer_name):
-          logits, updates = _quantize_activations(logits, training)
-      return logits, updates
-
-    with tf.name_scope('Wx_plus_b'):
-      logits, quantization_updates = layer_logits(bottleneck_input,
-                                                  is_training)
-      tf.summary.histogram('pre_activations', logits)
-
-  final_tensor = tf.nn.softmax(logits, name=final_tensor_name)
-  _new_layers[final_tensor.graph] = (
-      lambda bottlenecks: tf.nn.softmax(layer_logits(bottlenecks, False)[0]))
-  tf.summary.histogram('activations', final_tensor)
-
-  # If this is an eval graph, we don't need to add loss ops or an optimizer.
-  if not is_training:
-    return None, None, bottleneck_input, ground_truth_input, final_tensor
-
-  with tf.name_scope('cross_entropy'):
-    cross_entropy_mean = tf.losses.sparse_softmax_cross_entropy(
-        labels=ground_truth_input, logits=logits)
-
-  tf.summary.scalar('cross_entropy', cross_entropy_mean)
-
-  with tf.name_scope('train'):
-    optimizer = tf.train.GradientDescentOptimizer(learning_rate)
-    train_step = optimizer.minimize(cross_entropy_mean)
-    if quantization_updates:
-      train_step = tf.group(train_step, *quantization_updates)
-
-  return (train_step, cross_entropy_mean, bottleneck_input, ground_truth_input,
-          final_tensor)
-
-
 def add_evaluation_step(result_tensor, ground_truth_tensor):
   """Inserts the operations we need to evaluate the accuracy of our results.
 
@@ -2008,98 +1635,94 @@ def add_evaluation_step(result_tensor, ground_truth_tensor):
 # Training loop
 # ---------------------------------------------------------------------------
 
+# The ops of the training graph that the loop runs.
+TrainingOps = collections.namedtuple('TrainingOps', [
+    'train_step', 'cross_entropy', 'bottleneck_input', 'ground_truth_input',
+    'evaluation_step', 'merged_summaries'])
+
+# How long the loop trains and how often it evaluates and stores: the flags
+# of the same names, and where the summaries go.
+TrainingSchedule = collections.namedtuple('TrainingSchedule', [
+    'how_many_training_steps', 'train_batch_size', 'validation_batch_size',
+    'eval_step_interval', 'intermediate_store_frequency', 'summaries_dir'])
+
+# Where the loop's batches come from: module_sess runs the module on the
+# module tensors, cache holds the cached bottlenecks, and distorted (None
+# without distortions) the DistortedBatches for training. The distortion
+# tensors are add_input_distortions's, which get_random_distorted_bottlenecks
+# takes too.
+BatchSources = collections.namedtuple('BatchSources', [
+    'module_sess', 'image_lists', 'tensors', 'cache', 'distorted',
+    'distortion_tensors'])
+
+
+def draw_batch(sources, how_many, category):
+  """A random batch of bottlenecks: distorted for training if asked, else cached.
+
+  Returns:
+    (float32 bottlenecks [how_many, width], int64 ground truths [how_many]).
+  """
+  if category == 'training' and sources.distorted is not None:
+    return get_random_distorted_bottlenecks(
+        sources.module_sess, sources.image_lists, how_many, category,
+        sources.cache.image_dir, *sources.distortion_tensors,
+        sources.tensors.resized_image, sources.tensors.bottleneck,
+        batches=sources.distorted)
+  return get_random_cached_bottlenecks(
+      sources.module_sess, sources.image_lists, how_many, category,
+      sources.cache.bottleneck_dir, sources.cache.image_dir, *sources.tensors,
+      module_name=sources.cache.module_name, memory=sources.cache.memory)[:2]
+
 
 def _log_step(step, what, value):
   tf.logging.info('%s: Step %d: %s' % (datetime.now(), step, what % value))
 
 
-def run_training_loop(sess, image_lists, class_count, train_step, cross_entropy,
-                      bottleneck_input, ground_truth_input, evaluation_step,
-                      merged_summaries, tensors, do_distort_images,
-                      store_intermediate_graph, module_sess=None,
-                      module_name=None):
-  """Trains the new layer for --how_many_training_steps steps.
+def run_training_loop(sess, training_ops, schedule, sources,
+                      store_intermediate_graph):
+  """Trains the new layer for schedule.how_many_training_steps steps.
 
   Each step trains on a random batch (cached bottlenecks from memory, or
   freshly distorted images) and writes the summaries, as the original did;
-  every --eval_step_interval steps it logs the training and validation
-  accuracy.
+  every eval_step_interval steps it logs the training and validation
+  accuracy, and every intermediate_store_frequency steps (if positive) it
+  calls store_intermediate_graph(step).
 
   Args:
     sess: The training Session.
-    image_lists: OrderedDict of training images for each label.
-    class_count: The number of classes.
-    train_step: The training op.
-    cross_entropy: The cross entropy tensor.
-    bottleneck_input: The bottleneck input placeholder of the new layer.
-    ground_truth_input: The ground truth placeholder.
-    evaluation_step: The accuracy tensor.
-    merged_summaries: The merged summary op.
-    tensors: Dict with the tensors 'jpeg_data', 'decoded_image',
-      'resized_image', 'bottleneck', 'distorted_jpeg_data', 'distorted_image'.
-    do_distort_images: Whether training images are distorted.
+    training_ops: TrainingOps of the training graph.
+    schedule: A TrainingSchedule.
+    sources: The BatchSources to draw batches from.
     store_intermediate_graph: Callable(step) that saves an intermediate graph.
-    module_sess: The Session that runs the module (see
-      --bottleneck_precision); sess if None.
-    module_name: The module name in bottleneck file names; defaults to
-      --tfhub_module.
   """
-  module_sess = module_sess or sess
-  del class_count  # The labels of the batches carry it.
-  if module_name is None:
-    module_name = FLAGS.tfhub_module
   train_writer = tf.summary.FileWriter(
-      os.path.join(FLAGS.summaries_dir, 'train'), sess.graph)
+      os.path.join(schedule.summaries_dir, 'train'), sess.graph)
   validation_writer = tf.summary.FileWriter(
-      os.path.join(FLAGS.summaries_dir, 'validation'))
+      os.path.join(schedule.summaries_dir, 'validation'))
   has_validation_images = any(lists['validation']
-                              for lists in image_lists.values())
+                              for lists in sources.image_lists.values())
   if not has_validation_images:
     tf.logging.warning('There are no validation images (see '
                        '--validation_percentage): validation is skipped.')
-
-  def cached_batch(how_many, category):
-    return get_random_cached_bottlenecks(
-        module_sess, image_lists, how_many, category, FLAGS.bottleneck_dir,
-        FLAGS.image_dir, tensors['jpeg_data'], tensors['decoded_image'],
-        tensors['resized_image'], tensors['bottleneck'], module_name)
-
   try:
-    for i in range(FLAGS.how_many_training_steps):
-      if do_distort_images:
-        (train_bottlenecks,
-         train_ground_truth) = get_random_distorted_bottlenecks(
-             module_sess, image_lists, FLAGS.train_batch_size, 'training',
-             FLAGS.image_dir, tensors['distorted_jpeg_data'],
-             tensors['distorted_image'], tensors['resized_image'],
-             tensors['bottleneck'])
-      else:
-        train_bottlenecks, train_ground_truth, _ = cached_batch(
-            FLAGS.train_batch_size, 'training')
-      train_feed = {bottleneck_input: train_bottlenecks,
-                    ground_truth_input: train_ground_truth}
-      train_summary, _ = sess.run([merged_summaries, train_step], train_feed)
+    for i in range(schedule.how_many_training_steps):
+      train_bottlenecks, train_ground_truth = draw_batch(
+          sources, schedule.train_batch_size, 'training')
+      train_feed = {training_ops.bottleneck_input: train_bottlenecks,
+                    training_ops.ground_truth_input: train_ground_truth}
+      train_summary, _ = sess.run(
+          [training_ops.merged_summaries, training_ops.train_step], train_feed)
       train_writer.add_summary(train_summary, i)
 
-      is_last_step = (i + 1 == FLAGS.how_many_training_steps)
-      if (i % FLAGS.eval_step_interval) == 0 or is_last_step:
-        train_accuracy, cross_entropy_value = sess.run(
-            [evaluation_step, cross_entropy], train_feed)
-        _log_step(i, 'Train accuracy = %.1f%%', train_accuracy * 100)
-        _log_step(i, 'Cross entropy = %f', cross_entropy_value)
-        if has_validation_images:
-          validation_bottlenecks, validation_ground_truth, _ = cached_batch(
-              FLAGS.validation_batch_size, 'validation')
-          validation_summary, validation_accuracy = sess.run(
-              [merged_summaries, evaluation_step],
-              {bottleneck_input: validation_bottlenecks,
-               ground_truth_input: validation_ground_truth})
-          validation_writer.add_summary(validation_summary, i)
-          tf.logging.info('%s: Step %d: Validation accuracy = %.1f%% (N=%d)' %
-                          (datetime.now(), i, validation_accuracy * 100,
-                           len(validation_bottlenecks)))
+      is_last_step = (i + 1 == schedule.how_many_training_steps)
+      if (i % schedule.eval_step_interval) == 0 or is_last_step:
+        _evaluate_step(sess, training_ops, i, train_feed,
+                       validation_writer if has_validation_images else None,
+                       functools.partial(draw_batch, sources,
+                                         schedule.validation_batch_size,
+                                         'validation'))
 
-      intermediate_frequency = FLAGS.intermediate_store_frequency
+      intermediate_frequency = schedule.intermediate_store_frequency
       if (intermediate_frequency > 0 and (i % intermediate_frequency == 0)
           and i > 0):
         store_intermediate_graph(i)
@@ -2108,12 +1731,61 @@ def run_training_loop(sess, image_lists, class_count, train_step, cross_entropy,
     validation_writer.close()
 
 
+def _evaluate_step(sess, training_ops, step, train_feed, validation_writer,
+                   draw_validation_batch):
+  """Logs the training accuracy and cross entropy, and validates if asked.
+
+  Args:
+    validation_writer: Where the validation summaries go; None to skip
+      validation (there are no validation images).
+    draw_validation_batch: Callable () -> (bottlenecks, ground truths).
+  """
+  train_accuracy, cross_entropy_value = sess.run(
+      [training_ops.evaluation_step, training_ops.cross_entropy], train_feed)
+  _log_step(step, 'Train accuracy = %.1f%%', train_accuracy * 100)
+  _log_step(step, 'Cross entropy = %f', cross_entropy_value)
+  if validation_writer is None:
+    return
+  validation_bottlenecks, validation_ground_truth = draw_validation_batch()
+  validation_summary, validation_accuracy = sess.run(
+      [training_ops.merged_summaries, training_ops.evaluation_step],
+      {training_ops.bottleneck_input: validation_bottlenecks,
+       training_ops.ground_truth_input: validation_ground_truth})
+  validation_writer.add_summary(validation_summary, step)
+  tf.logging.info('%s: Step %d: Validation accuracy = %.1f%% (N=%d)' %
+                  (datetime.now(), step, validation_accuracy * 100,
+                   len(validation_bottlenecks)))
+
+
 # ---------------------------------------------------------------------------
 # Evaluation
 # ---------------------------------------------------------------------------
 
-# The Saver of each eval graph, to restore a newer checkpoint into it.
-_eval_savers = weakref.WeakKeyDictionary()
+
+class EvalSession(collections.namedtuple('EvalSession', [
+    'sess', 'resized_input_tensor', 'bottleneck_input', 'ground_truth_input',
+    'evaluation_step', 'prediction'])):
+  """What build_eval_session returns; it unpacks as the original's tuple.
+
+  Beyond the tuple, what the exports need of the eval graph:
+    final_tensor_name: The name of the probabilities op.
+    apply_module: Images -> features, sharing the module's variables.
+    apply_layer: Features -> probabilities, sharing the new layer's.
+    saver: The Saver that restores the new layer (see restore).
+  """
+
+  def __new__(cls, *values, final_tensor_name, apply_module, apply_layer,
+              saver):
+    self = super(EvalSession, cls).__new__(cls, *values)
+    self.final_tensor_name = final_tensor_name
+    self.apply_module = apply_module
+    self.apply_layer = apply_layer
+    self.saver = saver
+    return self
+
+  def restore(self, checkpoint_path):
+    """Loads a newer checkpoint of the training graph."""
+    self.saver.restore(self.sess, checkpoint_path)
 
 
 def build_eval_session(module_spec, class_count, final_tensor_name=None,
@@ -2123,44 +1795,171 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
   Args:
     module_spec: The hub.ModuleSpec for the image module being used.
     class_count: Number of classes
-    final_tensor_name: Name of the output; defaults to --final_tensor_name.
-    checkpoint_path: The checkpoint to restore; defaults to --checkpoint_path.
+    final_tensor_name: Name of the output; --final_tensor_name if None (the
+      original read the flag).
+    checkpoint_path: The checkpoint to restore; --checkpoint_path if None
+      (the original read the flag).
 
   Returns:
-    Eval session containing the restored eval graph.
-    The bottleneck input, ground truth, eval step, and prediction tensors.
+    An EvalSession: eval session containing the restored eval graph, and the
+    resized image input, bottleneck input, ground truth, eval step, and
+    prediction tensors.
   """
   final_tensor_name = final_tensor_name or FLAGS.final_tensor_name
   checkpoint_path = checkpoint_path or FLAGS.checkpoint_path
   # If quantized, we need to create the correct eval graph for exporting.
-  eval_graph, bottleneck_tensor, resized_input_tensor, wants_quantization = (
-      create_module_graph(module_spec))
+  module_graph = _module_graph(module_spec)
+  eval_graph = module_graph.graph
 
   eval_sess = tf.Session(graph=eval_graph)
   with eval_graph.as_default():
     # Add the new layer for exporting.
-    (_, _, bottleneck_input,
-     ground_truth_input, final_tensor) = add_final_retrain_ops(
-         class_count, final_tensor_name, bottleneck_tensor,
-         wants_quantization, is_training=False)
+    new_layer = _add_new_layer(
+        class_count, final_tensor_name, module_graph.bottleneck_tensor,
+        module_graph.wants_quantization, is_training=False,
+        learning_rate=None)
 
     # Now we need to restore the values from the training graph to the eval
     # graph.
     saver = tf.train.Saver()
     saver.restore(eval_sess, checkpoint_path)
-    _eval_savers[eval_graph] = saver
 
-    evaluation_step, prediction = add_evaluation_step(final_tensor,
-                                                      ground_truth_input)
+    evaluation_step, prediction = add_evaluation_step(
+        new_layer.final_tensor, new_layer.ground_truth_input)
 
-  return (eval_sess, resized_input_tensor, bottleneck_input, ground_truth_input,
-          evaluation_step, prediction)
+  return EvalSession(
+      eval_sess, module_graph.resized_input_tensor,
+      new_layer.bottleneck_input, new_layer.ground_truth_input,
+      evaluation_step, prediction, final_tensor_name=final_tensor_name,
+      apply_module=module_graph.apply_module,
+      apply_layer=new_layer.apply_layer, saver=saver)
 
 
-def _restore_eval_session(eval_session, checkpoint_path):
-  """Loads a newer checkpoint into an eval session from build_eval_session."""
-  sess = eval_session[0]
-  _eval_savers[sess.graph].restore(sess, checkpoint_path)
+class TrainedLayer(object):
+  """The new layer's checkpoint, and the eval graph restored from it.
+
+  save() writes the training Session's variables to the checkpoint;
+  eval_session() returns the eval graph restored from the latest save. The
+  eval graph is built at its first use (which instantiates the module again:
+  seconds for a big one) and only restored at later ones, so the intermediate
+  graphs, the final test and every export share it. One per run; close()
+  closes the eval session.
+  """
+
+  def __init__(self, sess, module_spec, class_count, final_tensor_name,
+               checkpoint_path):
+    """Makes the Saver of the training graph; call in sess.graph."""
+    self.module_spec = module_spec
+    self.class_count = class_count
+    self._sess = sess
+    self._final_tensor_name = final_tensor_name
+    self._checkpoint_path = checkpoint_path
+    self._saver = tf.train.Saver()
+    self._eval_session = None
+    ensure_dir_exists(os.path.dirname(os.path.abspath(checkpoint_path)))
+
+  def save(self):
+    self._saver.save(self._sess, self._checkpoint_path)
+
+  def eval_session(self):
+    """The EvalSession, restored from the latest save()."""
+    if self._eval_session is None:
+      self._eval_session = build_eval_session(
+          self.module_spec, self.class_count, self._final_tensor_name,
+          self._checkpoint_path)
+    else:
+      self._eval_session.restore(self._checkpoint_path)
+    return self._eval_session
+
+  def close(self):
+    if self._eval_session is not None:
+      self._eval_session.sess.close()
+
+
+# How run_final_eval tests and reports: the flags of the same names, and the
+# step that the TensorBoard summaries of the test are filed under.
+FinalEvalOptions = collections.namedtuple('FinalEvalOptions', [
+    'test_batch_size', 'print_misclassified_test_images', 'summaries_dir',
+    'global_step'])
+
+
+def run_final_eval(train_session, module_spec, class_count, image_lists,
+                   jpeg_data_tensor, decoded_image_tensor,
+                   resized_image_tensor, bottleneck_tensor, eval_session=None,
+                   cache=None, options=None):
+  """Runs a final evaluation on an eval graph using the test data set.
+
+  Logs the test accuracy, a per-class precision/recall/F1 table and the
+  confusion matrix, and writes the confusion matrix as an image (and the
+  table as text) to TensorBoard, in the run 'test' of the summaries folder.
+
+  Args:
+    train_session: Session for the train graph with the tensors below.
+    module_spec: The hub.ModuleSpec for the image module being used.
+    class_count: Number of classes
+    image_lists: OrderedDict of training images for each label.
+    jpeg_data_tensor: The layer to feed jpeg image data into.
+    decoded_image_tensor: The output of decoding and resizing the image.
+    resized_image_tensor: The input node of the recognition graph.
+    bottleneck_tensor: The bottleneck output layer of the CNN graph.
+    eval_session: An EvalSession to reuse; built if None.
+    cache: The run's BottleneckCache; if None (the original's signature),
+      --image_dir, --bottleneck_dir and --tfhub_module without memory.
+    options: FinalEvalOptions; if None, the flags of the same names and the
+      last training step.
+
+  Returns:
+    (test accuracy, predicted class indices, ground truth class indices,
+    test file names), or None when there are no test images.
+  """
+  if cache is None:
+    cache = BottleneckCache(FLAGS.image_dir, FLAGS.bottleneck_dir,
+                            FLAGS.tfhub_module, None)
+  if options is None:
+    options = FinalEvalOptions(
+        FLAGS.test_batch_size, FLAGS.print_misclassified_test_images,
+        FLAGS.summaries_dir, FLAGS.how_many_training_steps - 1)
+  test_bottlenecks, test_ground_truth, test_filenames = (
+      get_random_cached_bottlenecks(
+          train_session, image_lists, options.test_batch_size, 'testing',
+          cache.bottleneck_dir, cache.image_dir, jpeg_data_tensor,
+          decoded_image_tensor, resized_image_tensor, bottleneck_tensor,
+          cache.module_name, memory=cache.memory))
+  if not len(test_bottlenecks):  # pylint: disable=g-explicit-length-test
+    tf.logging.warning('There are no test images (see --testing_percentage): '
+                       'no final test accuracy.')
+    return None
+  if eval_session is None:
+    eval_session = build_eval_session(module_spec, class_count)
+  test_accuracy, predictions = eval_session.sess.run(
+      [eval_session.evaluation_step, eval_session.prediction],
+      feed_dict={
+          eval_session.bottleneck_input: test_bottlenecks,
+          eval_session.ground_truth_input: test_ground_truth
+      })
+  tf.logging.info('Final test accuracy = %.1f%% (N=%d)' %
+                  (test_accuracy * 100, len(test_bottlenecks)))
+  _report_test_results(list(image_lists.keys()), test_ground_truth,
+                       predictions, test_filenames, options)
+  return test_accuracy, predictions, test_ground_truth, test_filenames
+
+
+def _report_test_results(label_names, ground_truth, predictions, filenames,
+                         options):
+  """Logs the per-class table (and the misclassified images if asked) and
+  writes the evaluation summaries."""
+  report = classification_report(ground_truth, predictions, len(label_names))
+  tf.logging.info('=== PER-CLASS TEST RESULTS ===')
+  for line in format_classification_report(report, label_names):
+    tf.logging.info(line)
+  write_evaluation_summaries(options.summaries_dir, report, label_names,
+                             options.global_step)
+  if options.print_misclassified_test_images:
+    tf.logging.info('=== MISCLASSIFIED TEST IMAGES ===')
+    for i, test_filename in enumerate(filenames):
+      if predictions[i] != ground_truth[i]:
+        tf.logging.info('%70s  %s' % (test_filename,
+                                      label_names[predictions[i]]))
 
 
 def classification_report(ground_truth, predictions, class_count):
@@ -2338,82 +2137,6 @@ def write_evaluation_summaries(summaries_dir, report, label_names,
     writer.close()
 
 
-def run_final_eval(train_session, module_spec, class_count, image_lists,
-                   jpeg_data_tensor, decoded_image_tensor,
-                   resized_image_tensor, bottleneck_tensor, eval_session=None,
-                   summaries_dir=None, global_step=None, module_name=None):
-  """Runs a final evaluation on an eval graph using the test data set.
-
-  Logs the test accuracy, a per-class precision/recall/F1 table and the
-  confusion matrix, and writes the confusion matrix as an image (and the
-  table as text) to TensorBoard, in the run 'test' of summaries_dir.
-
-  Args:
-    train_session: Session for the train graph with the tensors below.
-    module_spec: The hub.ModuleSpec for the image module being used.
-    class_count: Number of classes
-    image_lists: OrderedDict of training images for each label.
-    jpeg_data_tensor: The layer to feed jpeg image data into.
-    decoded_image_tensor: The output of decoding and resizing the image.
-    resized_image_tensor: The input node of the recognition graph.
-    bottleneck_tensor: The bottleneck output layer of the CNN graph.
-    eval_session: A tuple from build_eval_session to reuse; built if None.
-    summaries_dir: Where the 'test' summaries go; defaults to
-      --summaries_dir.
-    global_step: The step of the summaries; defaults to the last training
-      step, --how_many_training_steps - 1.
-    module_name: The module name in bottleneck file names; defaults to
-      --tfhub_module.
-
-  Returns:
-    (test accuracy, predicted class indices, ground truth class indices,
-    test file names), or None when there are no test images.
-  """
-  if summaries_dir is None:
-    summaries_dir = FLAGS.summaries_dir
-  if global_step is None:
-    global_step = FLAGS.how_many_training_steps - 1
-  if module_name is None:
-    module_name = FLAGS.tfhub_module
-  test_bottlenecks, test_ground_truth, test_filenames = (
-      get_random_cached_bottlenecks(train_session, image_lists,
-                                    FLAGS.test_batch_size,
-                                    'testing', FLAGS.bottleneck_dir,
-                                    FLAGS.image_dir, jpeg_data_tensor,
-                                    decoded_image_tensor, resized_image_tensor,
-                                    bottleneck_tensor, module_name))
-  if not len(test_bottlenecks):  # pylint: disable=g-explicit-length-test
-    tf.logging.warning('There are no test images (see --testing_percentage): '
-                       'no final test accuracy.')
-    return None
-  if eval_session is None:
-    eval_session = build_eval_session(module_spec, class_count)
-  (eval_sess, _, bottleneck_input, ground_truth_input, evaluation_step,
-   prediction) = eval_session
-  test_accuracy, predictions = eval_sess.run(
-      [evaluation_step, prediction],
-      feed_dict={
-          bottleneck_input: test_bottlenecks,
-          ground_truth_input: test_ground_truth
-      })
-  tf.logging.info('Final test accuracy = %.1f%% (N=%d)' %
-                  (test_accuracy * 100, len(test_bottlenecks)))
-  label_names = list(image_lists.keys())
-  report = classification_report(test_ground_truth, predictions, class_count)
-  tf.logging.info('=== PER-CLASS TEST RESULTS ===')
-  for line in format_classification_report(report, label_names):
-    tf.logging.info(line)
-  write_evaluation_summaries(summaries_dir, report, label_names, global_step)
-
-  if FLAGS.print_misclassified_test_images:
-    tf.logging.info('=== MISCLASSIFIED TEST IMAGES ===')
-    for i, test_filename in enumerate(test_filenames):
-      if predictions[i] != test_ground_truth[i]:
-        tf.logging.info('%70s  %s' % (test_filename,
-                                      label_names[predictions[i]]))
-  return test_accuracy, predictions, test_ground_truth, test_filenames
-
-
 # ---------------------------------------------------------------------------
 # Exports
 # ---------------------------------------------------------------------------
@@ -2433,43 +2156,36 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
     graph_file_name: Where to write the frozen GraphDef.
     module_spec: The hub.ModuleSpec for the image module being used.
     class_count: Number of classes.
-    eval_session: A tuple from build_eval_session to reuse; built if None.
+    eval_session: An EvalSession to reuse; built if None.
   """
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  output_graph_def = _frozen_graph_def(eval_session[0],
-                                       FLAGS.final_tensor_name)
+  output_graph_def = _frozen_graph_def(eval_session.sess,
+                                       eval_session.final_tensor_name)
 
-  _write_file_atomically(graph_file_name,
-                         output_graph_def.SerializeToString(deterministic=True),
-                         mode='wb')
+  write_file_atomically(graph_file_name,
+                        output_graph_def.SerializeToString(deterministic=True),
+                        mode='wb')
 
 
-class _StderrToFile(object):
-  """Sends what C++ code writes to stderr (file descriptor 2) to a file.
+def store_intermediate_graph(trained_layer, output_dir, step):
+  """Saves the checkpoint, and the graph as trained so far to output_dir.
 
-  The TF Lite converter prints pages of op statistics to stderr that
-  TF_CPP_MIN_LOG_LEVEL does not silence; its errors reach Python as
-  exceptions anyway.
+  Args:
+    trained_layer: The run's TrainedLayer.
+    output_dir: The --intermediate_output_graphs_dir folder.
+    step: The training step, part of the file name.
   """
-
-  def __enter__(self):
-    sys.stderr.flush()
-    self._saved = os.dup(2)
-    self._file = tempfile.TemporaryFile()
-    os.dup2(self._file.fileno(), 2)
-    return self
-
-  def __exit__(self, *unused_exc_info):
-    sys.stderr.flush()
-    os.dup2(self._saved, 2)
-    os.close(self._saved)
-    self._file.close()
-    return False
+  trained_layer.save()
+  intermediate_file_name = os.path.join(output_dir,
+                                        'intermediate_' + str(step) + '.pb')
+  tf.logging.info('Save intermediate result to : ' + intermediate_file_name)
+  save_graph_to_file(intermediate_file_name, trained_layer.module_spec,
+                     trained_layer.class_count,
+                     eval_session=trained_layer.eval_session())
 
 
-def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
-                  final_tensor_name=None):
+def export_tflite(tflite_file, module_spec, class_count, eval_session=None):
   """Converts the trained classifier to a TF Lite model file.
 
   The model takes one image, float [1, height, width, 3] in [0, 1], and
@@ -2482,8 +2198,7 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
     tflite_file: Where to write the .tflite file.
     module_spec: The hub.ModuleSpec for the image module being used.
     class_count: Number of classes.
-    eval_session: A tuple from build_eval_session to reuse; built if None.
-    final_tensor_name: Name of the output; defaults to --final_tensor_name.
+    eval_session: An EvalSession to reuse; built if None.
 
   Returns:
     Whether the model is quantized.
@@ -2491,13 +2206,12 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
   Raises:
     RetrainError: if TF Lite cannot convert the graph.
   """
-  final_tensor_name = final_tensor_name or FLAGS.final_tensor_name
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  sess, input_tensor = eval_session[0], eval_session[1]
-  graph_def = _frozen_graph_def(sess, final_tensor_name)
+  final_tensor_name = eval_session.final_tensor_name
+  graph_def = _frozen_graph_def(eval_session.sess, final_tensor_name)
   quantized = any(node.op in FAKE_QUANT_OPS for node in graph_def.node)
-  input_name = input_tensor.op.name
+  input_name = eval_session.resized_input_tensor.op.name
   with tf.Graph().as_default() as graph:
     tf.import_graph_def(graph_def, name='')
     lite_input = graph.get_tensor_by_name(input_name + ':0')
@@ -2508,59 +2222,19 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
     if quantized:
       converter.inference_type = tf.uint8
       converter.quantized_input_stats = {input_name: (0.0, 255.0)}
-    # The converter adds a handler to the root logger, which would print
-    # every later line of this tool twice.
-    root_handlers = list(logging.getLogger().handlers)
     try:
-      if tf.logging.get_verbosity() <= tf.logging.DEBUG:
-        tflite_model = converter.convert()
-      else:
-        with _StderrToFile():
-          tflite_model = converter.convert()
+      tflite_model = _quietly(converter.convert)
     except Exception as e:  # pylint: disable=broad-except
       raise RetrainError(
           'TF Lite cannot convert the trained graph (%s); the frozen graph, '
           'labels and SavedModel are written, only --tflite_output_file is '
-          'not.' % _error_reason(e))
-    finally:
-      logging.getLogger().handlers[:] = root_handlers
-  _write_file_atomically(tflite_file, tflite_model, mode='wb')
+          'not.' % error_reason(e))
+  write_file_atomically(tflite_file, tflite_model, mode='wb')
   return quantized
 
 
-def _add_image_bytes_signature(graph, module_spec, labels):
-  """Adds the ops of the serving_bytes signature to an eval graph.
-
-  Each encoded JPEG or PNG image is decoded and resized as for training, then
-  goes through the module and the new layer, whose variables are shared with
-  serving_default's.
-
-  Args:
-    graph: An eval graph from build_eval_session.
-    module_spec: The hub.ModuleSpec (or TF2ImageModule) of the module.
-    labels: The class names in class-index order.
-
-  Returns:
-    (signature inputs, signature outputs) as dicts of tensors.
-  """
-  height, width = _expected_image_size(module_spec)
-  depth = _num_image_channels(module_spec)
-  with graph.as_default(), tf.name_scope('serving_bytes'):
-    image_bytes = tf.placeholder(tf.string, [None], name='image_bytes')
-    images = tf.map_fn(
-        lambda data: _decode_and_resize(data, height, width, depth)[0],
-        image_bytes, fn_output_signature=tf.float32, back_prop=False)
-    images.set_shape([None, height, width, depth])
-    prediction = _new_layers[graph](_graph_modules[graph](images))
-    prediction = tf.identity(prediction, name='prediction')
-    classes = tf.gather(tf.constant(labels), tf.argmax(prediction, axis=1),
-                        name='classes')
-  return {'image_bytes': image_bytes}, {'prediction': prediction,
-                                        'classes': classes}
-
-
 def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
-                 labels=None, final_tensor_name=None):
+                 labels=None):
   """Exports model for serving.
 
   The SavedModel (tag 'serve') has two signatures:
@@ -2575,83 +2249,109 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
     module_spec: The hub.ModuleSpec for the image module being used.
     class_count: The number of classes.
     saved_model_dir: Directory in which to save exported model and variables.
-    eval_session: A tuple from build_eval_session to reuse; built if None.
+    eval_session: An EvalSession to reuse; built if None.
     labels: The class names in class-index order, for 'classes'; the class
       indices as strings if None.
-    final_tensor_name: Name of the output; defaults to --final_tensor_name.
   """
-  final_tensor_name = final_tensor_name or FLAGS.final_tensor_name
   if labels is None:
     labels = [str(index) for index in range(class_count)]
   # The SavedModel should hold the eval graph.
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  sess, in_image = eval_session[0], eval_session[1]
   bytes_inputs, bytes_outputs = _add_image_bytes_signature(
-      sess.graph, module_spec, list(labels))
-  target_dir = saved_model_dir.rstrip('/\\') or saved_model_dir
-  temporary_dir = _temporary_name(target_dir)
-  with sess.graph.as_default() as graph:
+      eval_session, module_spec, list(labels))
+  with eval_session.sess.graph.as_default() as graph:
     signatures = {
         # Exactly what the original's tf.saved_model.simple_save wrote.
         'serving_default': tf.saved_model.predict_signature_def(
-            inputs={'image': in_image},
+            inputs={'image': eval_session.resized_input_tensor},
             outputs={'prediction': graph.get_tensor_by_name(
-                final_tensor_name + ':0')}),
+                eval_session.final_tensor_name + ':0')}),
         'serving_bytes': tf.saved_model.predict_signature_def(
             inputs=bytes_inputs, outputs=bytes_outputs),
     }
-    try:
-      builder = tf.saved_model.Builder(temporary_dir)
-      builder.add_meta_graph_and_variables(
-          sess, tags=[tf.saved_model.tag_constants.SERVING],
-          signature_def_map=signatures,
-          assets_collection=tf.get_collection(tf.GraphKeys.ASSET_FILEPATHS),
-          main_op=tf.group(tf.tables_initializer(), name='legacy_init_op'),
-          clear_devices=True)
-      builder.save()
-      if tf.gfile.IsDirectory(target_dir) and not tf.gfile.ListDirectory(
-          target_dir):
-        os.rmdir(target_dir)
-      if tf.gfile.Exists(target_dir):
-        # Filled by someone else during the run (it was checked at start-up):
-        # keep the new model beside it rather than lose the run's work.
-        kept_dir = '%s-%d' % (target_dir, int(time.time()))
-        tf.gfile.Rename(temporary_dir, kept_dir)
-        raise RetrainError(
-            '--saved_model_dir %s was created by something else during the '
-            'run: the SavedModel was written to %s instead; move it where '
-            'you want it.' % (saved_model_dir, kept_dir))
-      tf.gfile.Rename(temporary_dir, target_dir)
-    except BaseException:
-      if tf.gfile.Exists(temporary_dir):
-        tf.gfile.DeleteRecursively(temporary_dir)
-      raise
+    _save_model_atomically(eval_session.sess, signatures, saved_model_dir)
+
+
+def _add_image_bytes_signature(eval_session, module_spec, labels):
+  """Adds the ops of the serving_bytes signature to an eval graph.
+
+  Each encoded JPEG or PNG image is decoded and resized as for training, then
+  goes through the module and the new layer, whose variables are shared with
+  serving_default's.
+
+  Args:
+    eval_session: An EvalSession.
+    module_spec: The hub.ModuleSpec (or TF2ImageModule) of the module.
+    labels: The class names in class-index order.
+
+  Returns:
+    (signature inputs, signature outputs) as dicts of tensors.
+  """
+  height, width, depth = module_image_shape(module_spec)
+  with eval_session.sess.graph.as_default(), tf.name_scope('serving_bytes'):
+    image_bytes = tf.placeholder(tf.string, [None], name='image_bytes')
+    images = tf.map_fn(
+        lambda data: decode_and_resize(data, height, width, depth)[0],
+        image_bytes, fn_output_signature=tf.float32, back_prop=False)
+    images.set_shape([None, height, width, depth])
+    prediction = eval_session.apply_layer(eval_session.apply_module(images))
+    prediction = tf.identity(prediction, name='prediction')
+    classes = tf.gather(tf.constant(labels), tf.argmax(prediction, axis=1),
+                        name='classes')
+  return {'image_bytes': image_bytes}, {'prediction': prediction,
+                                        'classes': classes}
+
+
+def _save_model_atomically(sess, signatures, saved_model_dir):
+  """Writes the SavedModel into a temporary folder, then renames it.
+
+  Raises:
+    RetrainError: if saved_model_dir was filled by something else during
+      the run; the model is kept beside it then.
+  """
+  target_dir = saved_model_dir.rstrip('/\\') or saved_model_dir
+  temporary_dir = _temporary_name(target_dir)
+  try:
+    builder = tf.saved_model.Builder(temporary_dir)
+    builder.add_meta_graph_and_variables(
+        sess, tags=[tf.saved_model.tag_constants.SERVING],
+        signature_def_map=signatures,
+        assets_collection=tf.get_collection(tf.GraphKeys.ASSET_FILEPATHS),
+        main_op=tf.group(tf.tables_initializer(), name='legacy_init_op'),
+        clear_devices=True)
+    builder.save()
+    if tf.gfile.IsDirectory(target_dir) and not tf.gfile.ListDirectory(
+        target_dir):
+      os.rmdir(target_dir)
+    if tf.gfile.Exists(target_dir):
+      # Filled by someone else during the run (it was checked at start-up):
+      # keep the new model beside it rather than lose the run's work.
+      kept_dir = '%s-%d' % (target_dir, int(time.time()))
+      tf.gfile.Rename(temporary_dir, kept_dir)
+      raise RetrainError(
+          '--saved_model_dir %s was created by something else during the '
+          'run: the SavedModel was written to %s instead; move it where '
+          'you want it.' % (saved_model_dir, kept_dir))
+    tf.gfile.Rename(temporary_dir, target_dir)
+  except BaseException:
+    if tf.gfile.Exists(temporary_dir):
+      tf.gfile.DeleteRecursively(temporary_dir)
+    raise
 
 
 def write_labels_file(image_lists, output_labels):
   """Writes the labels, one per line in class-index order, atomically."""
-  _write_file_atomically(output_labels, '\n'.join(image_lists.keys()) + '\n')
-
-
-# ---------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------
-
-
-def _clearable_summaries_dir(summaries_dir):
-  """Tells whether summaries_dir holds nothing but this tool's event folders."""
-  if not tf.gfile.Exists(summaries_dir):
-    return True
-  if not tf.gfile.IsDirectory(summaries_dir):
-    return False
-  entries = set(name.rstrip('/') for name in
-                tf.gfile.ListDirectory(summaries_dir))
-  return entries <= set(SUMMARY_RUNS)
+  write_file_atomically(output_labels, '\n'.join(image_lists.keys()) + '\n')
 
 
 def prepare_file_system():
-  """Clears the previous run's summaries and creates the output folders."""
+  """Clears the previous run's summaries and creates the output folders.
+
+  It reads the flags, as the original did: --summaries_dir,
+  --intermediate_store_frequency, --intermediate_output_graphs_dir and the
+  output paths, beside which it removes what killed runs left.
+  """
   # Only this tool's own event folders are ever deleted (checked at start-up).
   for run_name in SUMMARY_RUNS:
     run_dir = os.path.join(FLAGS.summaries_dir, run_name)
@@ -2664,230 +2364,23 @@ def prepare_file_system():
   # What a killed run may have left beside the outputs.
   for path in (FLAGS.output_graph, FLAGS.output_labels,
                FLAGS.saved_model_dir.rstrip('/\\')):
-    if path and _is_local(path):
+    if path and is_local_path(path):
       path = os.path.abspath(path)
       _remove_stale_temporary_files(os.path.dirname(path),
                                     os.path.basename(path))
 
 
-def logging_level_verbosity(logging_verbosity):
-  """Converts logging_level into TensorFlow logging verbosity value.
-
-  Args:
-    logging_verbosity: String value representing logging level: 'DEBUG', 'INFO',
-    'WARN', 'ERROR', 'FATAL'
-
-  Returns:
-    The TensorFlow logging verbosity value.
-
-  Raises:
-    RuntimeError: for an unknown level name.
-  """
-  name_to_level = {
-      'FATAL': tf.logging.FATAL,
-      'ERROR': tf.logging.ERROR,
-      'WARN': tf.logging.WARN,
-      'INFO': tf.logging.INFO,
-      'DEBUG': tf.logging.DEBUG
-  }
-  try:
-    return name_to_level[logging_verbosity]
-  except KeyError:
-    raise RuntimeError('Not supported logs verbosity (%s). Use one of %s.' %
-                       (logging_verbosity, ', '.join(name_to_level)))
-
-
-def _configure_logging(verbosity_name):
-  verbosity = logging_level_verbosity(verbosity_name)
-  tf.logging.set_verbosity(verbosity)
-  logger = tf.get_logger()
-  for existing in list(logger.filters):
-    if isinstance(existing, _OwnLinesOnly):
-      logger.removeFilter(existing)
-  if verbosity_name != 'DEBUG':
-    logger.addFilter(_OwnLinesOnly())
-
-
-def _nearest_existing_folder(path):
-  folder = os.path.abspath(path)
-  while not os.path.exists(folder):
-    parent = os.path.dirname(folder)
-    if parent == folder:
-      break
-    folder = parent
-  return folder
-
-
-def _check_writable(flag_name, path, is_folder):
-  """Raises RetrainError if path (a file or folder) cannot be written."""
-  if not _is_local(path):
-    return  # Remote file systems are checked when written.
-  if is_folder and os.path.exists(path) and not os.path.isdir(path):
-    raise RetrainError('--%s %s is a file, not a folder.' % (flag_name, path))
-  if not is_folder and os.path.isdir(path):
-    raise RetrainError('--%s %s is a folder: give a file name.' %
-                       (flag_name, path))
-  folder = _nearest_existing_folder(path if is_folder else
-                                    os.path.dirname(os.path.abspath(path)))
-  if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
-    raise RetrainError('--%s %s cannot be written (no write permission in '
-                       '%s): choose another place.' % (flag_name, path, folder))
-
-
-def check_flags(flags):
-  """Checks the flags and output places before anything is written.
-
-  Args:
-    flags: The parsed command line.
-
-  Raises:
-    RetrainError: with one sentence on what is wrong and what to do.
-  """
-  if not flags.image_dir:
-    raise RetrainError('Must set flag --image_dir to a folder with one '
-                       'sub-folder of images per class.')
-  for name in ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
-               'output_labels', 'summaries_dir', 'bottleneck_dir',
-               'tfhub_module', 'saved_model_dir', 'checkpoint_path'):
-    try:
-      getattr(flags, name).encode('utf-8')
-    except UnicodeEncodeError:
-      raise RetrainError('--%s %s is not valid UTF-8, which TensorFlow cannot '
-                         'handle: rename it.' % (
-                             name, _printable_path(getattr(flags, name))))
-  if not tf.gfile.Exists(flags.image_dir):
-    raise RetrainError("Image directory '%s' not found: check the path given "
-                       'to --image_dir.' % flags.image_dir)
-  if not tf.gfile.IsDirectory(flags.image_dir):
-    raise RetrainError('--image_dir %s is a file, not a folder of class '
-                       'folders.' % flags.image_dir)
-  positive = ('how_many_training_steps', 'train_batch_size',
-              'eval_step_interval')
-  for name in positive:
-    if getattr(flags, name) <= 0:
-      raise RetrainError('--%s must be a positive number, not %s.' %
-                         (name, getattr(flags, name)))
-  for name in ('test_batch_size', 'validation_batch_size'):
-    value = getattr(flags, name)
-    if value <= 0 and value != -1:
-      raise RetrainError('--%s must be positive, or -1 for the whole set, not '
-                         '%s.' % (name, value))
-  if not flags.learning_rate > 0:
-    raise RetrainError('--learning_rate must be positive, not %s.' %
-                       flags.learning_rate)
-  for name in ('testing_percentage', 'validation_percentage'):
-    value = getattr(flags, name)
-    if not 0 <= value < 100:
-      raise RetrainError('--%s must be in [0, 100), not %s.' % (name, value))
-  if flags.testing_percentage + flags.validation_percentage >= 100:
-    raise RetrainError(
-        '--testing_percentage plus --validation_percentage must be below 100 '
-        'so that some images are left for training.')
-  if flags.image_size is not None and flags.image_size <= 0:
-    raise RetrainError('--image_size must be a positive number of pixels, '
-                       'not %s.' % flags.image_size)
-  if flags.intermediate_store_frequency < 0:
-    raise RetrainError('--intermediate_store_frequency must be 0 (off) or '
-                       'positive.')
-  for name in ('random_crop', 'random_scale'):
-    if getattr(flags, name) < 0:
-      raise RetrainError('--%s must be 0 or a positive percentage.' % name)
-  if not 0 <= flags.random_brightness <= 100:
-    raise RetrainError('--random_brightness must be a percentage in '
-                       '[0, 100].')
-  if flags.saved_model_dir and tf.gfile.IsDirectory(
-      flags.saved_model_dir) and tf.gfile.ListDirectory(flags.saved_model_dir):
-    raise RetrainError(
-        '--saved_model_dir %s already exists and is not empty: use a fresh '
-        'numbered version folder, e.g. '
-        '--saved_model_dir=/tmp/saved_models/$(date +%%s)/' %
-        flags.saved_model_dir)
-  if not _clearable_summaries_dir(flags.summaries_dir):
-    raise RetrainError(
-        '--summaries_dir %s holds more than this tool\'s train/, '
-        'validation/ and test/ event folders and would be cleared: point it '
-        'at a folder of its own, e.g. /tmp/retrain_logs.' %
-        flags.summaries_dir)
-  _check_writable('summaries_dir', flags.summaries_dir, True)
-  _check_writable('bottleneck_dir', flags.bottleneck_dir, True)
-  _check_writable('output_graph', flags.output_graph, False)
-  _check_writable('output_labels', flags.output_labels, False)
-  _check_writable('checkpoint_path', flags.checkpoint_path, False)
-  if flags.intermediate_store_frequency > 0:
-    _check_writable('intermediate_output_graphs_dir',
-                    flags.intermediate_output_graphs_dir, True)
-  if flags.saved_model_dir:
-    _check_writable('saved_model_dir', flags.saved_model_dir, True)
-  if flags.tflite_output_file:
-    _check_writable('tflite_output_file', flags.tflite_output_file, False)
-  try:
-    class_folders = [
-        name for name in _class_folders(flags.image_dir, quiet=True)
-        if _list_image_files(os.path.join(flags.image_dir, name))]
-  except OSError as e:
-    raise RetrainError('--image_dir %s cannot be read (%s): check its '
-                       'permissions.' % (flags.image_dir, e.strerror or e))
-  if not class_folders:
-    raise RetrainError(
-        'No valid folders of images found at %s: put the images into one '
-        'sub-folder per class (e.g. %s/roses/*.jpg).' % (
-            flags.image_dir, flags.image_dir.rstrip('/')))
-  if len(class_folders) == 1:
-    raise RetrainError(
-        'Only one valid folder of images found at %s (%s) - multiple classes '
-        'are needed for classification: add a sub-folder of images for each '
-        'other class.' % (flags.image_dir, class_folders[0]))
-  if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
-    raise RetrainError(
-        '--final_tensor_name %r is not a valid TensorFlow op name: use '
-        'letters, digits, and _ . - / (e.g. final_result).' %
-        flags.final_tensor_name)
-
-
-def _check_categories(image_lists, skipped=()):
-  """Stops when a class has no training images; warns about other gaps.
-
-  Args:
-    image_lists: OrderedDict of the usable images for each label.
-    skipped: (image path, reason) of the images that were skipped.
-
-  Raises:
-    RetrainError: if a class has no training image left.
-  """
-  for label_name, label_lists in image_lists.items():
-    if not label_lists['training']:
-      skipped_here = sum(
-          1 for path, _ in skipped
-          if os.path.basename(os.path.dirname(path)) == label_lists['dir'])
-      raise RetrainError(
-          "Class '%s' (folder %s) has no usable training image%s: add more "
-          'images to it, or remove the folder.' % (
-              label_name, label_lists['dir'],
-              ' (%d of its images were skipped, see the warnings above)' %
-              skipped_here if skipped_here else ''))
-    for category in ('testing', 'validation'):
-      if not label_lists[category]:
-        tf.logging.warning(
-            "Class '%s' has no %s image: add more images to folder %s so "
-            'that it is evaluated too.', label_name, category,
-            label_lists['dir'])
-
-
-def _set_random_seed(seed):
-  if seed is not None:
-    random.seed(seed)
-    np.random.seed(seed % (2 ** 32))
-    tf.set_random_seed(seed)
+# ---------------------------------------------------------------------------
+# main
+# ---------------------------------------------------------------------------
 
 
 def main(_):
   """Runs the whole retraining; returns the process exit code."""
-  _configure_logging(FLAGS.logging_verbosity)
+  configure_logging(FLAGS.logging_verbosity)
   check_flags(FLAGS)
   module_spec = load_module_spec(FLAGS.tfhub_module,
                                  image_size=FLAGS.image_size)
-  module_name = module_cache_name(FLAGS.tfhub_module,
-                                  FLAGS.bottleneck_precision, module_spec)
 
   # Look at the folder structure, and create lists of all the images.
   skipped = []
@@ -2895,13 +2388,6 @@ def main(_):
                                    FLAGS.validation_percentage,
                                    unusable=skipped)
   class_count = len(image_lists.keys())
-  if class_count == 0:
-    raise RetrainError('No valid folders of images found at ' +
-                       FLAGS.image_dir)
-  if class_count == 1:
-    raise RetrainError('Only one valid folder of images found at ' +
-                       FLAGS.image_dir +
-                       ' - multiple classes are needed for classification.')
 
   prepare_file_system()
 
@@ -2920,7 +2406,8 @@ def main(_):
     (train_step, cross_entropy, bottleneck_input,
      ground_truth_input, final_tensor) = add_final_retrain_ops(
          class_count, FLAGS.final_tensor_name, bottleneck_tensor,
-         wants_quantization, is_training=True)
+         wants_quantization, is_training=True,
+         learning_rate=FLAGS.learning_rate)
 
   with tf.Session(graph=graph) as sess:
     # Initialize all weights: for the module to their pretrained values,
@@ -2935,24 +2422,25 @@ def main(_):
 
     # Set up the image decoding sub-graph.
     jpeg_data_tensor, decoded_image_tensor = add_jpeg_decoding(module_spec)
-    tensors = {'jpeg_data': jpeg_data_tensor,
-               'decoded_image': decoded_image_tensor,
-               'resized_image': resized_image_tensor,
-               'bottleneck': bottleneck_tensor}
+    tensors = ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
+                            resized_image_tensor, bottleneck_tensor)
+    cache = BottleneckCache(
+        FLAGS.image_dir, FLAGS.bottleneck_dir,
+        module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision,
+                          module_spec), BottleneckMemory())
 
+    distortion_tensors = None
     if do_distort_images:
       # We will be applying distortions, so set up the operations we'll need.
-      (tensors['distorted_jpeg_data'],
-       tensors['distorted_image']) = add_input_distortions(
-           FLAGS.flip_left_right, FLAGS.random_crop, FLAGS.random_scale,
-           FLAGS.random_brightness, module_spec)
+      distortion_tensors = add_input_distortions(
+          FLAGS.flip_left_right, FLAGS.random_crop, FLAGS.random_scale,
+          FLAGS.random_brightness, module_spec)
     # Every image's bottleneck is cached, with distortions too: evaluation
     # uses the cached ones, and decoding each image once up front finds the
     # bad ones before any training step.
     skipped += cache_bottlenecks(
-        module_sess, image_lists, FLAGS.image_dir, FLAGS.bottleneck_dir,
-        jpeg_data_tensor, decoded_image_tensor, resized_image_tensor,
-        bottleneck_tensor, module_name)
+        module_sess, image_lists, cache.image_dir, cache.bottleneck_dir,
+        *tensors, module_name=cache.module_name, memory=cache.memory)
     _check_categories(image_lists, skipped)
 
     # Create the operations we need to evaluate the accuracy of our new layer.
@@ -2961,52 +2449,44 @@ def main(_):
     # Merge all the summaries and write them out to the summaries_dir
     merged = tf.summary.merge_all()
 
-    # Create a train saver that is used to restore values into an eval graph
-    # when exporting models.
-    train_saver = tf.train.Saver()
-    ensure_dir_exists(os.path.dirname(os.path.abspath(FLAGS.checkpoint_path)))
-    intermediate_eval_session = []
+    # The train saver's checkpoint is restored into an eval graph for the
+    # intermediate graphs, the final test and the exports.
+    trained_layer = TrainedLayer(sess, module_spec, class_count,
+                                 FLAGS.final_tensor_name,
+                                 FLAGS.checkpoint_path)
 
-    def store_intermediate_graph(step):
-      train_saver.save(sess, FLAGS.checkpoint_path)
-      intermediate_file_name = os.path.join(
-          FLAGS.intermediate_output_graphs_dir,
-          'intermediate_' + str(step) + '.pb')
-      tf.logging.info('Save intermediate result to : ' +
-                      intermediate_file_name)
-      if not intermediate_eval_session:
-        intermediate_eval_session.append(build_eval_session(module_spec,
-                                                            class_count))
-      else:
-        _restore_eval_session(intermediate_eval_session[0],
-                              FLAGS.checkpoint_path)
-      save_graph_to_file(intermediate_file_name, module_spec, class_count,
-                         eval_session=intermediate_eval_session[0])
-
-    run_training_loop(sess, image_lists, class_count, train_step,
-                      cross_entropy, bottleneck_input, ground_truth_input,
-                      evaluation_step, merged, tensors, do_distort_images,
-                      store_intermediate_graph, module_sess=module_sess,
-                      module_name=module_name)
+    distorted_batches = None
+    if do_distort_images:
+      distorted_batches = DistortedBatches(
+          module_image_shape(module_spec),
+          Distortions(FLAGS.flip_left_right, FLAGS.random_crop,
+                      FLAGS.random_scale, FLAGS.random_brightness),
+          image_lists, FLAGS.image_dir, 'training', FLAGS.train_batch_size)
+    run_training_loop(
+        sess,
+        TrainingOps(train_step, cross_entropy, bottleneck_input,
+                    ground_truth_input, evaluation_step, merged),
+        TrainingSchedule(
+            FLAGS.how_many_training_steps, FLAGS.train_batch_size,
+            FLAGS.validation_batch_size, FLAGS.eval_step_interval,
+            FLAGS.intermediate_store_frequency, FLAGS.summaries_dir),
+        BatchSources(module_sess, image_lists, tensors, cache,
+                     distorted_batches, distortion_tensors),
+        functools.partial(store_intermediate_graph, trained_layer,
+                          FLAGS.intermediate_output_graphs_dir))
 
     # After training is complete, force one last save of the train checkpoint.
-    train_saver.save(sess, FLAGS.checkpoint_path)
-
-    # One eval graph, restored once, serves the test and every export.
-    if intermediate_eval_session:
-      eval_session = intermediate_eval_session[0]
-      _restore_eval_session(eval_session, FLAGS.checkpoint_path)
-    else:
-      eval_session = build_eval_session(module_spec, class_count)
+    trained_layer.save()
+    eval_session = trained_layer.eval_session()
 
     # We've completed all our training, so run a final test evaluation on
     # some new images we haven't used before.
     run_final_eval(module_sess, module_spec, class_count, image_lists,
-                   jpeg_data_tensor, decoded_image_tensor, resized_image_tensor,
-                   bottleneck_tensor, eval_session=eval_session,
-                   summaries_dir=FLAGS.summaries_dir,
-                   global_step=FLAGS.how_many_training_steps - 1,
-                   module_name=module_name)
+                   *tensors, eval_session=eval_session, cache=cache,
+                   options=FinalEvalOptions(
+                       FLAGS.test_batch_size,
+                       FLAGS.print_misclassified_test_images,
+                       FLAGS.summaries_dir, FLAGS.how_many_training_steps - 1))
 
     # Write out the trained graph and labels with the weights stored as
     # constants.
@@ -3028,11 +2508,18 @@ def main(_):
         tf.logging.info('The TF Lite model is fully quantized: uint8 input '
                         '(the pixel values 0-255) and uint8 output '
                         '(probability * 256)')
-    eval_session[0].close()
+    trained_layer.close()
     if module_sess is not sess:
       module_sess.close()
   _log_skipped_summary(image_lists, skipped)
   return 0
+
+
+def _set_random_seed(seed):
+  if seed is not None:
+    random.seed(seed)
+    np.random.seed(seed % (2 ** 32))
+    tf.set_random_seed(seed)
 
 
 def _log_skipped_summary(image_lists, skipped):
@@ -3051,16 +2538,9 @@ def _log_skipped_summary(image_lists, skipped):
                 for folder, count in sorted(per_folder.items())), used)
 
 
-class _ArgumentParser(argparse.ArgumentParser):
-  """Reports a bad command line in one line rather than usage plus error."""
-
-  def error(self, message):
-    self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
-
-
 def build_parser():
   """Returns the command line parser with every flag of the original."""
-  parser = _ArgumentParser(
+  parser = ArgumentParser(
       description='Retrain the top layer of a TensorFlow Hub image module on '
       'your own classes of images.')
   parser.add_argument(
@@ -3181,6 +2661,992 @@ def build_parser():
   return parser
 
 
+# ===========================================================================
+# Support: folders and file names
+# ===========================================================================
+
+
+def is_local_path(path):
+  """Tells whether path is a plain local path (not gs://, file://...)."""
+  return not re.match(r'^[a-zA-Z][a-zA-Z0-9+.-]*://', path)
+
+
+def _printable_path(path):
+  """The path with bytes that are not valid UTF-8 shown as \\x escapes."""
+  return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
+def _list_folder(folder):
+  """Lists the names in a folder.
+
+  Returns:
+    (names, bad_names): bad_names are the names that are not valid UTF-8
+    (e.g. Latin-1 names from an old archive), which TensorFlow's file
+    functions cannot handle.
+  """
+  if not is_local_path(folder):
+    return [name.rstrip('/') for name in tf.gfile.ListDirectory(folder)], []
+  names, bad_names = [], []
+  for name in os.listdir(folder):
+    try:
+      name.encode('utf-8')
+      names.append(name)
+    except UnicodeEncodeError:
+      bad_names.append(name)
+  return names, bad_names
+
+
+def _is_image_name(name):
+  extension = name.rsplit('.', 1)[-1].lower() if '.' in name else ''
+  return extension in IMAGE_EXTENSIONS
+
+
+def _list_image_files(class_dir, unusable=None):
+  """Lists the image files directly inside class_dir, sorted, each once.
+
+  Image files whose names are not valid UTF-8 are left out and added to
+  unusable as (path, reason).
+
+  Raises:
+    RetrainError: if class_dir cannot be listed.
+  """
+  names, bad_names = _list_class_folder(class_dir)
+  for name in sorted(bad_names):
+    if _is_image_name(name) and unusable is not None:
+      unusable.append((_printable_path(os.path.join(class_dir, name)),
+                       'its name is not valid UTF-8: rename it'))
+  return sorted(name for name in names if _is_image_name(name) and
+                not tf.gfile.IsDirectory(os.path.join(class_dir, name)))
+
+
+def _list_class_folder(class_dir):
+  """_list_folder of a class folder.
+
+  Raises:
+    RetrainError: if class_dir cannot be listed.
+  """
+  try:
+    return _list_folder(class_dir)
+  except OSError as e:
+    raise RetrainError('Class folder %s cannot be read (%s): check its '
+                       'permissions, or remove it.' % (class_dir,
+                                                       e.strerror or e))
+
+
+def _has_image_file(class_dir):
+  """Tells whether class_dir holds an image file, stopping at the first."""
+  names, _ = _list_class_folder(class_dir)
+  return any(_is_image_name(name) and
+             not tf.gfile.IsDirectory(os.path.join(class_dir, name))
+             for name in names)
+
+
+def _class_folders(image_dir, quiet=False):
+  """The sorted names of image_dir's sub-folders (the classes)."""
+  names, bad_names = _list_folder(image_dir)
+  for name in sorted(bad_names) if not quiet else []:
+    tf.logging.warning('Skipping folder %s: its name is not valid UTF-8: '
+                       'rename it.',
+                       _printable_path(os.path.join(image_dir, name)))
+  return sorted(name for name in names
+                if tf.gfile.IsDirectory(os.path.join(image_dir, name)))
+
+
+# ===========================================================================
+# Support: image safety and decoding
+# ===========================================================================
+
+
+def _image_header_size(image_data):
+  """Reads an image's size from its header, without decoding it.
+
+  Args:
+    image_data: A scalar string tensor, the bytes of an image file.
+
+  Returns:
+    (height, width, is_jpeg): int64 scalar tensors for the size of a JPEG, PNG
+    or GIF image (0 for other data, which the decoder then rejects), and a bool
+    scalar tensor. A JPEG header that cannot be parsed fails at run time.
+  """
+  # 32 bytes of the header, padded, so that short files cannot fail the slices.
+  padded = tf.strings.join([tf.strings.substr(image_data, 0, 32), b'\0' * 32])
+  head = tf.strings.substr(padded, 0, 32)
+  head_bytes = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+  def big_endian(start, length):
+    value = tf.constant(0, tf.int64)
+    for position in range(start, start + length):
+      value = value * 256 + head_bytes[position]
+    return value
+
+  def starts_with(magic):
+    return tf.equal(tf.strings.substr(head, 0, len(magic)), magic)
+
+  is_jpeg = starts_with(b'\xff\xd8\xff')
+  is_png = starts_with(b'\x89PNG\r\n\x1a\n')
+  is_gif = starts_with(b'GIF8')
+  zero = tf.constant(0, tf.int64)
+
+  def jpeg_size():
+    shape = tf.cast(tf.image.extract_jpeg_shape(image_data), tf.int64)
+    return shape[0], shape[1]
+
+  def png_size():  # The IHDR chunk: width, then height, big-endian.
+    return big_endian(20, 4), big_endian(16, 4)
+
+  def gif_size():  # The logical screen: width, then height, little-endian.
+    return (head_bytes[8] + 256 * head_bytes[9],
+            head_bytes[6] + 256 * head_bytes[7])
+
+  height, width = tf.case([(is_jpeg, jpeg_size), (is_png, png_size),
+                           (is_gif, gif_size)],
+                          default=lambda: (zero, zero), exclusive=False)
+  return height, width, is_jpeg
+
+
+def _decode_image(image_data, channels):
+  """Decodes JPEG, PNG or GIF bytes to uint8 [height, width, channels].
+
+  Images of up to MAX_IMAGE_PIXELS pixels are decoded as they are. Larger
+  JPEGs are decoded at 1/2, 1/4 or 1/8 of their size by the decoder's DCT
+  scaling, so that only the smaller image is allocated (progressive JPEGs
+  also need memory for their coefficients, capped by JPEGMEM); larger PNGs
+  and GIFs, and JPEGs too large even at 1/8, fail with an error before any
+  memory is allocated for their pixels.
+
+  Args:
+    image_data: A scalar string tensor, the bytes of an image file.
+    channels: The number of colour channels wanted.
+
+  Returns:
+    The decoded uint8 image tensor.
+  """
+  height, width, is_jpeg = _image_header_size(image_data)
+  # Clipped first so that a lying 32-bit PNG header cannot overflow int64.
+  pixels = (tf.minimum(height, MAX_IMAGE_PIXELS + 1) *
+            tf.minimum(width, MAX_IMAGE_PIXELS + 1))
+
+  def decode(ratio):
+    return lambda: tf.image.decode_jpeg(image_data, channels=channels,
+                                        ratio=ratio)
+
+  def too_large():
+    check = tf.debugging.Assert(False, [
+        'Image too large:', width, 'x', height, 'pixels'])
+    with tf.control_dependencies([check]):
+      return tf.zeros([1, 1, channels], tf.uint8)
+
+  branches = [(pixels <= MAX_IMAGE_PIXELS, decode(1))]
+  for ratio in (2, 4, 8):
+    branches.append((tf.logical_and(
+        is_jpeg, pixels <= MAX_IMAGE_PIXELS * ratio * ratio), decode(ratio)))
+  return tf.case(branches, default=too_large, exclusive=False)
+
+
+def _decode_to_float_4d(image_data, input_depth):
+  """Decodes image bytes into a float [1, height, width, depth] in [0, 1]."""
+  decoded_image = _decode_image(image_data, input_depth)
+  decoded_image_as_float = tf.image.convert_image_dtype(decoded_image,
+                                                        tf.float32)
+  return tf.expand_dims(decoded_image_as_float, 0)
+
+
+def decode_and_resize(image_data, input_height, input_width, input_depth):
+  """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1].
+
+  Every image reaches the module through this: for caching, training, the
+  SavedModel's image-bytes signature and beam_bottlenecks.py.
+  """
+  decoded_image_4d = _decode_to_float_4d(image_data, input_depth)
+  resize_shape = tf.stack([input_height, input_width])
+  resize_shape_as_int = tf.cast(resize_shape, dtype=tf.int32)
+  return tf.image.resize_bilinear(decoded_image_4d, resize_shape_as_int)
+
+
+def _why_file_unusable(image_path):
+  """Checks a local image file before it is read.
+
+  A named pipe or device called *.jpg would block the reader for ever, so
+  only regular files are read.
+
+  Returns:
+    Why the file cannot be read, or None if it can (or is not local).
+  """
+  if not is_local_path(image_path):
+    return None
+  if os.path.islink(image_path) and not os.path.exists(image_path):
+    return 'it is a broken symbolic link (to %s)' % os.readlink(image_path)
+  if not os.path.exists(image_path):
+    return 'it does not exist (any more)'
+  if not os.path.isfile(image_path):
+    return 'it is not a regular file'
+  try:
+    descriptor = os.open(image_path, os.O_RDONLY)
+    try:
+      is_gif = os.read(descriptor, 4) == b'GIF8'
+    finally:
+      os.close(descriptor)
+    if is_gif:
+      with open(image_path, 'rb') as image_file:
+        return _why_gif_is_unsafe(image_file.read())
+  except OSError as e:
+    return 'it cannot be read (%s)' % (e.strerror or e)
+  return None
+
+
+def _why_gif_is_unsafe(image_data):
+  """Checks a GIF's frames before TensorFlow decodes them.
+
+  The GIF decoder expands every frame in memory before it looks at their
+  number or size, whatever the size in the header says, so a small GIF can
+  ask for gigabytes. The frame descriptors tell without decoding.
+
+  Returns:
+    Why the GIF must not be decoded, or None.
+  """
+  def skip_sub_blocks(position):
+    while position < len(image_data) and image_data[position]:
+      position += image_data[position] + 1
+    return position + 1
+
+  def color_table_size(flags):
+    return 3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0
+
+  if len(image_data) < 13:
+    return None  # The decoder reports it.
+  position = 13 + color_table_size(image_data[10])
+  frame_sizes = []
+  while position < len(image_data):
+    block = image_data[position]
+    if block == 0x21:  # Extension: label, then data sub-blocks.
+      position = skip_sub_blocks(position + 2)
+    elif block == 0x2C and position + 10 <= len(image_data):  # A frame.
+      width = image_data[position + 5] + 256 * image_data[position + 6]
+      height = image_data[position + 7] + 256 * image_data[position + 8]
+      frame_sizes.append((width, height))
+      position = skip_sub_blocks(
+          position + 11 + color_table_size(image_data[position + 9]))
+    else:  # The trailer, or damage that the decoder will report.
+      break
+  if len(frame_sizes) > 1:
+    return ('it is an animated GIF (%d frames): save one frame as a JPEG or '
+            'PNG' % len(frame_sizes))
+  if frame_sizes and frame_sizes[0][0] * frame_sizes[0][1] > MAX_IMAGE_PIXELS:
+    return ('its GIF frame is %d x %d pixels, more than the %d this tool '
+            'decodes (MAX_IMAGE_PIXELS): scale it down' % (
+                frame_sizes[0][0], frame_sizes[0][1], MAX_IMAGE_PIXELS))
+  return None
+
+
+def _read_image_file(image_path):
+  """Reads an image file that a batch could not decode.
+
+  Returns:
+    (bytes, None), or (None, why the file cannot be read).
+  """
+  reason = _why_file_unusable(image_path)
+  if reason:
+    return None, reason
+  try:
+    with tf.gfile.GFile(image_path, 'rb') as image_file:
+      return image_file.read(), None
+  except (tf.errors.OpError, OSError) as e:
+    return None, 'it cannot be read (%s)' % error_reason(e)
+
+
+def _why_image_data_fails(sess, image_data, jpeg_data_tensor,
+                          decoded_image_tensor):
+  """Returns why image bytes cannot be decoded, or None if they can."""
+  return _decode_or_explain(sess, image_data, jpeg_data_tensor,
+                            decoded_image_tensor)[1]
+
+
+def _decode_or_explain(sess, image_data, jpeg_data_tensor,
+                       decoded_image_tensor):
+  """Decodes image bytes with the decoding ops, or says why they fail.
+
+  Returns:
+    (the decoded image, None), or (None, the reason in words for the user).
+  """
+  if not image_data:
+    return None, 'the file is empty'
+  if image_data.startswith(b'GIF8'):
+    reason = _why_gif_is_unsafe(image_data)
+    if reason:
+      return None, reason
+  try:
+    return sess.run(decoded_image_tensor, {jpeg_data_tensor: image_data}), None
+  except tf.errors.OpError as e:
+    return None, _why_decoding_failed(error_reason(e), image_data)
+
+
+def _why_decoding_failed(reason, image_data):
+  """Turns the decoder's error message into a reason in words for the user."""
+  if 'Invalid JPEG data' in reason:
+    size = _jpeg_header_size(image_data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+      return ('it is a %d x %d pixel JPEG that is damaged or needs more '
+              'memory than the JPEG decoder may use (JPEGMEM=%s): scale it '
+              'down' % (size[1], size[0], os.environ.get('JPEGMEM')))
+  too_large = re.search(r'Image too large:\] \[(\d+)\] \[x\] \[(\d+)\]',
+                        reason)
+  if too_large:
+    return ('it is %s x %s pixels, more than the %d this tool decodes '
+            '(MAX_IMAGE_PIXELS): scale it down' % (
+                too_large.group(1), too_large.group(2), MAX_IMAGE_PIXELS))
+  if 'animated gifs' in reason:
+    return ('it is an animated GIF (%s): save one frame as a JPEG or PNG'
+            % reason.split(',')[0])
+  if 'BMP format' in reason:
+    return 'it is a BMP image: convert it to JPEG or PNG'
+  if 'Unknown image file format' in reason:
+    return 'it is not a JPEG, PNG or GIF image (unknown file format)'
+  return 'it is a damaged or truncated image (%s)' % reason
+
+
+def _jpeg_header_size(image_data):
+  """(height, width) that a JPEG's header declares; None for other data.
+
+  Only asked when decoding failed, so a small graph of its own is built
+  each time rather than kept beside the decoding ops.
+  """
+  with tf.Graph().as_default(), tf.Session() as sess:
+    data = tf.placeholder(tf.string)
+    try:
+      height, width, is_jpeg = sess.run(_image_header_size(data),
+                                        {data: image_data})
+    except tf.errors.OpError:
+      return None
+  return (height, width) if is_jpeg else None
+
+
+def error_reason(error):
+  """The line of an error's message that says what went wrong.
+
+  TensorFlow's errors from a Session start with 'Graph execution error:' and
+  the stack of where the op was defined; the reason follows "Node: '<name>'"
+  and comes before the '[[{{node ...}}]]' line. Other errors say it first.
+  """
+  message = getattr(error, 'message', None) or str(error)
+  lines = [line.strip() for line in message.splitlines()]
+  lines = [line for line in lines if line]
+  if not lines:
+    return type(error).__name__
+  for index, line in enumerate(lines[:-1]):
+    if line.startswith('Node:') and not lines[index + 1].startswith('[['):
+      return lines[index + 1]
+  if lines[0] == 'Graph execution error:':
+    reasons = [line for line in lines[1:] if not line.startswith('[[')]
+    return reasons[-1] if reasons else lines[0]
+  return lines[0]
+
+
+# ===========================================================================
+# Support: atomic files
+# ===========================================================================
+
+# Temporary files are named '<target>.tmp-<host>-<pid>-<random>', so that the
+# leftovers of a killed run can be told from files that a live run (maybe on
+# another machine sharing the folder) is still writing.
+_TEMPORARY_NAME = re.compile(r'\.tmp-([A-Za-z0-9]*)-(\d+)-[0-9a-f]{8}$')
+
+
+@functools.lru_cache(maxsize=None)
+def _host_tag():
+  """Names the machine and the process-id namespace (containers) we run in.
+
+  It cannot change while the process runs, so it is worked out once rather
+  than for every cache file written.
+  """
+  tag = re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:12]
+  try:
+    tag += '%x' % os.stat('/proc/self/ns/pid').st_ino
+  except OSError:
+    pass
+  return tag
+
+
+def _temporary_name(path):
+  return '%s.tmp-%s-%d-%s' % (path, _host_tag(), os.getpid(),
+                              uuid.uuid4().hex[:8])
+
+
+def _process_is_gone(pid):
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return True
+  except (OSError, OverflowError):  # E.g. another user's process: it exists.
+    return False
+  return False
+
+
+def _remove_stale_temporary_files(folder, target_name=None):
+  """Deletes temporary files that killed runs on this machine left in folder.
+
+  Args:
+    folder: The folder to clean; nothing happens if it does not exist or is
+      not local.
+    target_name: Only clean up the temporary files of this file name.
+  """
+  if not is_local_path(folder) or not os.path.isdir(folder):
+    return
+  host = _host_tag()
+  try:
+    names = os.listdir(folder)
+  except OSError:
+    return
+  for name in names:
+    match = _TEMPORARY_NAME.search(name)
+    if (not match or match.group(1) != host or
+        (target_name is not None and name[:match.start()] != target_name) or
+        not _process_is_gone(int(match.group(2)))):
+      continue
+    path = os.path.join(folder, name)
+    try:
+      if os.path.isdir(path) and not os.path.islink(path):
+        tf.gfile.DeleteRecursively(path)
+      else:
+        os.remove(path)
+    except (OSError, tf.errors.OpError):
+      pass  # Another run cleaned it up first.
+
+
+def write_file_atomically(path, contents, mode='w'):
+  """Writes a file under a temporary name and renames it into place.
+
+  A crash or kill at any moment leaves either the old file or the new one,
+  never a truncated one; concurrent writers of the same path each rename a
+  complete file. The folder is created when missing.
+  """
+  folder = os.path.dirname(path)
+  if folder:
+    ensure_dir_exists(folder)
+  temporary_path = _temporary_name(path)
+  try:
+    with tf.gfile.GFile(temporary_path, mode) as f:
+      f.write(contents)
+    tf.gfile.Rename(temporary_path, path, overwrite=True)
+  except BaseException:
+    if tf.gfile.Exists(temporary_path):
+      tf.gfile.Remove(temporary_path)
+    raise
+
+
+# ===========================================================================
+# Support: TF2 modules
+# ===========================================================================
+
+
+class TF2ImageModule(object):
+  """A TF2 SavedModel image feature vector, as load_module_spec describes it.
+
+  It stands in for hub.ModuleSpec where the module is a TF2 SavedModel (the
+  format of every current TF Hub / Kaggle image model): the functions of this
+  file that take a module_spec accept either.
+
+  Attributes:
+    handle: The --tfhub_module value.
+    path: The local SavedModel folder (a URL is downloaded and cached by
+      tensorflow_hub).
+    image_size: (height, width) the images are resized to.
+    variable_size: Whether the SavedModel takes images of any size, so that
+      image_size came from --image_size.
+    feature_width: The number of features per image.
+    signature: None to call the SavedModel itself (the reusable SavedModel
+      API of Hub image models), else the name of the signature to call.
+    input_key: With a signature, the name of its image input.
+    output_key: With a signature, the name of its feature vector output.
+  """
+
+  def __init__(self, handle, path, image_size, variable_size, feature_width,
+               signature=None, input_key=None, output_key=None):
+    self.handle = handle
+    self.path = path
+    self.image_size = image_size
+    self.variable_size = variable_size
+    self.feature_width = feature_width
+    self.signature = signature
+    self.input_key = input_key
+    self.output_key = output_key
+
+  def apply_fn(self):
+    """Loads the SavedModel into the current graph.
+
+    Returns:
+      A function from images (float [None, height, width, 3] in [0, 1]) to
+      features [None, feature_width]; calling it again shares the variables.
+    """
+    if self.signature is None:
+      return hub.KerasLayer(self.path, trainable=False)
+    layer = hub.KerasLayer(self.path, trainable=False,
+                           signature=self.signature,
+                           output_key=self.output_key)
+    return lambda images: layer({self.input_key: images})
+
+
+def _is_image_spec(spec):
+  return (isinstance(spec, tf.TensorSpec) and spec.dtype == tf.float32 and
+          spec.shape.ndims == 4 and spec.shape.as_list()[3] in (None, 3))
+
+
+def _tf2_image_input(loaded):
+  """Finds how to feed images to a loaded TF2 SavedModel.
+
+  Returns:
+    (signature name or None to call the object, input key, TensorSpec of the
+    images), or None when it takes no float [batch, height, width, 3] images.
+  """
+  call = getattr(loaded, '__call__', None)
+  for function in getattr(call, 'concrete_functions', None) or ():
+    args, _ = function.structured_input_signature
+    if args and _is_image_spec(args[0]):
+      return None, None, args[0]
+  for name in ('serving_default', 'default'):
+    signature = loaded.signatures.get(name) if hasattr(
+        loaded, 'signatures') else None
+    if signature is None:
+      continue
+    inputs = signature.structured_input_signature[1]
+    if len(inputs) == 1 and _is_image_spec(list(inputs.values())[0]):
+      return name, list(inputs)[0], list(inputs.values())[0]
+  return None
+
+
+def _tf2_feature_output_key(signature):
+  """The key of a signature's only [batch, features] float output, or None."""
+  outputs = signature.structured_outputs
+  keys = [key for key, spec in outputs.items()
+          if spec.dtype == tf.float32 and spec.shape.ndims == 2]
+  for preferred in ('feature_vector', 'default'):
+    if preferred in keys:
+      return preferred
+  return keys[0] if len(keys) == 1 else None
+
+
+def _load_tf2_module(module_handle, path, image_size):
+  """Describes a TF2 SavedModel image feature vector.
+
+  Args:
+    module_handle: The --tfhub_module value.
+    path: The local SavedModel folder.
+    image_size: The --image_size value, or None.
+
+  Returns:
+    A TF2ImageModule.
+
+  Raises:
+    RetrainError: if the SavedModel cannot be loaded or is not an image
+      feature vector, or when its input size and --image_size disagree.
+  """
+  not_a_feature_vector = (
+      '--tfhub_module %s is a TF2 SavedModel but not an image feature vector: '
+      'it must take float images [batch, height, width, 3] and return '
+      '[batch, features]; pick the feature_vector version of the model.' %
+      module_handle)
+  with tf.Graph().as_default():
+    try:
+      loaded = hub.load(path)
+    except Exception as e:  # pylint: disable=broad-except
+      raise RetrainError('Could not load the TF2 SavedModel %s: %s' %
+                         (module_handle, error_reason(e)))
+    image_input = _tf2_image_input(loaded)
+    if image_input is None:
+      raise RetrainError(not_a_feature_vector)
+    signature, input_key, spec = image_input
+    output_key = None
+    if signature is not None:
+      output_key = _tf2_feature_output_key(loaded.signatures[signature])
+      if output_key is None:
+        raise RetrainError(not_a_feature_vector)
+    height, width = spec.shape.as_list()[1:3]
+    variable_size = height is None or width is None
+    if variable_size and image_size is None:
+      raise RetrainError(
+          '--tfhub_module %s takes images of any size: pass the size it was '
+          'trained for with --image_size (e.g. --image_size 224, see the '
+          "model's documentation)." % module_handle)
+    if image_size is not None:
+      if not variable_size and (height, width) != (image_size, image_size):
+        raise RetrainError(
+            '--image_size %d does not fit --tfhub_module %s, which takes '
+            '%dx%d images: leave --image_size out.' %
+            (image_size, module_handle, height, width))
+      height, width = image_size, image_size
+    module = TF2ImageModule(module_handle, path, (height, width),
+                            variable_size, None, signature, input_key,
+                            output_key)
+    try:
+      features = module.apply_fn()(
+          tf.placeholder(tf.float32, [None, height, width, 3]))
+    except (ValueError, TypeError) as e:
+      raise RetrainError('%s (%s)' % (not_a_feature_vector[:-1],
+                                      error_reason(e)))
+    if (not isinstance(features, tf.Tensor) or features.shape.ndims != 2 or
+        features.shape.as_list()[1] is None):
+      raise RetrainError(not_a_feature_vector)
+    module.feature_width = features.shape.as_list()[1]
+  return module
+
+
+# ===========================================================================
+# Support: flag checks
+# ===========================================================================
+
+# The flags that name files, folders or the module.
+_PATH_FLAGS = ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
+               'output_labels', 'summaries_dir', 'bottleneck_dir',
+               'tfhub_module', 'saved_model_dir', 'checkpoint_path')
+
+
+def check_flags(flags):
+  """Checks the flags and output places before anything is written.
+
+  Args:
+    flags: The parsed command line.
+
+  Raises:
+    RetrainError: with one sentence on what is wrong and what to do.
+  """
+  if not flags.image_dir:
+    raise RetrainError('Must set flag --image_dir to a folder with one '
+                       'sub-folder of images per class.')
+  for name in _PATH_FLAGS:
+    try:
+      getattr(flags, name).encode('utf-8')
+    except UnicodeEncodeError:
+      raise RetrainError('--%s %s is not valid UTF-8, which TensorFlow cannot '
+                         'handle: rename it.' % (
+                             name, _printable_path(getattr(flags, name))))
+  if not tf.gfile.Exists(flags.image_dir):
+    raise RetrainError("Image directory '%s' not found: check the path given "
+                       'to --image_dir.' % flags.image_dir)
+  if not tf.gfile.IsDirectory(flags.image_dir):
+    raise RetrainError('--image_dir %s is a file, not a folder of class '
+                       'folders.' % flags.image_dir)
+  _check_numbers(flags)
+  _check_outputs(flags)
+  _check_class_folders(flags.image_dir)
+  if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
+    raise RetrainError(
+        '--final_tensor_name %r is not a valid TensorFlow op name: use '
+        'letters, digits, and _ . - / (e.g. final_result).' %
+        flags.final_tensor_name)
+
+
+def _check_numbers(flags):
+  """Checks the numeric flags.
+
+  Raises:
+    RetrainError: for the first one out of its range.
+  """
+  for name in ('how_many_training_steps', 'train_batch_size',
+               'eval_step_interval'):
+    if getattr(flags, name) <= 0:
+      raise RetrainError('--%s must be a positive number, not %s.' %
+                         (name, getattr(flags, name)))
+  for name in ('test_batch_size', 'validation_batch_size'):
+    value = getattr(flags, name)
+    if value <= 0 and value != -1:
+      raise RetrainError('--%s must be positive, or -1 for the whole set, not '
+                         '%s.' % (name, value))
+  if not flags.learning_rate > 0:
+    raise RetrainError('--learning_rate must be positive, not %s.' %
+                       flags.learning_rate)
+  for name in ('testing_percentage', 'validation_percentage'):
+    value = getattr(flags, name)
+    if not 0 <= value < 100:
+      raise RetrainError('--%s must be in [0, 100), not %s.' % (name, value))
+  if flags.testing_percentage + flags.validation_percentage >= 100:
+    raise RetrainError(
+        '--testing_percentage plus --validation_percentage must be below 100 '
+        'so that some images are left for training.')
+  if flags.image_size is not None and flags.image_size <= 0:
+    raise RetrainError('--image_size must be a positive number of pixels, '
+                       'not %s.' % flags.image_size)
+  if flags.intermediate_store_frequency < 0:
+    raise RetrainError('--intermediate_store_frequency must be 0 (off) or '
+                       'positive.')
+  for name in ('random_crop', 'random_scale'):
+    if getattr(flags, name) < 0:
+      raise RetrainError('--%s must be 0 or a positive percentage.' % name)
+  if not 0 <= flags.random_brightness <= 100:
+    raise RetrainError('--random_brightness must be a percentage in '
+                       '[0, 100].')
+
+
+def _check_outputs(flags):
+  """Checks that every output can be written and nothing of value is lost.
+
+  Raises:
+    RetrainError: for the first output place that will not do.
+  """
+  if flags.saved_model_dir and tf.gfile.IsDirectory(
+      flags.saved_model_dir) and tf.gfile.ListDirectory(flags.saved_model_dir):
+    raise RetrainError(
+        '--saved_model_dir %s already exists and is not empty: use a fresh '
+        'numbered version folder, e.g. '
+        '--saved_model_dir=/tmp/saved_models/$(date +%%s)/' %
+        flags.saved_model_dir)
+  if not _clearable_summaries_dir(flags.summaries_dir):
+    raise RetrainError(
+        '--summaries_dir %s holds more than this tool\'s train/, '
+        'validation/ and test/ event folders and would be cleared: point it '
+        'at a folder of its own, e.g. /tmp/retrain_logs.' %
+        flags.summaries_dir)
+  check_writable('summaries_dir', flags.summaries_dir, True)
+  check_writable('bottleneck_dir', flags.bottleneck_dir, True)
+  check_writable('output_graph', flags.output_graph, False)
+  check_writable('output_labels', flags.output_labels, False)
+  check_writable('checkpoint_path', flags.checkpoint_path, False)
+  if flags.intermediate_store_frequency > 0:
+    check_writable('intermediate_output_graphs_dir',
+                   flags.intermediate_output_graphs_dir, True)
+  if flags.saved_model_dir:
+    check_writable('saved_model_dir', flags.saved_model_dir, True)
+  if flags.tflite_output_file:
+    check_writable('tflite_output_file', flags.tflite_output_file, False)
+
+
+def _check_class_folders(image_dir):
+  """Checks that image_dir has at least two class folders with images.
+
+  Raises:
+    RetrainError: if it cannot be read, or has fewer than two.
+  """
+  class_folders = []
+  try:
+    for name in _class_folders(image_dir, quiet=True):
+      if _has_image_file(os.path.join(image_dir, name)):
+        class_folders.append(name)
+      if len(class_folders) == 2:
+        return
+  except OSError as e:
+    raise RetrainError('--image_dir %s cannot be read (%s): check its '
+                       'permissions.' % (image_dir, e.strerror or e))
+  if not class_folders:
+    raise RetrainError(
+        'No valid folders of images found at %s: put the images into one '
+        'sub-folder per class (e.g. %s/roses/*.jpg).' % (
+            image_dir, image_dir.rstrip('/')))
+  raise RetrainError(
+      'Only one valid folder of images found at %s (%s) - multiple classes '
+      'are needed for classification: add a sub-folder of images for each '
+      'other class.' % (image_dir, class_folders[0]))
+
+
+def _nearest_existing_folder(path):
+  folder = os.path.abspath(path)
+  while not os.path.exists(folder):
+    parent = os.path.dirname(folder)
+    if parent == folder:
+      break
+    folder = parent
+  return folder
+
+
+def check_writable(flag_name, path, is_folder):
+  """Raises RetrainError if path (a file or folder) cannot be written.
+
+  Args:
+    flag_name: The flag that named path, for the message.
+    path: A file or folder to be written; remote paths (gs://...) are
+      checked when written.
+    is_folder: Whether path is a folder.
+  """
+  if not is_local_path(path):
+    return
+  if is_folder and os.path.exists(path) and not os.path.isdir(path):
+    raise RetrainError('--%s %s is a file, not a folder.' % (flag_name, path))
+  if not is_folder and os.path.isdir(path):
+    raise RetrainError('--%s %s is a folder: give a file name.' %
+                       (flag_name, path))
+  folder = _nearest_existing_folder(path if is_folder else
+                                    os.path.dirname(os.path.abspath(path)))
+  if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
+    raise RetrainError('--%s %s cannot be written (no write permission in '
+                       '%s): choose another place.' % (flag_name, path, folder))
+
+
+def _clearable_summaries_dir(summaries_dir):
+  """Tells whether summaries_dir holds nothing but this tool's event folders."""
+  if not tf.gfile.Exists(summaries_dir):
+    return True
+  if not tf.gfile.IsDirectory(summaries_dir):
+    return False
+  entries = set(name.rstrip('/') for name in
+                tf.gfile.ListDirectory(summaries_dir))
+  return entries <= set(SUMMARY_RUNS)
+
+
+def _check_categories(image_lists, skipped=()):
+  """Stops when a class has no training images; warns about other gaps.
+
+  Args:
+    image_lists: OrderedDict of the usable images for each label.
+    skipped: (image path, reason) of the images that were skipped.
+
+  Raises:
+    RetrainError: if a class has no training image left.
+  """
+  for label_name, label_lists in image_lists.items():
+    if not label_lists['training']:
+      skipped_here = sum(
+          1 for path, _ in skipped
+          if os.path.basename(os.path.dirname(path)) == label_lists['dir'])
+      raise RetrainError(
+          "Class '%s' (folder %s) has no usable training image%s: add more "
+          'images to it, or remove the folder.' % (
+              label_name, label_lists['dir'],
+              ' (%d of its images were skipped, see the warnings above)' %
+              skipped_here if skipped_here else ''))
+    for category in ('testing', 'validation'):
+      if not label_lists[category]:
+        tf.logging.warning(
+            "Class '%s' has no %s image: add more images to folder %s so "
+            'that it is evaluated too.', label_name, category,
+            label_lists['dir'])
+
+
+# ===========================================================================
+# Support: progress and quiet C++ code
+# ===========================================================================
+
+
+class _Progress(object):
+  """Shows progress with rate and ETA: a live bar on a terminal, else log lines."""
+
+  def __init__(self, total, what):
+    self._total = total
+    self._what = what
+    self._done = 0
+    self._start = time.time()
+    self._last_log = self._start
+    self._bar = None
+    if total and sys.stdout.isatty():
+      self._bar = tf.keras.utils.Progbar(total, unit_name='image')
+
+  def add(self, count):
+    self._done += count
+    if self._bar is not None:
+      self._bar.update(self._done)
+      return
+    now = time.time()
+    if now - self._last_log >= 15 or self._done == self._total:
+      self._last_log = now
+      rate = self._done / max(now - self._start, 1e-9)
+      eta = (self._total - self._done) / max(rate, 1e-9)
+      tf.logging.info('%d/%d %s (%.1f images/s, ETA %ds)', self._done,
+                      self._total, self._what, rate, eta)
+
+
+class _StderrToFile(object):
+  """Sends what C++ code writes to stderr (file descriptor 2) to a file.
+
+  The TF Lite converter prints pages of op statistics to stderr that
+  TF_CPP_MIN_LOG_LEVEL does not silence; its errors reach Python as
+  exceptions anyway.
+  """
+
+  def __enter__(self):
+    sys.stderr.flush()
+    self._saved = os.dup(2)
+    self._file = tempfile.TemporaryFile()
+    os.dup2(self._file.fileno(), 2)
+    return self
+
+  def __exit__(self, *unused_exc_info):
+    sys.stderr.flush()
+    os.dup2(self._saved, 2)
+    os.close(self._saved)
+    self._file.close()
+    return False
+
+
+def _quietly(function):
+  """Calls function with what C++ code prints to stderr kept out of sight.
+
+  Unless the logging is DEBUG. The root logger's handlers are kept as they
+  were: the TF Lite converter adds one, which would print every later line
+  of this tool twice.
+  """
+  root_handlers = list(logging.getLogger().handlers)
+  try:
+    if tf.logging.get_verbosity() <= tf.logging.DEBUG:
+      return function()
+    with _StderrToFile():
+      return function()
+  finally:
+    logging.getLogger().handlers[:] = root_handlers
+
+
+# ===========================================================================
+# Support: process set-up (logging, command line, signals, exit codes)
+# ===========================================================================
+
+
+class _OwnLinesOnly(object):
+  """A logging filter that keeps this tool's lines and real errors.
+
+  TensorFlow and tensorflow_hub log pages of deprecation notes at WARNING
+  level; people running the tool want its own progress lines.
+  """
+
+  def filter(self, record):
+    return (record.levelno >= tf.logging.ERROR or
+            os.path.abspath(record.pathname) == os.path.abspath(__file__))
+
+
+def logging_level_verbosity(logging_verbosity):
+  """Converts logging_level into TensorFlow logging verbosity value.
+
+  Args:
+    logging_verbosity: String value representing logging level: 'DEBUG', 'INFO',
+    'WARN', 'ERROR', 'FATAL'
+
+  Returns:
+    The TensorFlow logging verbosity value.
+
+  Raises:
+    RuntimeError: for an unknown level name.
+  """
+  name_to_level = {
+      'FATAL': tf.logging.FATAL,
+      'ERROR': tf.logging.ERROR,
+      'WARN': tf.logging.WARN,
+      'INFO': tf.logging.INFO,
+      'DEBUG': tf.logging.DEBUG
+  }
+  try:
+    return name_to_level[logging_verbosity]
+  except KeyError:
+    raise RuntimeError('Not supported logs verbosity (%s). Use one of %s.' %
+                       (logging_verbosity, ', '.join(name_to_level)))
+
+
+def configure_logging(verbosity_name):
+  """Sets TensorFlow's log level; below DEBUG, only this tool's lines show.
+
+  Args:
+    verbosity_name: A --logging_verbosity value.
+  """
+  verbosity = logging_level_verbosity(verbosity_name)
+  tf.logging.set_verbosity(verbosity)
+  logger = tf.get_logger()
+  for existing in list(logger.filters):
+    if isinstance(existing, _OwnLinesOnly):
+      logger.removeFilter(existing)
+  if verbosity_name != 'DEBUG':
+    logger.addFilter(_OwnLinesOnly())
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """Reports a bad command line in one line rather than usage plus error."""
+
+  def error(self, message):
+    self.exit(2, '%s: error: %s (see --help)\n' % (self.prog, message))
+
+
 class _Terminated(BaseException):
   """Raised in the main thread when SIGTERM arrives."""
 
@@ -3219,6 +3685,12 @@ def run_main(argv=None):
                      'kept; run the same command again to continue.\n')
     return 143
 
+
+# On import: only this tool's lines from TensorFlow's logger (unless DEBUG),
+# then TF1 behaviour, whose switch logs deprecation notes.
+if not _wants_debug_logs(sys.argv):
+  tf.get_logger().addFilter(_OwnLinesOnly())
+tf.disable_v2_behavior()
 
 # Importers (tests, notebooks) get the defaults of every flag.
 FLAGS = build_parser().parse_args([])

@@ -78,24 +78,20 @@ def make_image_dir(root, count):
 
 
 class ModuleRunner(object):
-  """A module graph as retrain.main() builds it, with one Session."""
+  """The module with its decoding ops and one Session, as retrain.py's
+  create_bottleneck_session opens them."""
 
   def __init__(self, module_dir, precision='float32'):
-    self.spec = hub.load_module_spec(module_dir)
-    (self.graph, self.bottleneck, self.resized_input,
-     self.wants_quantization) = retrain.create_module_graph(self.spec)
-    with self.graph.as_default():
-      self.jpeg_data, self.decoded_image = retrain.add_jpeg_decoding(self.spec)
-    self.sess = tf.Session(graph=self.graph,
-                           config=retrain.module_session_config(precision))
-    with self.graph.as_default():
-      self.sess.run(tf.global_variables_initializer())
-    self.height, self.width = hub.get_expected_image_size(self.spec)
-    self.feature_width = self.bottleneck.get_shape().as_list()[1]
-
-  def tensors(self):
-    return (self.jpeg_data, self.decoded_image, self.resized_input,
-            self.bottleneck)
+    self.spec = retrain.load_module_spec(module_dir)
+    self.sess, self.tensors = retrain.create_bottleneck_session(self.spec,
+                                                                precision)
+    self.graph = self.sess.graph
+    (self.jpeg_data, self.decoded_image, self.resized_input,
+     self.bottleneck) = self.tensors
+    self.wants_quantization = any(op.type in retrain.FAKE_QUANT_OPS
+                                  for op in self.graph.get_operations())
+    self.height, self.width, _ = retrain.module_image_shape(self.spec)
+    self.feature_width = retrain.module_feature_width(self.spec)
 
   def forward(self, images):
     return self.sess.run(self.bottleneck, {self.resized_input: images})
@@ -149,12 +145,11 @@ def time_caching(runner, image_dir, batch_size=None):
   count = sum(len(lists[c]) for lists in image_lists.values()
               for c in retrain.CATEGORIES)
   bottleneck_dir = tempfile.mkdtemp(prefix='bench_bottlenecks_')
-  retrain._bottleneck_memory.clear()  # pylint: disable=protected-access
   runner.warm_up(batch_size or retrain.default_caching_batch_size(
       runner.height, runner.width))
   start = time.time()
   retrain.cache_bottlenecks(runner.sess, image_lists, image_dir,
-                            bottleneck_dir, *runner.tensors(),
+                            bottleneck_dir, *runner.tensors,
                             module_name='bench', batch_size=batch_size)
   seconds = time.time() - start
   shutil.rmtree(bottleneck_dir)
@@ -171,7 +166,7 @@ def time_one_at_a_time(runner, image_dir, count):
   start = time.time()
   for path in paths:
     with open(path, 'rb') as f:
-      retrain.run_bottleneck_on_image(runner.sess, f.read(), *runner.tensors())
+      retrain.run_bottleneck_on_image(runner.sess, f.read(), *runner.tensors)
   return len(paths) / (time.time() - start)
 
 
@@ -197,7 +192,7 @@ def time_training(module_dir, image_dir, steps, distort, batch_size=100):
     with distort, 'forward_ms' (the module on one batch of batch_size).
   """
   out_dir = tempfile.mkdtemp(prefix='bench_training_')
-  retrain.FLAGS = _training_flags(image_dir, out_dir, steps, distort)
+  flags = _training_flags(image_dir, out_dir, steps, distort)
   image_lists = retrain.create_image_lists(image_dir, 10, 10)
   runner = ModuleRunner(module_dir)
   with runner.graph.as_default():
@@ -206,29 +201,37 @@ def time_training(module_dir, image_dir, steps, distort, batch_size=100):
      final_tensor) = retrain.add_final_retrain_ops(
          len(image_lists), 'final_result', runner.bottleneck,
          runner.wants_quantization, True, learning_rate=0.01)
-    tensors = {'jpeg_data': runner.jpeg_data,
-               'decoded_image': runner.decoded_image,
-               'resized_image': runner.resized_input,
-               'bottleneck': runner.bottleneck}
+    distortion_tensors = distorted = None
     if distort:
-      (tensors['distorted_jpeg_data'],
-       tensors['distorted_image']) = retrain.add_input_distortions(
-           True, 10, 10, 10, runner.spec)
+      distortion_tensors = retrain.add_input_distortions(
+          True, 10, 10, 10, runner.spec)
+      distorted = retrain.DistortedBatches(
+          (runner.height, runner.width, 3), retrain.Distortions(
+              True, 10, 10, 10), image_lists, image_dir, 'training',
+          batch_size)
     evaluation_step, _ = retrain.add_evaluation_step(final_tensor,
                                                      ground_truth_input)
     merged = tf.summary.merge_all()
     runner.sess.run(tf.global_variables_initializer())
-  retrain._bottleneck_memory.clear()  # pylint: disable=protected-access
+  cache = retrain.BottleneckCache(image_dir, flags.bottleneck_dir, 'bench',
+                                 retrain.BottleneckMemory())
   retrain.cache_bottlenecks(runner.sess, image_lists, image_dir,
-                            retrain.FLAGS.bottleneck_dir, *runner.tensors(),
-                            module_name='bench')
+                            cache.bottleneck_dir, *runner.tensors,
+                            module_name=cache.module_name,
+                            memory=cache.memory)
+  training_ops = retrain.TrainingOps(train_step, cross_entropy,
+                                     bottleneck_input, ground_truth_input,
+                                     evaluation_step, merged)
+  sources = retrain.BatchSources(runner.sess, image_lists, runner.tensors,
+                                 cache, distorted, distortion_tensors)
+
   def loop_seconds(how_many_steps):
-    retrain.FLAGS.how_many_training_steps = how_many_steps
+    schedule = retrain.TrainingSchedule(
+        how_many_steps, batch_size, flags.validation_batch_size,
+        flags.eval_step_interval, 0, flags.summaries_dir)
     start = time.time()
-    retrain.run_training_loop(runner.sess, image_lists, len(image_lists),
-                              train_step, cross_entropy, bottleneck_input,
-                              ground_truth_input, evaluation_step, merged,
-                              tensors, distort, lambda step: None)
+    retrain.run_training_loop(runner.sess, training_ops, schedule, sources,
+                              lambda step: None)
     return time.time() - start
 
   loop_seconds(1)  # Warm-up, outside the timing.
@@ -243,8 +246,8 @@ def time_training(module_dir, image_dir, steps, distort, batch_size=100):
 
   bottlenecks, truths, _ = retrain.get_random_cached_bottlenecks(
       runner.sess, image_lists, batch_size, 'training',
-      retrain.FLAGS.bottleneck_dir, image_dir, *runner.tensors(),
-      module_name='bench')
+      cache.bottleneck_dir, image_dir, *runner.tensors,
+      module_name='bench', memory=cache.memory)
   feed = {bottleneck_input: bottlenecks, ground_truth_input: truths}
   writer = tf.summary.FileWriter(os.path.join(out_dir, 'floor'))
   runner.sess.run([merged, train_step], feed)
@@ -300,14 +303,15 @@ def memory_for_cached_bottlenecks(module_dir, count, width):
       ' range(%d // classes)]} for c in range(classes)}\n'
       'rng = np.random.RandomState(0)\n'
       'retrain.tf.gfile.Exists = lambda path: True\n'
-      'retrain._read_bottleneck_file = lambda path, width=None: rng.rand('
+      'retrain.read_bottleneck_file = lambda path, width=None: rng.rand('
       '%d).astype(np.float32)\n'
       'cache_dir = tempfile.mkdtemp()\n'
+      'memory = retrain.BottleneckMemory()\n'
       'retrain.cache_bottlenecks(runner.sess, lists, "/img", cache_dir,'
-      ' *runner.tensors(), module_name="m")\n'
+      ' *runner.tensors, module_name="m", memory=memory)\n'
       'batch, _, _ = retrain.get_random_cached_bottlenecks(runner.sess, lists,'
-      ' 100, "training", cache_dir, "/img", *runner.tensors(),'
-      ' module_name="m")\n'
+      ' 100, "training", cache_dir, "/img", *runner.tensors,'
+      ' module_name="m", memory=memory)\n'
       'print(bench._peak_rss_mb())\n' % (REPO_DIR, module_dir, count, width))
   output = subprocess.run([sys.executable, '-c', script], check=True,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -1,11 +1,13 @@
 """Shared fixtures: modules and images the tests build themselves, offline."""
 
+import glob
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import tensorflow.compat.v1 as tf
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO_DIR, 'flower_photos_sample')
@@ -33,6 +35,113 @@ def retrain_output_args(out_dir, bottleneck_dir=None):
       '--checkpoint_path', os.path.join(out_dir, 'checkpoint', 'model'),
       '--intermediate_output_graphs_dir', os.path.join(out_dir, 'intermediate'),
   ]
+
+
+def sample_paths():
+  """Every image of the shipped sample, sorted."""
+  return sorted(path for path in glob.glob(os.path.join(SAMPLE_DIR, '*', '*'))
+                if path.lower().endswith(('.jpg', '.jpeg', '.png')))
+
+
+def decode_images(paths, size):
+  """Images decoded and resized as retrain.py does: float [N, H, W, 3]."""
+  import retrain  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    data = tf.placeholder(tf.string)
+    image = retrain.decode_and_resize(data, size, size, 3)
+    with tf.Session() as sess:
+      return np.concatenate([sess.run(image, {data: open(path, 'rb').read()})
+                             for path in paths])
+
+
+def graph_probabilities(graph_file, images):
+  """The frozen graph's probabilities for float images [N, H, W, 3]."""
+  graph_def = tf.GraphDef()
+  with open(graph_file, 'rb') as f:
+    graph_def.ParseFromString(f.read())
+  with tf.Graph().as_default():
+    output, = tf.import_graph_def(graph_def, return_elements=['final_result:0'],
+                                  name='')
+    with tf.Session() as sess:
+      return sess.run(output, {'Placeholder:0': images})
+
+
+def tflite_probabilities(tflite_file, images):
+  """Runs a .tflite on each image; returns (probabilities, in/out details)."""
+  interpreter = tf.lite.Interpreter(model_path=tflite_file)
+  interpreter.allocate_tensors()
+  input_details = interpreter.get_input_details()[0]
+  output_details = interpreter.get_output_details()[0]
+  results = []
+  for image in images:
+    if input_details['dtype'] == np.uint8:
+      scale, zero_point = input_details['quantization']
+      image = np.clip(np.round(image / scale + zero_point), 0,
+                      255).astype(np.uint8)
+    interpreter.set_tensor(input_details['index'], image[None])
+    interpreter.invoke()
+    output = interpreter.get_tensor(output_details['index'])[0]
+    if output_details['dtype'] == np.uint8:
+      scale, zero_point = output_details['quantization']
+      output = (output.astype(np.float32) - zero_point) * scale
+    results.append(output)
+  return np.array(results), input_details, output_details
+
+
+def saved_model_cli():
+  """The saved_model_cli command that comes with TensorFlow."""
+  script = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
+  if os.path.isfile(script):
+    return [script]
+  return [sys.executable, '-m', 'tensorflow.python.tools.saved_model_cli']
+
+
+def run_command(command, timeout=300):
+  """Runs a command (not one of the project's scripts); returns the result."""
+  return subprocess.run(command, stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT, text=True, timeout=timeout,
+                        check=False, env=dict(os.environ,
+                                              TF_CPP_MIN_LOG_LEVEL='3'))
+
+
+@pytest.fixture(scope='session')
+def sample_images():
+  """The sample's paths, and its images decoded for the 128x128 sample module."""
+  paths = sample_paths()
+  return paths, decode_images(paths, 128)
+
+
+class ModulePipeline(object):
+  """The sample module's graph, decoding ops and Session, as retrain.py's
+  create_bottleneck_session opens them for computing bottlenecks."""
+
+  def __init__(self, module_dir, bottleneck_precision='float32',
+               image_size=None):
+    import retrain  # pylint: disable=g-import-not-at-top
+    self.spec = retrain.load_module_spec(module_dir, image_size=image_size)
+    self.sess, self.tensors = retrain.create_bottleneck_session(
+        self.spec, bottleneck_precision)
+    self.graph = self.sess.graph
+    (self.jpeg_data, self.decoded_image, self.resized_input,
+     self.bottleneck) = self.tensors
+    self.image_height, self.image_width, _ = retrain.module_image_shape(
+        self.spec)
+    self.feature_width = retrain.module_feature_width(self.spec)
+
+  def decode(self, image_data):
+    """The image decoded and resized as for the module, [1, H, W, 3]."""
+    return self.sess.run(self.decoded_image, {self.jpeg_data: image_data})
+
+  def close(self):
+    self.sess.close()
+
+
+@pytest.fixture()
+def module_pipeline(sample_module):
+  """A ModulePipeline on the sample module, for one test."""
+  pipeline = ModulePipeline(sample_module)
+  yield pipeline
+  pipeline.close()
 
 
 @pytest.fixture(scope='session')

@@ -15,11 +15,11 @@ pytest.importorskip('apache_beam')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
 
 import beam_bottlenecks
 import retrain
-from conftest import REPO_DIR, SAMPLE_DIR, retrain_output_args, run_tool
+from conftest import (REPO_DIR, SAMPLE_DIR, ModulePipeline,
+                      retrain_output_args, run_tool)
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 tf.disable_v2_behavior()
@@ -56,20 +56,15 @@ def _values(text):
   return np.array(text.split(','), np.float32)
 
 
-def _retrain_cache(module_dir, image_dir, bottleneck_dir):
+def _retrain_cache(module_dir, image_dir, bottleneck_dir, image_size=None):
   """What retrain.py's cache_bottlenecks writes for image_dir."""
-  spec = hub.load_module_spec(module_dir)
-  graph, bottleneck, resized_input, _ = retrain.create_module_graph(spec)
-  with graph.as_default():
-    jpeg_data, decoded_image = retrain.add_jpeg_decoding(spec)
-    init = tf.global_variables_initializer()
-  with tf.Session(graph=graph) as sess:
-    sess.run(init)
-    image_lists = retrain.create_image_lists(image_dir, 10, 10)
-    retrain.cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
-                              jpeg_data, decoded_image, resized_input,
-                              bottleneck, module_name=module_dir)
-  retrain._bottleneck_memory.clear()  # pylint: disable=protected-access
+  pipeline = ModulePipeline(module_dir, image_size=image_size)
+  image_lists = retrain.create_image_lists(image_dir, 10, 10)
+  module_name = retrain.module_cache_name(module_dir, module_spec=pipeline.spec)
+  retrain.cache_bottlenecks(pipeline.sess, image_lists, image_dir,
+                            bottleneck_dir, *pipeline.tensors,
+                            module_name=module_name)
+  pipeline.close()
 
 
 def _summary_line(output):
@@ -199,6 +194,38 @@ def test_bfloat16_values_are_cached_apart(sample_module, color_image_dir,
   suffix = '_%s.txt' % retrain._module_cache_suffix(  # pylint: disable=protected-access
       sample_module + '~bfloat16')
   assert all(path.endswith(suffix) for path in _cache_files(bottleneck_dir))
+
+
+def test_variable_size_tf2_module_takes_image_size(tf2_modules,
+                                                   color_image_dir, tmp_path):
+  module = tf2_modules['variable_size']
+  bottleneck_dir = str(tmp_path / 'bn')
+  args = ['--image_dir', color_image_dir, '--bottleneck_dir', bottleneck_dir,
+          '--tfhub_module', module]
+  with pytest.raises(retrain.RetrainError, match='pass the size it was '
+                     'trained for with --image_size'):
+    beam_bottlenecks.run(*beam_bottlenecks.build_parser().parse_known_args(
+        args))
+  summary = beam_bottlenecks.run(
+      *beam_bottlenecks.build_parser().parse_known_args(
+          args + ['--image_size', '48']))
+  assert summary['computed'] == 72
+  written = _cache_files(bottleneck_dir)
+  # Named as retrain.py names them for that size, with its values.
+  suffix = '_%s.txt' % retrain._module_cache_suffix(  # pylint: disable=protected-access
+      module + '@48x48')
+  assert len(written) == 72 and all(path.endswith(suffix) for path in written)
+  reference_dir = str(tmp_path / 'reference')
+  _retrain_cache(module, color_image_dir, reference_dir, image_size=48)
+  reference = _cache_files(reference_dir)
+  assert sorted(written) == sorted(reference)
+  for path, text in reference.items():
+    np.testing.assert_allclose(_values(written[path]), _values(text),
+                               rtol=1e-5, atol=1e-7, err_msg=path)
+  result = run_tool('beam_bottlenecks.py', args + ['--image_size', '48'])
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert 'already cached' in _summary_line(result.stdout)
+  assert '--image_size 48' in result.stdout  # In the suggested command.
 
 
 def test_existing_cache_files_are_skipped_unless_too_short(color_image_dir,

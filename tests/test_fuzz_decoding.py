@@ -14,12 +14,11 @@ import zlib
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import retrain
-from conftest import png_bytes
+from conftest import ModulePipeline, png_bytes
 
 tf.disable_v2_behavior()
 
@@ -111,7 +110,7 @@ def image_bytes(draw):
 def decoder():
   with tf.Graph().as_default() as graph:
     image_data = tf.placeholder(tf.string)
-    decoded = retrain._decode_and_resize(image_data, SIZE, SIZE, 3)
+    decoded = retrain.decode_and_resize(image_data, SIZE, SIZE, 3)
   with tf.Session(graph=graph) as sess:
     yield sess, image_data, decoded
 
@@ -143,23 +142,18 @@ def test_random_and_mutated_bytes_decode_or_give_a_reason(decoder, data):
 
 
 @pytest.fixture(scope='module')
-def module_session(sample_module):
-  spec = hub.load_module_spec(sample_module)
-  graph, bottleneck, resized_input, _ = retrain.create_module_graph(spec)
-  with graph.as_default():
-    jpeg_data, decoded_image = retrain.add_jpeg_decoding(spec)
-  with tf.Session(graph=graph) as sess:
-    sess.run(tf.variables_initializer(graph.get_collection(
-        tf.GraphKeys.GLOBAL_VARIABLES)))
-    yield sess, (jpeg_data, decoded_image, resized_input, bottleneck)
+def shared_pipeline(sample_module):
+  pipeline = ModulePipeline(sample_module)
+  yield pipeline
+  pipeline.close()
 
 
 @settings(max_examples=12, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow])
 @given(files=st.lists(image_bytes(), min_size=1, max_size=10))
-def test_cache_bottlenecks_caches_or_skips_every_fuzzed_file(module_session,
+def test_cache_bottlenecks_caches_or_skips_every_fuzzed_file(shared_pipeline,
                                                             files):
-  sess, tensors = module_session
+  sess, tensors = shared_pipeline.sess, shared_pipeline.tensors
   with tempfile.TemporaryDirectory() as root:
     image_dir = os.path.join(root, 'images')
     for class_name in ('a', 'b'):
@@ -170,7 +164,6 @@ def test_cache_bottlenecks_caches_or_skips_every_fuzzed_file(module_session,
         f.write(data)
     image_lists = retrain.create_image_lists(image_dir, 10, 10)
     bottleneck_dir = os.path.join(root, 'bottleneck')
-    retrain._bottleneck_memory.clear()
     skipped = retrain.cache_bottlenecks(sess, image_lists, image_dir,
                                         bottleneck_dir, *tensors,
                                         module_name='m', batch_size=4)
@@ -184,7 +177,6 @@ def test_cache_bottlenecks_caches_or_skips_every_fuzzed_file(module_session,
     for path, reason in skipped:
       assert os.path.basename(path) + '_m.txt' not in cached
       assert reason and '\n' not in reason
-  retrain._bottleneck_memory.clear()
 
 
 def test_lying_png_headers_are_refused_before_decoding(decoder):

@@ -43,36 +43,6 @@ def _tmp_files(folder):
                                      recursive=True) if '.tmp-' in path]
 
 
-class _Pipeline(object):
-  """The module graph, decoding and session that main() builds."""
-
-  def __init__(self, module_dir):
-    self.spec = hub.load_module_spec(module_dir)
-    (self.graph, self.bottleneck, self.resized_input,
-     _) = retrain.create_module_graph(self.spec)
-    self.sess = tf.Session(graph=self.graph)
-    with self.graph.as_default():
-      self.sess.run(tf.global_variables_initializer())
-      self.jpeg_data, self.decoded_image = retrain.add_jpeg_decoding(self.spec)
-    self.height, self.width = hub.get_expected_image_size(self.spec)
-
-  def tensors(self):
-    return (self.jpeg_data, self.decoded_image, self.resized_input,
-            self.bottleneck)
-
-  def decode(self, image_data):
-    return self.sess.run(self.decoded_image, {self.jpeg_data: image_data})
-
-
-@pytest.fixture()
-def pipeline(sample_module):
-  retrain._bottleneck_memory.clear()
-  result = _Pipeline(sample_module)
-  yield result
-  result.sess.close()
-  retrain._bottleneck_memory.clear()
-
-
 @pytest.fixture()
 def bad_image_dir(color_image_dir):
   """The three colour classes, with every kind of bad file added to 'red'."""
@@ -101,7 +71,7 @@ def _reference_image(path, height, width):
 
 
 def test_bad_images_are_skipped_with_reasons_and_odd_ones_decoded(
-    pipeline, bad_image_dir, tmp_path, caplog):
+    module_pipeline, bad_image_dir, tmp_path, caplog):
   # Other tests' imports (half_plus_two) lower TensorFlow's log level.
   caplog.set_level(logging.INFO, logger='tensorflow')
   image_dir, expected = bad_image_dir
@@ -111,8 +81,8 @@ def test_bad_images_are_skipped_with_reasons_and_odd_ones_decoded(
                                            unusable=skipped)
   bottleneck_dir = str(tmp_path / 'bottleneck')
   skipped += retrain.cache_bottlenecks(
-      pipeline.sess, image_lists, image_dir, bottleneck_dir,
-      *pipeline.tensors(), module_name='m')
+      module_pipeline.sess, image_lists, image_dir, bottleneck_dir,
+      *module_pipeline.tensors, module_name='m')
 
   skips = _expected_skips(expected)
   skipped_names = {os.fsencode(os.path.basename(path)).decode(
@@ -143,29 +113,40 @@ def test_bad_images_are_skipped_with_reasons_and_odd_ones_decoded(
   for name in used:
     path = os.path.join(red_dir, name)
     with open(path, 'rb') as f:
-      decoded = pipeline.decode(f.read())
-    assert decoded.shape == (1, pipeline.height, pipeline.width, 3), name
-    reference = _reference_image(path, pipeline.height, pipeline.width)
+      decoded = module_pipeline.decode(f.read())
+    assert decoded.shape == (1, module_pipeline.image_height,
+                             module_pipeline.image_width, 3), name
+    reference = _reference_image(path, module_pipeline.image_height,
+                                 module_pipeline.image_width)
     difference = np.abs(decoded - reference)
     # JPEG decoders differ by a few levels (TF uses the fast integer IDCT).
     assert difference.max() <= 12 / 255.0, name
     assert difference.mean() <= 2 / 255.0, name
 
 
-def test_skipped_images_reach_no_batch_and_no_test_set(pipeline,
+def _distorted_batches(module_pipeline, distortions, image_lists, image_dir,
+                       batch_size):
+  """The parallel DistortedBatches that retrain.py's main trains with."""
+  return retrain.DistortedBatches(
+      retrain.module_image_shape(module_pipeline.spec),
+      retrain.Distortions(*distortions), image_lists, image_dir, 'training',
+      batch_size)
+
+
+def test_skipped_images_reach_no_batch_and_no_test_set(module_pipeline,
                                                        bad_image_dir,
                                                        tmp_path, monkeypatch):
   image_dir, expected = bad_image_dir
   skips = set(_expected_skips(expected))
   image_lists = retrain.create_image_lists(image_dir, 30, 30)
   bottleneck_dir = str(tmp_path / 'bn')
-  retrain.cache_bottlenecks(pipeline.sess, image_lists, image_dir,
-                            bottleneck_dir, *pipeline.tensors(),
+  retrain.cache_bottlenecks(module_pipeline.sess, image_lists, image_dir,
+                            bottleneck_dir, *module_pipeline.tensors,
                             module_name='m')
   for category in CATEGORIES:
     _, truths, names = retrain.get_random_cached_bottlenecks(
-        pipeline.sess, image_lists, -1, category, bottleneck_dir, image_dir,
-        *pipeline.tensors(), module_name='m')
+        module_pipeline.sess, image_lists, -1, category, bottleneck_dir,
+        image_dir, *module_pipeline.tensors, module_name='m')
     assert len(truths) == len(names)
     assert not skips & {os.path.basename(n) for n in names}
 
@@ -179,30 +160,35 @@ def test_skipped_images_reach_no_batch_and_no_test_set(pipeline,
     return path
 
   monkeypatch.setattr(retrain, 'get_image_path', recording_get_image_path)
-  with pipeline.graph.as_default():
+  with module_pipeline.graph.as_default():
     distorted_jpeg, distorted = retrain.add_input_distortions(
-        True, 10, 10, 10, pipeline.spec)
+        True, 10, 10, 10, module_pipeline.spec)
+    batches = _distorted_batches(module_pipeline, (True, 10, 10, 10),
+                                 image_lists, image_dir, 16)
   for _ in range(3):
     bottlenecks, truths = retrain.get_random_distorted_bottlenecks(
-        pipeline.sess, image_lists, 16, 'training', image_dir, distorted_jpeg,
-        distorted, pipeline.resized_input, pipeline.bottleneck)
+        module_pipeline.sess, image_lists, 16, 'training', image_dir,
+        distorted_jpeg, distorted, module_pipeline.resized_input,
+        module_pipeline.bottleneck, batches=batches)
     assert bottlenecks.shape[0] == len(truths) == 16
   assert len(drawn) >= 48
   assert not skips & set(drawn)
 
 
 def test_distorted_training_stops_instead_of_hanging_when_images_vanish(
-    pipeline, color_image_dir, tmp_path):
+    module_pipeline, color_image_dir, tmp_path):
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
-  retrain.cache_bottlenecks(pipeline.sess, image_lists, color_image_dir,
-                            str(tmp_path / 'bn'), *pipeline.tensors(),
+  retrain.cache_bottlenecks(module_pipeline.sess, image_lists, color_image_dir,
+                            str(tmp_path / 'bn'), *module_pipeline.tensors,
                             module_name='m')
-  with pipeline.graph.as_default():
+  with module_pipeline.graph.as_default():
     distorted_jpeg, distorted = retrain.add_input_distortions(
-        True, 0, 0, 0, pipeline.spec)
-  args = (pipeline.sess, image_lists, 8, 'training', color_image_dir,
-          distorted_jpeg, distorted, pipeline.resized_input,
-          pipeline.bottleneck)
+        True, 0, 0, 0, module_pipeline.spec)
+    batches = _distorted_batches(module_pipeline, (True, 0, 0, 0),
+                                 image_lists, color_image_dir, 8)
+  args = (module_pipeline.sess, image_lists, 8, 'training', color_image_dir,
+          distorted_jpeg, distorted, module_pipeline.resized_input,
+          module_pipeline.bottleneck, batches)
   bottlenecks, _ = retrain.get_random_distorted_bottlenecks(*args)
   assert len(bottlenecks) == 8
   # Every image is damaged or removed during the run.
@@ -223,7 +209,7 @@ def test_distorted_training_stops_instead_of_hanging_when_images_vanish(
     faulthandler.cancel_dump_traceback_later()
 
 
-def test_huge_image_is_decoded_downscaled_and_bomb_skipped(pipeline,
+def test_huge_image_is_decoded_downscaled_and_bomb_skipped(module_pipeline,
                                                            tmp_path):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   from conftest import png_bytes  # pylint: disable=g-import-not-at-top
@@ -231,21 +217,21 @@ def test_huge_image_is_decoded_downscaled_and_bomb_skipped(pipeline,
   Image.new('RGB', (12000, 12000), (200, 100, 20)).save(huge, quality=90)
   assert 12000 * 12000 > retrain.MAX_IMAGE_PIXELS
   with open(huge, 'rb') as f:
-    decoded = pipeline.decode(f.read())
+    decoded = module_pipeline.decode(f.read())
   np.testing.assert_allclose(decoded.reshape(-1, 3).mean(axis=0),
                              np.array([200, 100, 20]) / 255.0, atol=3 / 255.0)
   # Too large for JPEG scaling, or not a JPEG: skipped before decoding.
   pixels = np.zeros((4, 4, 3), np.uint8)
   for declared in [(20000, 20000), (6000, 6000)]:
     reason = retrain._why_image_data_fails(
-        pipeline.sess, png_bytes(pixels, declared_size=declared, rows=2),
-        pipeline.jpeg_data, pipeline.decoded_image)
+        module_pipeline.sess, png_bytes(pixels, declared_size=declared, rows=2),
+        module_pipeline.jpeg_data, module_pipeline.decoded_image)
     assert reason.startswith('it is %d x %d pixels, more than the %d' % (
         declared + (retrain.MAX_IMAGE_PIXELS,))), reason
   # Normal images keep their exact original decoding.
   with tf.Graph().as_default(), tf.Session() as sess:
     data = tf.placeholder(tf.string)
-    guarded = retrain._decode_and_resize(data, 64, 64, 3)
+    guarded = retrain.decode_and_resize(data, 64, 64, 3)
     plain = tf.image.resize_bilinear(tf.expand_dims(tf.image.convert_image_dtype(
         tf.image.decode_jpeg(data, channels=3), tf.float32), 0), [64, 64])
     for path in sorted(glob.glob(os.path.join(SAMPLE_DIR, '*', '*')))[::10]:
@@ -255,7 +241,7 @@ def test_huge_image_is_decoded_downscaled_and_bomb_skipped(pipeline,
       np.testing.assert_array_equal(first, second)
 
 
-def test_unreadable_file_is_skipped(pipeline, color_image_dir, tmp_path,
+def test_unreadable_file_is_skipped(module_pipeline, color_image_dir, tmp_path,
                                     monkeypatch):
   path = os.path.join(color_image_dir, 'blue', 'image_03.jpg')
   os.chmod(path, 0)
@@ -271,21 +257,21 @@ def test_unreadable_file_is_skipped(pipeline, color_image_dir, tmp_path,
     monkeypatch.setattr(os, 'open', refusing_open)
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   skipped = retrain.cache_bottlenecks(
-      pipeline.sess, image_lists, color_image_dir, str(tmp_path / 'bn'),
-      *pipeline.tensors(), module_name='m')
+      module_pipeline.sess, image_lists, color_image_dir, str(tmp_path / 'bn'),
+      *module_pipeline.tensors, module_name='m')
   assert skipped == [(path, 'it cannot be read (Permission denied)')]
   assert 'image_03.jpg' not in _all_names(image_lists['blue'])
 
 
 def test_class_without_usable_training_images_is_one_clear_error(
-    pipeline, color_image_dir, tmp_path):
+    module_pipeline, color_image_dir, tmp_path):
   for path in glob.glob(os.path.join(color_image_dir, 'blue', '*')):
     with open(path, 'wb') as f:
       f.write(b'not an image')
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   skipped = retrain.cache_bottlenecks(
-      pipeline.sess, image_lists, color_image_dir, str(tmp_path / 'bn'),
-      *pipeline.tensors(), module_name='m')
+      module_pipeline.sess, image_lists, color_image_dir, str(tmp_path / 'bn'),
+      *module_pipeline.tensors, module_name='m')
   assert len(skipped) == 24
   with pytest.raises(retrain.RetrainError) as error:
     retrain._check_categories(image_lists, skipped)
@@ -296,21 +282,20 @@ def test_class_without_usable_training_images_is_one_clear_error(
 
 
 def test_corrupt_cache_files_are_recomputed_with_a_warning(
-    pipeline, color_image_dir, tmp_path, caplog):
+    module_pipeline, color_image_dir, tmp_path, caplog):
   caplog.set_level(logging.INFO, logger='tensorflow')
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   bottleneck_dir = str(tmp_path / 'bn')
-  args = (pipeline.sess, image_lists, color_image_dir, bottleneck_dir) + (
-      pipeline.tensors())
+  args = (module_pipeline.sess, image_lists, color_image_dir, bottleneck_dir) + (
+      module_pipeline.tensors)
   retrain.cache_bottlenecks(*args, module_name='m')
   paths = sorted(glob.glob(os.path.join(bottleneck_dir, 'green', '*.txt')))
   good = {path: open(path).read() for path in paths[:5]}
   corruptions = ['', '0.5,0.25,', 'abc,def', '1.0,' * 3 + '1.0',
-                 ','.join(['0.5'] * (pipeline.bottleneck.shape[1] + 1))]
+                 ','.join(['0.5'] * (module_pipeline.bottleneck.shape[1] + 1))]
   for path, contents in zip(good, corruptions):
     with open(path, 'w') as f:
       f.write(contents)
-  retrain._bottleneck_memory.clear()
   caplog.clear()
   retrain.cache_bottlenecks(*args, module_name='m')
   for path, contents in good.items():
@@ -338,7 +323,7 @@ def test_file_names_too_long_for_a_cache_name_are_shortened():
 def test_write_file_atomically_keeps_the_old_file_on_failure(tmp_path,
                                                             monkeypatch):
   path = str(tmp_path / 'labels.txt')
-  retrain._write_file_atomically(path, 'old\n')
+  retrain.write_file_atomically(path, 'old\n')
 
   class Failing(object):
 
@@ -357,7 +342,7 @@ def test_write_file_atomically_keeps_the_old_file_on_failure(tmp_path,
 
   monkeypatch.setattr(retrain.tf.gfile, 'GFile', Failing)
   with pytest.raises(KeyboardInterrupt):
-    retrain._write_file_atomically(path, 'new contents\n')
+    retrain.write_file_atomically(path, 'new contents\n')
   assert open(path).read() == 'old\n'
   assert os.listdir(str(tmp_path)) == ['labels.txt']
 
@@ -770,7 +755,7 @@ def test_two_runs_sharing_one_bottleneck_dir_both_finish(sample_module,
   width = hub.load_module_spec(sample_module).get_output_info_dict()[
       'default'].get_shape().as_list()[1]
   for path in files:
-    assert retrain._read_bottleneck_file(path, width) is not None, path
+    assert retrain.read_bottleneck_file(path, width) is not None, path
   assert not _tmp_files(str(tmp_path))
 
 
@@ -841,7 +826,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly(sample_module, big_sample, tmp_path,
   width = hub.load_module_spec(sample_module).get_output_info_dict()[
       'default'].get_shape().as_list()[1]
   for path in cached:
-    assert retrain._read_bottleneck_file(path, width) is not None, path
+    assert retrain.read_bottleneck_file(path, width) is not None, path
 
 
 def _outputs(out_dir):

@@ -1,5 +1,7 @@
 """Tests for each public function of retrain.py, on small real data."""
 
+import glob
+import logging
 import os
 import re
 import shutil
@@ -10,7 +12,7 @@ import tensorflow.compat.v1 as tf
 import tensorflow_hub as hub
 
 import retrain
-from conftest import write_color_images
+from conftest import decode_images, write_color_images
 
 tf.disable_v2_behavior()
 
@@ -170,58 +172,33 @@ def test_half_plus_two_is_not_an_image_module(tmp_path):
 # ----------------------------------------------------------------- bottlenecks
 
 
-class _ModuleSession(object):
-  """A training-style graph and session on the module, as main() builds."""
-
-  def __init__(self, module_dir):
-    self.spec = hub.load_module_spec(module_dir)
-    (self.graph, self.bottleneck, self.resized_input,
-     self.wants_quantization) = retrain.create_module_graph(self.spec)
-    self.sess = tf.Session(graph=self.graph)
-    with self.graph.as_default():
-      self.sess.run(tf.global_variables_initializer())
-      self.jpeg_data, self.decoded_image = retrain.add_jpeg_decoding(self.spec)
-    self.width = self.bottleneck.get_shape().as_list()[1]
-
-  def tensors(self):
-    return (self.jpeg_data, self.decoded_image, self.resized_input,
-            self.bottleneck)
-
-
-@pytest.fixture()
-def module_session(sample_module):
-  session = _ModuleSession(sample_module)
-  yield session
-  session.sess.close()
-
-
-def test_add_jpeg_decoding_and_run_bottleneck_on_image(module_session,
+def test_add_jpeg_decoding_and_run_bottleneck_on_image(module_pipeline,
                                                        color_image_dir):
-  assert module_session.jpeg_data.op.name == 'DecodeJPGInput'
-  height, width = hub.get_expected_image_size(module_session.spec)
+  assert module_pipeline.jpeg_data.op.name == 'DecodeJPGInput'
+  height, width = hub.get_expected_image_size(module_pipeline.spec)
   for name in ('image_00.png', 'image_01.jpg'):
     path = os.path.join(color_image_dir, 'red', name)
     image_data = open(path, 'rb').read()
-    resized = module_session.sess.run(module_session.decoded_image,
-                                      {module_session.jpeg_data: image_data})
+    resized = module_pipeline.sess.run(module_pipeline.decoded_image,
+                                      {module_pipeline.jpeg_data: image_data})
     assert resized.shape == (1, height, width, 3)
     assert 0.0 <= resized.min() and resized.max() <= 1.0
     values = retrain.run_bottleneck_on_image(
-        module_session.sess, image_data, *module_session.tensors())
-    assert values.shape == (module_session.width,)
-    direct = module_session.sess.run(module_session.bottleneck,
-                                     {module_session.resized_input: resized})
+        module_pipeline.sess, image_data, *module_pipeline.tensors)
+    assert values.shape == (module_pipeline.feature_width,)
+    direct = module_pipeline.sess.run(module_pipeline.bottleneck,
+                                     {module_pipeline.resized_input: resized})
     np.testing.assert_allclose(values, direct[0], rtol=1e-6)
 
 
-def test_cache_bottlenecks_batched_matches_one_at_a_time(module_session,
+def test_cache_bottlenecks_batched_matches_one_at_a_time(module_pipeline,
                                                          color_image_dir,
                                                          tmp_path):
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   bottleneck_dir = str(tmp_path / 'bottleneck')
   skipped = retrain.cache_bottlenecks(
-      module_session.sess, image_lists, color_image_dir, bottleneck_dir,
-      *module_session.tensors(), module_name='my/module:1', batch_size=16)
+      module_pipeline.sess, image_lists, color_image_dir, bottleneck_dir,
+      *module_pipeline.tensors, module_name='my/module:1', batch_size=16)
   assert skipped == []
   count = 0
   for label_name, label_lists in image_lists.items():
@@ -232,12 +209,12 @@ def test_cache_bottlenecks_batched_matches_one_at_a_time(module_session,
                                            'my/module:1')
         assert path.endswith('_my~module~1.txt')
         cached = np.array(open(path).read().split(','), np.float32)
-        assert cached.shape == (module_session.width,)
+        assert cached.shape == (module_pipeline.feature_width,)
         image_data = open(retrain.get_image_path(
             image_lists, label_name, index, color_image_dir, category),
                           'rb').read()
         single = retrain.run_bottleneck_on_image(
-            module_session.sess, image_data, *module_session.tensors())
+            module_pipeline.sess, image_data, *module_pipeline.tensors)
         np.testing.assert_allclose(cached, single, rtol=1e-5, atol=1e-6)
         count += 1
   assert count == 72
@@ -245,7 +222,7 @@ def test_cache_bottlenecks_batched_matches_one_at_a_time(module_session,
               if '.tmp-' in n]
 
 
-def test_cache_bottlenecks_skips_and_names_bad_images(module_session,
+def test_cache_bottlenecks_skips_and_names_bad_images(module_pipeline,
                                                       color_image_dir,
                                                       tmp_path, caplog):
   bad = os.path.join(color_image_dir, 'red', 'broken.jpg')
@@ -255,8 +232,8 @@ def test_cache_bottlenecks_skips_and_names_bad_images(module_session,
   open(empty, 'wb').close()
   image_lists = retrain.create_image_lists(color_image_dir, 0, 0)
   skipped = retrain.cache_bottlenecks(
-      module_session.sess, image_lists, color_image_dir,
-      str(tmp_path / 'bn'), *module_session.tensors(), module_name='m')
+      module_pipeline.sess, image_lists, color_image_dir,
+      str(tmp_path / 'bn'), *module_pipeline.tensors, module_name='m')
   assert sorted(path for path, _ in skipped) == sorted([bad, empty])
   # The reason itself, not TensorFlow's 'Graph execution error:' preamble.
   assert dict(skipped)[bad] == ('it is not a JPEG, PNG or GIF image (unknown '
@@ -269,55 +246,54 @@ def test_cache_bottlenecks_skips_and_names_bad_images(module_session,
 
 
 def test_get_or_create_bottleneck_reuses_and_repairs_the_cache(
-    module_session, color_image_dir, tmp_path):
+    module_pipeline, color_image_dir, tmp_path):
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   bottleneck_dir = str(tmp_path / 'bn')
-  args = (module_session.sess, image_lists, 'red', 0, color_image_dir,
-          'training', bottleneck_dir) + module_session.tensors() + ('mod',)
+  args = (module_pipeline.sess, image_lists, 'red', 0, color_image_dir,
+          'training', bottleneck_dir) + module_pipeline.tensors + ('mod',)
   first = retrain.get_or_create_bottleneck(*args)
   path = retrain.get_bottleneck_path(image_lists, 'red', 0, bottleneck_dir,
                                      'training', 'mod')
   assert os.path.isfile(path)
-  assert first.shape == (module_session.width,)
+  assert first.shape == (module_pipeline.feature_width,)
   # A truncated cache file (from a crashed run) is recomputed.
   with open(path, 'w') as f:
     f.write('0.5,0.25,')
-  retrain._bottleneck_memory.clear()
   repaired = retrain.get_or_create_bottleneck(*args)
   np.testing.assert_allclose(repaired, first, rtol=1e-6)
-  assert len(open(path).read().split(',')) == module_session.width
+  assert len(open(path).read().split(',')) == module_pipeline.feature_width
 
 
-def test_create_bottleneck_file(module_session, color_image_dir, tmp_path):
+def test_create_bottleneck_file(module_pipeline, color_image_dir, tmp_path):
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   path = str(tmp_path / 'one.txt')
   values = retrain.create_bottleneck_file(
       path, image_lists, 'blue', 1, color_image_dir, 'training',
-      module_session.sess, *module_session.tensors())
+      module_pipeline.sess, *module_pipeline.tensors)
   np.testing.assert_array_equal(
       np.array(open(path).read().split(','), np.float32), values)
 
 
-def test_get_random_cached_bottlenecks(module_session, color_image_dir,
+def test_get_random_cached_bottlenecks(module_pipeline, color_image_dir,
                                        tmp_path):
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   bottleneck_dir = str(tmp_path / 'bn')
-  retrain.cache_bottlenecks(module_session.sess, image_lists, color_image_dir,
-                            bottleneck_dir, *module_session.tensors(),
+  retrain.cache_bottlenecks(module_pipeline.sess, image_lists, color_image_dir,
+                            bottleneck_dir, *module_pipeline.tensors,
                             module_name='m')
   bottlenecks, truths, names = retrain.get_random_cached_bottlenecks(
-      module_session.sess, image_lists, 50, 'training', bottleneck_dir,
-      color_image_dir, *module_session.tensors(), module_name='m')
-  assert bottlenecks.shape == (50, module_session.width)
+      module_pipeline.sess, image_lists, 50, 'training', bottleneck_dir,
+      color_image_dir, *module_pipeline.tensors, module_name='m')
+  assert bottlenecks.shape == (50, module_pipeline.feature_width)
   assert set(truths) <= {0, 1, 2} and len(set(truths)) > 1
   assert names == []
   everything, truths, names = retrain.get_random_cached_bottlenecks(
-      module_session.sess, image_lists, -1, 'testing', bottleneck_dir,
-      color_image_dir, *module_session.tensors(), module_name='m')
+      module_pipeline.sess, image_lists, -1, 'testing', bottleneck_dir,
+      color_image_dir, *module_pipeline.tensors, module_name='m')
   expected = [os.path.join(color_image_dir, image_lists[label]['dir'], name)
               for label in image_lists for name in image_lists[label]['testing']]
   assert names == expected
-  assert everything.shape == (len(expected), module_session.width)
+  assert everything.shape == (len(expected), module_pipeline.feature_width)
   assert list(truths) == [list(image_lists).index(label) for label in
                           image_lists for _ in image_lists[label]['testing']]
 
@@ -333,18 +309,18 @@ def test_should_distort_images():
   assert retrain.should_distort_images(False, 0, 0, 5)
 
 
-def test_add_input_distortions_and_distorted_bottlenecks(module_session,
+def test_add_input_distortions_and_distorted_bottlenecks(module_pipeline,
                                                          color_image_dir):
-  with module_session.graph.as_default():
+  with module_pipeline.graph.as_default():
     jpeg_input, distorted = retrain.add_input_distortions(
-        True, 20, 20, 20, module_session.spec)
+        True, 20, 20, 20, module_pipeline.spec)
   assert jpeg_input.op.name == 'DistortJPGInput'
   assert distorted.op.name == 'DistortResult'
-  height, width = hub.get_expected_image_size(module_session.spec)
+  height, width = hub.get_expected_image_size(module_pipeline.spec)
   image_data = open(os.path.join(color_image_dir, 'red', 'image_03.jpg'),
                     'rb').read()
-  first = module_session.sess.run(distorted, {jpeg_input: image_data})
-  second = module_session.sess.run(distorted, {jpeg_input: image_data})
+  first = module_pipeline.sess.run(distorted, {jpeg_input: image_data})
+  second = module_pipeline.sess.run(distorted, {jpeg_input: image_data})
   assert first.shape == (1, height, width, 3)
   assert not np.array_equal(first, second)  # Random each time.
   # Brightness within +-20% of a [0, 1] image.
@@ -352,25 +328,26 @@ def test_add_input_distortions_and_distorted_bottlenecks(module_session,
 
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   bottlenecks, truths = retrain.get_random_distorted_bottlenecks(
-      module_session.sess, image_lists, 30, 'training', color_image_dir,
-      jpeg_input, distorted, module_session.resized_input,
-      module_session.bottleneck)
-  assert bottlenecks.shape == (30, module_session.width)
+      module_pipeline.sess, image_lists, 30, 'training', color_image_dir,
+      jpeg_input, distorted, module_pipeline.resized_input,
+      module_pipeline.bottleneck)
+  assert bottlenecks.shape == (30, module_pipeline.feature_width)
   assert truths.shape == (30,) and set(truths) <= {0, 1, 2}
 
 
-def test_flip_only_distortion_mirrors_or_keeps_the_image(module_session,
+def test_flip_only_distortion_mirrors_or_keeps_the_image(module_pipeline,
                                                          color_image_dir):
-  with module_session.graph.as_default():
+  with module_pipeline.graph.as_default():
+    tf.set_random_seed(3)  # The same draws in every run of the test.
     jpeg_input, distorted = retrain.add_input_distortions(
-        True, 0, 0, 0, module_session.spec)
+        True, 0, 0, 0, module_pipeline.spec)
   image_data = open(os.path.join(color_image_dir, 'blue', 'image_02.jpg'),
                     'rb').read()
-  plain = module_session.sess.run(module_session.decoded_image,
-                                  {module_session.jpeg_data: image_data})
+  plain = module_pipeline.sess.run(module_pipeline.decoded_image,
+                                  {module_pipeline.jpeg_data: image_data})
   seen = set()
   for _ in range(12):
-    result = module_session.sess.run(distorted, {jpeg_input: image_data})
+    result = module_pipeline.sess.run(distorted, {jpeg_input: image_data})
     if np.allclose(result, plain, atol=1e-5):
       seen.add('same')
     elif np.allclose(result, plain[:, :, ::-1, :], atol=1e-5):
@@ -466,6 +443,65 @@ def test_add_evaluation_step_counts_correct_predictions():
 
 
 # ---------------------------------------------------- eval and export helpers
+
+
+def test_training_the_new_layer_leaves_the_module_as_it_was(sample_module,
+                                                            color_image_dir):
+  spec = retrain.load_module_spec(sample_module)
+  graph, bottleneck, resized_input, quantize = retrain.create_module_graph(
+      spec)
+  with graph.as_default():
+    train_step, _, _, ground_truth_input, _ = retrain.add_final_retrain_ops(
+        3, 'final_result', bottleneck, quantize, True, learning_rate=0.5)
+    module_variables = [v for v in tf.global_variables()
+                        if not v.name.startswith('final_retrain_ops/')]
+    assert module_variables
+    assert {v.name for v in tf.trainable_variables()} == {
+        'final_retrain_ops/weights/final_weights:0',
+        'final_retrain_ops/biases/final_biases:0'}
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      before = sess.run(module_variables)
+      images = decode_images(sorted(glob.glob(os.path.join(
+          color_image_dir, '*', '*')))[:12], 128)
+      for _ in range(5):
+        sess.run(train_step, {resized_input: images,
+                              ground_truth_input: np.arange(12) % 3})
+      after = sess.run(module_variables)
+  for old, new in zip(before, after):
+    np.testing.assert_array_equal(old, new)
+
+
+def test_run_final_eval_with_the_original_signature_reads_the_flags(
+    module_pipeline, color_image_dir, tmp_path, monkeypatch, caplog):
+  caplog.set_level(logging.INFO, logger='tensorflow')
+  image_lists = retrain.create_image_lists(color_image_dir, 30, 0)
+  bottleneck_dir = str(tmp_path / 'bn')
+  retrain.cache_bottlenecks(module_pipeline.sess, image_lists,
+                            color_image_dir, bottleneck_dir,
+                            *module_pipeline.tensors, module_name='m')
+  with module_pipeline.graph.as_default():
+    retrain.add_final_retrain_ops(3, 'final_result', module_pipeline.bottleneck,
+                                  False, True, learning_rate=0.01)
+    module_pipeline.sess.run(tf.global_variables_initializer())
+    checkpoint = str(tmp_path / 'ckpt' / 'model')
+    tf.train.Saver().save(module_pipeline.sess, checkpoint)
+  monkeypatch.setattr(retrain, 'FLAGS', retrain.build_parser().parse_args([
+      '--image_dir', color_image_dir, '--bottleneck_dir', bottleneck_dir,
+      '--tfhub_module', 'm', '--checkpoint_path', checkpoint,
+      '--summaries_dir', str(tmp_path / 'logs'),
+      '--print_misclassified_test_images']))
+  accuracy, predictions, truths, names = retrain.run_final_eval(
+      module_pipeline.sess, module_pipeline.spec, 3, image_lists,
+      *module_pipeline.tensors)
+  test_images = sum(len(lists['testing']) for lists in image_lists.values())
+  assert len(predictions) == len(truths) == len(names) == test_images > 0
+  assert accuracy == pytest.approx(np.mean(predictions == truths))
+  messages = [record.getMessage() for record in caplog.records]
+  assert 'Final test accuracy = %.1f%% (N=%d)' % (
+      accuracy * 100, test_images) in messages
+  assert '=== MISCLASSIFIED TEST IMAGES ===' in messages
+  assert glob.glob(str(tmp_path / 'logs' / 'test' / 'events.out.*'))
 
 
 def test_eval_session_freezes_and_exports(sample_module, tmp_path):
