@@ -18,14 +18,17 @@ encoded file bytes, the way a TensorFlow Serving client sends them.
 
 import argparse
 import os
-import re
 import sys
 
-if '--verbose' not in sys.argv:
-  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# TensorFlow's C++ log lines only with --verbose (retrain.py, imported for
+# its error messages and label rule, would silence them otherwise).
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL',
+                      '0' if '--verbose' in sys.argv else '3')
 
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
+
+import retrain  # pylint: disable=g-import-not-at-top
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 
@@ -113,21 +116,9 @@ def build_reader(input_height, input_width, input_mean, input_std):
   return file_data, tf.divide(tf.subtract(resized, [input_mean]), [input_std])
 
 
-def _reason(error):
-  """The informative line of a TensorFlow error (after 'Graph execution error:')."""
-  lines = [line.strip() for line in str(error).strip().splitlines()]
-  if lines and lines[0] == 'Graph execution error:':
-    # The reason follows "Node: '<name>'", after the stack of where the op
-    # was defined.
-    for index, line in enumerate(lines[:-1]):
-      if line.startswith('Node:') and lines[index + 1]:
-        return lines[index + 1]
-  return lines[0] if lines and lines[0] else type(error).__name__
-
-
 def _label_of_folder(class_name, labels):
   """The label retrain.py gives a class folder, if it is one of labels."""
-  label = re.sub(r'[^a-z0-9]+', ' ', class_name.lower())
+  label = retrain.label_of_folder(class_name)
   return label if label in labels else None
 
 
@@ -184,7 +175,7 @@ def _saved_model_classifier(sess, args):
         sess, [tf.saved_model.tag_constants.SERVING], args.saved_model_dir)
   except (RuntimeError, IOError, OSError, tf.errors.OpError) as e:
     raise LabelImageError('Cannot load the SavedModel %s: %s' % (
-        args.saved_model_dir, _reason(e)))
+        args.saved_model_dir, retrain.error_reason(e)))
   signatures = meta_graph.signature_def
   if args.signature not in signatures:
     raise LabelImageError('The SavedModel has no signature %s (it has: %s).' %
@@ -226,7 +217,7 @@ def classify(args):
         with open(path, 'rb') as f:
           results = np.squeeze(predict(f.read()))
       except (tf.errors.OpError, IOError) as e:
-        print('%s: skipped, cannot be decoded (%s)' % (path, _reason(e)))
+        print('%s: skipped, cannot be decoded (%s)' % (path, retrain.error_reason(e)))
         continue
       if results.ndim == 0 or len(results) != len(labels):
         raise LabelImageError(
