@@ -145,13 +145,6 @@ def test_trainable_module_learns(exported):
   assert after_loss < before_loss
 
 
-def test_frozen_module_has_no_trainable_variables(exported):
-  export_path, _ = exported
-  with tf.Graph().as_default():
-    hub.Module(str(export_path), trainable=False)
-    assert tf.trainable_variables() == []
-
-
 @pytest.mark.parametrize('args', [(), ('one', 'two')],
                          ids=['no-argument', 'two-arguments'])
 def test_usage_error(args, tmp_path):

@@ -5,7 +5,6 @@ import subprocess
 import sys
 
 import numpy as np
-import pytest
 import tensorflow.compat.v1 as tf
 import tensorflow_hub as hub
 

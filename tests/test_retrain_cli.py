@@ -12,7 +12,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 import tensorflow_hub as hub
 
-from conftest import REPO_DIR, SAMPLE_DIR, retrain_output_args, run_tool
+from conftest import SAMPLE_DIR, retrain_output_args, run_tool
 
 tf.disable_v2_behavior()
 
