@@ -707,7 +707,7 @@ class BottleneckMemory(object):
   by cache file path until a class's category is stacked into one
   [images, width] float32 matrix: training batches are then gathered rows,
   and the per-file entries become views of the rows, so each value is held
-  once. main makes one per run; drop it (or clear it) to free the memory.
+  once. main makes one per run; dropping it frees the memory.
   """
 
   def __init__(self):
@@ -716,19 +716,12 @@ class BottleneckMemory(object):
     # image names it was stacked from, that list's length, the matrix).
     self._matrices = {}
 
-  def __len__(self):
-    return len(self._values)
-
   def get(self, bottleneck_path):
     """The values of one cache file, or None if they are not in memory."""
     return self._values.get(bottleneck_path)
 
   def put(self, bottleneck_path, values):
     self._values[bottleneck_path] = values
-
-  def clear(self):
-    self._values.clear()
-    self._matrices.clear()
 
   def class_matrix(self, image_lists, label_name, category, bottleneck_dir,
                    module_name, load):

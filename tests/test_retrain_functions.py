@@ -298,6 +298,36 @@ def test_get_random_cached_bottlenecks(module_pipeline, color_image_dir,
                           image_lists for _ in image_lists[label]['testing']]
 
 
+def test_bottleneck_memory_serves_batches_without_the_cache_files(
+    module_pipeline, color_image_dir, tmp_path):
+  image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  bottleneck_dir = str(tmp_path / 'bn')
+  memory = retrain.BottleneckMemory()
+  retrain.cache_bottlenecks(module_pipeline.sess, image_lists,
+                            color_image_dir, bottleneck_dir,
+                            *module_pipeline.tensors, module_name='m',
+                            memory=memory)
+  cached = {}
+  for label_name in image_lists:
+    paths = [retrain.get_bottleneck_path(image_lists, label_name, index,
+                                         bottleneck_dir, 'training', 'm')
+             for index in range(len(image_lists[label_name]['training']))]
+    cached[label_name] = np.array([retrain.read_bottleneck_file(path)
+                                   for path in paths])
+    np.testing.assert_array_equal(memory.get(paths[0]),
+                                  cached[label_name][0])
+  shutil.rmtree(bottleneck_dir)
+  bottlenecks, truths, _ = retrain.get_random_cached_bottlenecks(
+      module_pipeline.sess, image_lists, 200, 'training', bottleneck_dir,
+      color_image_dir, *module_pipeline.tensors, module_name='m',
+      memory=memory)
+  # Drawn from memory: no file was read, none recomputed.
+  assert not os.path.exists(bottleneck_dir)
+  labels = list(image_lists)
+  for values, truth in zip(bottlenecks, truths):
+    assert (cached[labels[truth]] == values).all(axis=1).any()
+
+
 # ----------------------------------------------------------------- distortions
 
 
