@@ -610,4 +610,13 @@ def test_flags_keep_the_original_names_and_defaults():
       # Added: see README.md "What next".
       'tflite_output_file': '',
       'image_size': None,
+      # Added by issue 12: resuming, and the head options of the peers.
+      'save_every_steps': 0,
+      'fresh_start': False,
+      'optimizer': 'gradient_descent',
+      'momentum': 0.9,
+      'dropout_rate': 0.0,
+      'l2_regularizer': 0.0,
+      'label_smoothing': 0.0,
+      'assert_accuracy_at_least': None,
   }
