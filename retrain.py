@@ -25,8 +25,10 @@ The pipeline, in the order of this file:
    memory for training.
 4. Distortions (optional): crops, scales, flips and brightness changes, which
    need the module to run on every training batch.
-5. The new layer: fully connected + softmax, trained by gradient descent.
-6. The training loop, with TensorBoard summaries under --summaries_dir.
+5. The new layer: fully connected + softmax, trained by gradient descent
+   (or momentum / Adam, with dropout, L2 and label smoothing if asked).
+6. The training loop, with TensorBoard summaries under --summaries_dir; it
+   saves its state, so that the same command resumes an interrupted run.
 7. Evaluation on the test set: accuracy, per-class precision/recall/F1 and
    the confusion matrix (also as an image in TensorBoard).
 8. Exports: a frozen GraphDef (--output_graph), the labels (--output_labels),
