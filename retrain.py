@@ -25,8 +25,10 @@ The pipeline, in the order of this file:
    memory for training.
 4. Distortions (optional): crops, scales, flips and brightness changes, which
    need the module to run on every training batch.
-5. The new layer: fully connected + softmax, trained by gradient descent.
-6. The training loop, with TensorBoard summaries under --summaries_dir.
+5. The new layer: fully connected + softmax, trained by gradient descent
+   (or momentum / Adam, with dropout, L2 and label smoothing if asked).
+6. The training loop, with TensorBoard summaries under --summaries_dir; it
+   saves its state, so that the same command resumes an interrupted run.
 7. Evaluation on the test set: accuracy, per-class precision/recall/F1 and
    the confusion matrix (also as an image in TensorBoard).
 8. Exports: a frozen GraphDef (--output_graph), the labels (--output_labels),
@@ -54,6 +56,7 @@ import collections
 import functools
 import hashlib
 import io
+import json
 import logging
 import os
 import random
@@ -62,6 +65,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -1303,7 +1307,7 @@ class DistortedBatches(object):
   """
 
   def __init__(self, image_shape, distortions, image_lists, image_dir,
-               category, batch_size):
+               category, batch_size, seed=None, start_batch=0):
     """Adds the pipeline to the default graph.
 
     Args:
@@ -1313,6 +1317,9 @@ class DistortedBatches(object):
       image_dir: Root folder of the class folders.
       category: The set to draw from, normally 'training'.
       batch_size: Images per batch.
+      seed: The seed of the draws; None draws one from Python's generator.
+      start_batch: How many batches an interrupted run consumed: the draws
+        continue where its batches ended.
     """
     self._image_lists = image_lists
     self._image_dir = image_dir
@@ -1320,9 +1327,12 @@ class DistortedBatches(object):
     label_names = list(image_lists.keys())
     self._usable = [i for i, name in enumerate(label_names)
                     if image_lists[name][category]]
-    # A private generator, seeded from the global one, so that the prefetching
-    # thread never races the main thread for random numbers.
-    self._rng = random.Random(random.getrandbits(64))
+    # Draw number k comes from a generator of its own, seeded with (seed, k):
+    # the prefetching thread never races the main thread for random numbers,
+    # and a resumed run draws what an uninterrupted one would (as long as no
+    # image failed to decode, which shifts the batches).
+    self.seed = random.getrandbits(64) if seed is None else seed
+    self._first_draw = start_batch * batch_size
     # Between two batches the pipeline draws one batch, plus what its buffers
     # (a prefetched batch, a batch being filled, the parallel decoders) refill,
     # plus the failures.
@@ -1348,13 +1358,14 @@ class DistortedBatches(object):
   def _samples(self):
     label_names = list(self._image_lists.keys())
     while self._drawn - self._drawn_at_last_batch <= self._max_draws_per_batch:
+      rng = random.Random('%d/%d' % (self.seed,
+                                     self._first_draw + self._drawn))
       self._drawn += 1
-      label_index = self._rng.choice(self._usable)
-      image_index = self._rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
+      label_index = rng.choice(self._usable)
+      image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
       path = get_image_path(self._image_lists, label_names[label_index],
                             image_index, self._image_dir, self._category)
-      seed = [self._rng.randrange(2 ** 31 - 1),
-              self._rng.randrange(2 ** 31 - 1)]
+      seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
       # A file that is not a regular file (any more) would fail, or block the
       # reader for ever if it were a named pipe.
       if is_local_path(path) and not os.path.isfile(path):
@@ -1448,14 +1459,29 @@ def variable_summaries(var):
 
 # add_final_retrain_ops's values, and the new layer as a function from
 # bottlenecks to probabilities that shares its variables (the SavedModel's
-# image-bytes signature applies it again).
+# image-bytes signature applies it again). A training graph's layer also has
+# the global step that each train step increments.
 NewLayer = collections.namedtuple('NewLayer', [
     'train_step', 'cross_entropy', 'bottleneck_input', 'ground_truth_input',
-    'final_tensor', 'apply_layer'])
+    'final_tensor', 'apply_layer', 'global_step'])
+
+OPTIMIZERS = ('gradient_descent', 'momentum', 'adam')
+
+# How the new layer is trained: the flags of the same names. The defaults are
+# the original's plain gradient descent on the cross entropy. dropout_rate
+# drops bottleneck inputs in the training step only (the accuracies, the
+# summaries of the final tensor and every export see all of them);
+# l2_regularizer adds l2_regularizer * sum(weights ** 2) to the loss;
+# label_smoothing mixes the one-hot labels with a uniform distribution.
+HeadOptions = collections.namedtuple('HeadOptions', [
+    'learning_rate', 'optimizer', 'momentum', 'dropout_rate',
+    'l2_regularizer', 'label_smoothing'],
+    defaults=('gradient_descent', 0.9, 0.0, 0.0, 0.0))
 
 
 def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
-                          quantize_layer, is_training, learning_rate=None):
+                          quantize_layer, is_training, learning_rate=None,
+                          head_options=None):
   """Adds a new softmax and fully-connected layer for training and eval.
 
   We need to retrain the top layer to identify our new classes, so this function
@@ -1476,22 +1502,29 @@ def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
         or eval.
     learning_rate: The gradient descent learning rate; --learning_rate if None
         (the original read the flag).
+    head_options: HeadOptions (optimizer, dropout, L2, label smoothing); None
+        is the original's plain gradient descent at learning_rate. Its own
+        learning_rate is used when learning_rate is None.
 
   Returns:
     The tensors for the training and cross entropy results, tensors for the
     bottleneck input and ground truth input, a reference to the optimizable
     softmax layer, and the final softmax layer.
   """
-  if learning_rate is None:
-    learning_rate = FLAGS.learning_rate
+  if head_options is None:
+    if learning_rate is None:
+      learning_rate = FLAGS.learning_rate
+    head_options = HeadOptions(learning_rate)
+  elif learning_rate is not None:
+    head_options = head_options._replace(learning_rate=learning_rate)
   return tuple(_add_new_layer(class_count, final_tensor_name,
                               bottleneck_tensor, quantize_layer, is_training,
-                              learning_rate)[:5])
+                              head_options)[:5])
 
 
 def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
-                   quantize_layer, is_training, learning_rate):
-  """add_final_retrain_ops's work, as a NewLayer."""
+                   quantize_layer, is_training, head_options):
+  """add_final_retrain_ops's work, as a NewLayer (head_options: HeadOptions)."""
   batch_size, bottleneck_tensor_size = bottleneck_tensor.get_shape().as_list()
   assert batch_size is None, 'We want to work with arbitrary batch size.'
   with tf.name_scope('input'):
@@ -1519,8 +1552,8 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
     layer_logits = functools.partial(_layer_logits, layer_weights,
                                      layer_biases, quantize_layer, layer_name)
     with tf.name_scope('Wx_plus_b'):
-      logits, quantization_updates = layer_logits(bottleneck_input,
-                                                  is_training)
+      logits, quantization_updates = layer_logits(
+          bottleneck_input, is_training and not head_options.dropout_rate)
       tf.summary.histogram('pre_activations', logits)
 
   final_tensor = tf.nn.softmax(logits, name=final_tensor_name)
@@ -1531,22 +1564,69 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
   # If this is an eval graph, we don't need to add loss ops or an optimizer.
   if not is_training:
     return NewLayer(None, None, bottleneck_input, ground_truth_input,
-                    final_tensor, apply_layer)
+                    final_tensor, apply_layer, None)
+  train_step, cross_entropy_mean, global_step = _add_training_ops(
+      head_options, layer_logits, logits, quantization_updates,
+      bottleneck_input, ground_truth_input, layer_weights)
+  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
+                  ground_truth_input, final_tensor, apply_layer, global_step)
 
+
+def _add_training_ops(head_options, layer_logits, logits,
+                      quantization_updates, bottleneck_input,
+                      ground_truth_input, layer_weights):
+  """The loss and the train step of the new layer, as head_options says.
+
+  With dropout, the loss sees the layer applied again to the dropped-out
+  bottlenecks; the mask is a stateless function of a seed (drawn from
+  Python's generator, so --random_seed repeats it) and the global step, so a
+  resumed run drops the same inputs as an uninterrupted one.
+
+  Returns:
+    (train step op, mean loss tensor, global step variable).
+  """
+  global_step = tf.train.get_or_create_global_step()
+  if head_options.dropout_rate:
+    with tf.name_scope('dropout'):
+      dropout_seed = tf.stack([tf.constant(random.getrandbits(31), tf.int64),
+                               tf.cast(global_step, tf.int64)])
+      keep = tf.random.stateless_uniform(
+          tf.shape(bottleneck_input), dropout_seed) >= head_options.dropout_rate
+      dropped = tf.where(keep, bottleneck_input / (
+          1.0 - head_options.dropout_rate), tf.zeros_like(bottleneck_input))
+    with tf.name_scope('Wx_plus_b_dropout'):
+      logits, quantization_updates = layer_logits(dropped, True)
   with tf.name_scope('cross_entropy'):
-    cross_entropy_mean = tf.losses.sparse_softmax_cross_entropy(
-        labels=ground_truth_input, logits=logits)
-
+    if head_options.label_smoothing:
+      cross_entropy_mean = tf.losses.softmax_cross_entropy(
+          tf.one_hot(ground_truth_input, tf.shape(logits)[1]), logits,
+          label_smoothing=head_options.label_smoothing)
+    else:
+      cross_entropy_mean = tf.losses.sparse_softmax_cross_entropy(
+          labels=ground_truth_input, logits=logits)
   tf.summary.scalar('cross_entropy', cross_entropy_mean)
+  loss = cross_entropy_mean
+  if head_options.l2_regularizer:
+    with tf.name_scope('l2_regularizer'):
+      loss += head_options.l2_regularizer * tf.reduce_sum(
+          tf.square(layer_weights))
 
   with tf.name_scope('train'):
-    optimizer = tf.train.GradientDescentOptimizer(learning_rate)
-    train_step = optimizer.minimize(cross_entropy_mean)
+    optimizer = _make_optimizer(head_options)
+    train_step = optimizer.minimize(loss, global_step=global_step)
     if quantization_updates:
       train_step = tf.group(train_step, *quantization_updates)
+  return train_step, cross_entropy_mean, global_step
 
-  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
-                  ground_truth_input, final_tensor, apply_layer)
+
+def _make_optimizer(head_options):
+  """The tf.train optimizer that head_options.optimizer names."""
+  if head_options.optimizer == 'momentum':
+    return tf.train.MomentumOptimizer(head_options.learning_rate,
+                                      head_options.momentum)
+  if head_options.optimizer == 'adam':
+    return tf.train.AdamOptimizer(head_options.learning_rate)
+  return tf.train.GradientDescentOptimizer(head_options.learning_rate)
 
 
 def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
@@ -1672,7 +1752,7 @@ def _log_step(step, what, value):
 
 
 def run_training_loop(sess, training_ops, schedule, sources,
-                      store_intermediate_graph):
+                      store_intermediate_graph, checkpoint=None):
   """Trains the new layer for schedule.how_many_training_steps steps.
 
   Each step trains on a random batch (cached bottlenecks from memory, or
@@ -1681,15 +1761,30 @@ def run_training_loop(sess, training_ops, schedule, sources,
   accuracy, and every intermediate_store_frequency steps (if positive) it
   calls store_intermediate_graph(step).
 
+  With a checkpoint, training starts at its start_step (after restoring what
+  an interrupted run saved, and dropping the summaries that run wrote after
+  its save), and the training state is saved as often as it says, after the
+  last step, and when Ctrl-C or SIGTERM arrives: those are held until the
+  step under way ends.
+
   Args:
     sess: The training Session.
     training_ops: TrainingOps of the training graph.
     schedule: A TrainingSchedule.
     sources: The BatchSources to draw batches from.
     store_intermediate_graph: Callable(step) that saves an intermediate graph.
+    checkpoint: The run's TrainingCheckpoint, or None to train from step 0
+      and save nothing.
   """
+  start_step = 0
+  if checkpoint is not None:
+    start_step = checkpoint.begin()
+    for run_name in ('train', 'validation'):
+      purge_summaries_from(os.path.join(schedule.summaries_dir, run_name),
+                           start_step)
   train_writer = tf.summary.FileWriter(
-      os.path.join(schedule.summaries_dir, 'train'), sess.graph)
+      os.path.join(schedule.summaries_dir, 'train'),
+      None if start_step else sess.graph)
   validation_writer = tf.summary.FileWriter(
       os.path.join(schedule.summaries_dir, 'validation'))
   has_validation_images = any(lists['validation']
@@ -1698,30 +1793,46 @@ def run_training_loop(sess, training_ops, schedule, sources,
     tf.logging.warning('There are no validation images (see '
                        '--validation_percentage): validation is skipped.')
   try:
-    for i in range(schedule.how_many_training_steps):
-      train_bottlenecks, train_ground_truth = draw_batch(
-          sources, schedule.train_batch_size, 'training')
-      train_feed = {training_ops.bottleneck_input: train_bottlenecks,
-                    training_ops.ground_truth_input: train_ground_truth}
-      train_summary, _ = sess.run(
-          [training_ops.merged_summaries, training_ops.train_step], train_feed)
-      train_writer.add_summary(train_summary, i)
-
-      is_last_step = (i + 1 == schedule.how_many_training_steps)
-      if (i % schedule.eval_step_interval) == 0 or is_last_step:
-        _evaluate_step(sess, training_ops, i, train_feed,
-                       validation_writer if has_validation_images else None,
-                       functools.partial(draw_batch, sources,
-                                         schedule.validation_batch_size,
-                                         'validation'))
-
-      intermediate_frequency = schedule.intermediate_store_frequency
-      if (intermediate_frequency > 0 and (i % intermediate_frequency == 0)
-          and i > 0):
-        store_intermediate_graph(i)
+    with _DeferredInterrupts() as interrupts:
+      for i in range(start_step, schedule.how_many_training_steps):
+        _train_step(sess, training_ops, schedule, sources, i, train_writer,
+                    validation_writer if has_validation_images else None)
+        intermediate_frequency = schedule.intermediate_store_frequency
+        if (intermediate_frequency > 0 and (i % intermediate_frequency == 0)
+            and i > 0):
+          store_intermediate_graph(i)
+        if checkpoint is not None and (
+            interrupts.pending or checkpoint.is_due(i + 1) or
+            i + 1 == schedule.how_many_training_steps):
+          checkpoint.save(i + 1, log=interrupts.pending is not None)
+        interrupts.raise_pending()
   finally:
     train_writer.close()
     validation_writer.close()
+
+
+def _train_step(sess, training_ops, schedule, sources, step, train_writer,
+                validation_writer):
+  """Runs training step number step, and its evaluation if one is due.
+
+  Args:
+    validation_writer: Where the validation summaries go; None to skip
+      validation (there are no validation images).
+  """
+  train_bottlenecks, train_ground_truth = draw_batch(
+      sources, schedule.train_batch_size, 'training')
+  train_feed = {training_ops.bottleneck_input: train_bottlenecks,
+                training_ops.ground_truth_input: train_ground_truth}
+  train_summary, _ = sess.run(
+      [training_ops.merged_summaries, training_ops.train_step], train_feed)
+  train_writer.add_summary(train_summary, step)
+
+  is_last_step = (step + 1 == schedule.how_many_training_steps)
+  if (step % schedule.eval_step_interval) == 0 or is_last_step:
+    _evaluate_step(sess, training_ops, step, train_feed, validation_writer,
+                   functools.partial(draw_batch, sources,
+                                     schedule.validation_batch_size,
+                                     'validation'))
 
 
 def _evaluate_step(sess, training_ops, step, train_feed, validation_writer,
@@ -1748,6 +1859,260 @@ def _evaluate_step(sess, training_ops, step, train_feed, validation_writer,
   tf.logging.info('%s: Step %d: Validation accuracy = %.1f%% (N=%d)' %
                   (datetime.now(), step, validation_accuracy * 100,
                    len(validation_bottlenecks)))
+
+
+# ---------------------------------------------------------------------------
+# Resuming an interrupted run
+# ---------------------------------------------------------------------------
+
+# The flags whose values change what training computes: a run resumes only
+# when they are what the interrupted run had.
+RESUME_FLAGS = (
+    'how_many_training_steps', 'learning_rate', 'train_batch_size',
+    'validation_batch_size', 'eval_step_interval', 'testing_percentage',
+    'validation_percentage', 'flip_left_right', 'random_crop', 'random_scale',
+    'random_brightness', 'bottleneck_precision', 'image_size', 'random_seed',
+    'optimizer', 'momentum', 'dropout_rate', 'l2_regularizer',
+    'label_smoothing')
+
+# Saved at least this often when --save_every_steps is 0.
+SAVE_EVERY_SECONDS = 60
+
+# Where an interrupted run can continue: the step to run next, the
+# checkpoint of the new layer's variables (with the optimizer's and the
+# global step), Python's random state and the seed of the distortions.
+ResumePoint = collections.namedtuple('ResumePoint', [
+    'step', 'checkpoint', 'random_state', 'distortion_seed'])
+
+
+def training_fingerprint(flags, image_lists, image_dir, module_name):
+  """What a resumed run must share with the interrupted one.
+
+  Args:
+    flags: The parsed command line (the values of RESUME_FLAGS are kept).
+    image_lists: OrderedDict of the images of each label and set.
+    image_dir: The folder of the class folders.
+    module_name: module_cache_name of the module.
+
+  Returns:
+    A dict of JSON values: the module (its name, and the sizes and times of
+    change of a local module's files), the images (a hash of each one's
+    class, set, name, size and time of change) and the flags.
+  """
+  images = hashlib.sha256()
+  for label_name, label_lists in image_lists.items():
+    for category in CATEGORIES:
+      for index, name in enumerate(label_lists[category]):
+        path = get_image_path(image_lists, label_name, index, image_dir,
+                              category)
+        images.update(('%s\0%s\0%s\0%s\n' % (
+            label_name, category, name, _file_signature(path))).encode())
+  module = hashlib.sha256(module_name.encode())
+  folder = module_name.split('@')[0].split('~')[0]
+  if is_local_path(folder) and os.path.isdir(folder):
+    for root, dirs, files in os.walk(folder):
+      dirs.sort()
+      for name in sorted(files):
+        path = os.path.join(root, name)
+        module.update(('%s\0%s\n' % (os.path.relpath(path, folder),
+                                     _file_signature(path))).encode())
+  return {'module': module.hexdigest(), 'images': images.hexdigest(),
+          'flags': {name: getattr(flags, name) for name in RESUME_FLAGS}}
+
+
+def _file_signature(path):
+  """'size/time of change' of a file, or '-' if it cannot be read."""
+  try:
+    stat = tf.io.gfile.stat(path)
+    return '%d/%d' % (stat.length, stat.mtime_nsec)
+  except tf.errors.OpError:
+    return '-'
+
+
+def _resume_state_path(checkpoint_path):
+  return checkpoint_path + '.resume.json'
+
+
+def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
+  """Tells whether the run can continue an interrupted one, in one log line.
+
+  Args:
+    checkpoint_path: The --checkpoint_path, beside which the state is saved.
+    fingerprint: This run's training_fingerprint.
+    fresh_start: True to start from step 0 whatever was saved.
+
+  Returns:
+    The ResumePoint to continue from, or None to start at step 0.
+  """
+  state_path = _resume_state_path(checkpoint_path)
+  if not tf.gfile.Exists(state_path):
+    return None
+  try:
+    state = json.loads(tf.io.gfile.GFile(state_path).read())
+    why_not = _why_not_resume(state, fingerprint, fresh_start)
+  except (ValueError, KeyError, TypeError, tf.errors.OpError):
+    state, why_not = None, 'it is not a training state this tool wrote'
+  if why_not is None:
+    tf.logging.info('Resuming training at step %d from %s: same images, '
+                    'module and flags as the interrupted run.' %
+                    (state['step'], state_path))
+    return ResumePoint(state['step'], state['checkpoint'],
+                       state['random_state'], state['distortion_seed'])
+  tf.logging.info('Starting training at step 0, not resuming from %s: %s.' %
+                  (state_path, why_not))
+  return None
+
+
+def _why_not_resume(state, fingerprint, fresh_start):
+  """Why a saved state cannot be resumed (a phrase), or None if it can."""
+  if fresh_start:
+    return '--fresh_start is set'
+  if state['finished']:
+    return 'the run that saved it finished'
+  if state['fingerprint']['module'] != fingerprint['module']:
+    return 'the module differs from the interrupted run\'s'
+  if state['fingerprint']['images'] != fingerprint['images']:
+    return ('the images or their split differ from the interrupted run\'s '
+            '(--image_dir, files added, removed or changed)')
+  for name in RESUME_FLAGS:
+    then = state['fingerprint']['flags'].get(name)
+    if then != fingerprint['flags'][name]:
+      return '--%s was %s in the interrupted run and is %s now' % (
+          name, then, fingerprint['flags'][name])
+  if not tf.gfile.Exists(state['checkpoint'] + '.index'):
+    return 'its checkpoint %s is missing' % state['checkpoint']
+  return None
+
+
+class TrainingCheckpoint(object):
+  """Saves the training state so that an interrupted run can continue.
+
+  The state is the new layer's variables (with the optimizer's slots, the
+  quantization ranges and the global step) in a checkpoint named after the
+  step, plus a JSON file beside --checkpoint_path that names it and holds
+  Python's random state (which draws the cached batches), the seed of the
+  distortions and the training_fingerprint. The JSON file is replaced
+  atomically after the checkpoint is complete, and older checkpoints are
+  removed only then, so a kill at any moment leaves a state to resume from.
+  """
+
+  def __init__(self, sess, variables, checkpoint_path, fingerprint,
+               resume_point=None, save_every_steps=0, distortion_seed=None):
+    """Makes the Saver of variables; call in sess.graph.
+
+    Args:
+      sess: The training Session.
+      variables: The variables to save (those of the new layer and its
+        training ops; the module's come from the module).
+      checkpoint_path: The --checkpoint_path.
+      fingerprint: This run's training_fingerprint.
+      resume_point: The ResumePoint to continue from, or None for step 0.
+      save_every_steps: Save after this many steps; 0 for every
+        SAVE_EVERY_SECONDS.
+      distortion_seed: The seed of the run's DistortedBatches, if any.
+    """
+    self._sess = sess
+    self._saver = tf.train.Saver(var_list=variables, max_to_keep=None,
+                                 save_relative_paths=True)
+    self._state_path = _resume_state_path(checkpoint_path)
+    self._prefix = checkpoint_path + '.resume'
+    self._fingerprint = fingerprint
+    self._resume_point = resume_point
+    self._save_every_steps = save_every_steps
+    self._distortion_seed = distortion_seed
+    self._last_save = time.monotonic()
+
+  def begin(self):
+    """Restores the saved state, or removes any; returns the step to run."""
+    self._last_save = time.monotonic()
+    if self._resume_point is None:
+      if tf.gfile.Exists(self._state_path):
+        tf.gfile.Remove(self._state_path)
+      self._remove_checkpoints(keep=None)
+      return 0
+    self._saver.restore(self._sess, self._resume_point.checkpoint)
+    version, internal, gauss_next = self._resume_point.random_state
+    random.setstate((version, tuple(internal), gauss_next))
+    return self._resume_point.step
+
+  def is_due(self, step):
+    if self._save_every_steps:
+      return step % self._save_every_steps == 0
+    return time.monotonic() - self._last_save >= SAVE_EVERY_SECONDS
+
+  def save(self, step, log=False):
+    """Saves the state after step - 1: the run would continue at step."""
+    checkpoint = self._saver.save(
+        self._sess, '%s-%d' % (self._prefix, step), write_meta_graph=False,
+        write_state=False)
+    self._write_state(step, checkpoint, finished=False)
+    self._remove_checkpoints(keep=checkpoint)
+    self._last_save = time.monotonic()
+    if log:
+      tf.logging.info('Saved the training state to %s: the same command '
+                      'resumes training at step %d.' % (self._state_path,
+                                                        step))
+
+  def finish(self):
+    """Marks the run finished (a rerun starts afresh) and drops the state."""
+    self._write_state(None, None, finished=True)
+    self._remove_checkpoints(keep=None)
+
+  def _write_state(self, step, checkpoint, finished):
+    write_file_atomically(self._state_path, json.dumps({
+        'step': step, 'checkpoint': checkpoint, 'finished': finished,
+        'random_state': random.getstate(),
+        'distortion_seed': self._distortion_seed,
+        'fingerprint': self._fingerprint}, sort_keys=True))
+
+  def _remove_checkpoints(self, keep):
+    """Removes this run's resume checkpoints (and leftovers) but keep."""
+    for path in tf.io.gfile.glob(self._prefix + '-*'):
+      if keep is not None and path.startswith(keep + '.'):
+        continue
+      if tf.io.gfile.isdir(path):
+        tf.io.gfile.rmtree(path)
+      else:
+        tf.io.gfile.remove(path)
+
+
+def purge_summaries_from(run_dir, step):
+  """Drops the events of step and later from a run's TensorBoard files.
+
+  They are what a killed run wrote after its last save, which the resumed
+  run writes again; TensorBoard hides them after a SessionLog.START, but
+  they would stay in the files. The kept events go, without repeats, into
+  the first event file (replaced atomically), and the others are removed.
+
+  Args:
+    run_dir: A run's folder of event files (train or validation).
+    step: The first step to drop.
+  """
+  _remove_stale_temporary_files(run_dir)
+  paths = sorted(path for path in tf.io.gfile.glob(
+      os.path.join(run_dir, 'events.out.tfevents.*'))
+                 if not _TEMPORARY_NAME.search(path))
+  if not paths:
+    return
+  kept = []
+  seen = set()
+  for path in paths:
+    try:
+      for record in tf.io.tf_record_iterator(path):
+        event = tf.Event.FromString(record)
+        if (event.step < step and record not in seen and
+            not (kept and event.HasField('file_version'))):
+          kept.append(record)
+          seen.add(record)
+    except tf.errors.DataLossError:  # The end a kill cut short.
+      pass
+  temporary = _temporary_name(paths[0])
+  with tf.io.TFRecordWriter(temporary) as writer:
+    for record in kept:
+      writer.write(record)
+  tf.io.gfile.rename(temporary, paths[0], overwrite=True)
+  for path in paths[1:]:
+    tf.io.gfile.remove(path)
 
 
 # ---------------------------------------------------------------------------
@@ -1810,7 +2175,7 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
     new_layer = _add_new_layer(
         class_count, final_tensor_name, module_graph.bottleneck_tensor,
         module_graph.wants_quantization, is_training=False,
-        learning_rate=None)
+        head_options=None)
 
     # Now we need to restore the values from the training graph to the eval
     # graph.
@@ -1935,6 +2300,31 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
   _report_test_results(list(image_lists.keys()), test_ground_truth,
                        predictions, test_filenames, options)
   return test_accuracy, predictions, test_ground_truth, test_filenames
+
+
+def check_accuracy_bar(test_results, accuracy_at_least, checkpoint_path):
+  """Stops the run before any export when the test accuracy is too low.
+
+  Args:
+    test_results: What run_final_eval returned (None: no test images).
+    accuracy_at_least: The --assert_accuracy_at_least fraction; None: no bar.
+    checkpoint_path: Where the trained layer stays, for the message.
+
+  Raises:
+    RetrainError: below the bar, or with no test images to check it on.
+  """
+  if accuracy_at_least is None:
+    return
+  if test_results is None:
+    raise RetrainError(
+        '--assert_accuracy_at_least %g needs test images (see '
+        '--testing_percentage): nothing exported; the trained layer is kept '
+        'in %s.' % (accuracy_at_least, checkpoint_path))
+  if test_results[0] < accuracy_at_least:
+    raise RetrainError(
+        'Final test accuracy %.1f%% is below --assert_accuracy_at_least %g: '
+        'nothing exported; the trained layer is kept in %s.' % (
+            test_results[0] * 100, accuracy_at_least, checkpoint_path))
 
 
 def _report_test_results(label_names, ground_truth, predictions, filenames,
@@ -2338,15 +2728,19 @@ def write_labels_file(image_lists, output_labels):
   write_file_atomically(output_labels, '\n'.join(image_lists.keys()) + '\n')
 
 
-def prepare_file_system():
+def prepare_file_system(resuming=False):
   """Clears the previous run's summaries and creates the output folders.
 
   It reads the flags, as the original did: --summaries_dir,
   --intermediate_store_frequency, --intermediate_output_graphs_dir and the
   output paths, beside which it removes what killed runs left.
+
+  Args:
+    resuming: True when the run continues an interrupted one, whose training
+      and validation summaries are kept (only the test's go).
   """
   # Only this tool's own event folders are ever deleted (checked at start-up).
-  for run_name in SUMMARY_RUNS:
+  for run_name in ('test',) if resuming else SUMMARY_RUNS:
     run_dir = os.path.join(FLAGS.summaries_dir, run_name)
     if tf.gfile.Exists(run_dir):
       tf.gfile.DeleteRecursively(run_dir)
@@ -2382,7 +2776,14 @@ def main(_):
                                    unusable=skipped)
   class_count = len(image_lists.keys())
 
-  prepare_file_system()
+  # An interrupted run with the same images, module and flags continues.
+  fingerprint = training_fingerprint(
+      FLAGS, image_lists, FLAGS.image_dir,
+      module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision,
+                        module_spec))
+  resume_point = find_resume_point(FLAGS.checkpoint_path, fingerprint,
+                                   FLAGS.fresh_start)
+  prepare_file_system(resuming=resume_point is not None)
 
   # Determine whether to apply distortions.
   do_distort_images = should_distort_images(
@@ -2396,11 +2797,18 @@ def main(_):
   # Add the new layer that we'll be training.
   with graph.as_default():
     _set_random_seed(FLAGS.random_seed)
+    module_variables = set(tf.global_variables())
     (train_step, cross_entropy, bottleneck_input,
      ground_truth_input, final_tensor) = add_final_retrain_ops(
          class_count, FLAGS.final_tensor_name, bottleneck_tensor,
          wants_quantization, is_training=True,
-         learning_rate=FLAGS.learning_rate)
+         learning_rate=FLAGS.learning_rate,
+         head_options=HeadOptions(
+             FLAGS.learning_rate, FLAGS.optimizer, FLAGS.momentum,
+             FLAGS.dropout_rate, FLAGS.l2_regularizer,
+             FLAGS.label_smoothing))
+    layer_variables = [variable for variable in tf.global_variables()
+                       if variable not in module_variables]
 
   with tf.Session(graph=graph) as sess:
     # Initialize all weights: for the module to their pretrained values,
@@ -2454,7 +2862,13 @@ def main(_):
           module_image_shape(module_spec),
           Distortions(FLAGS.flip_left_right, FLAGS.random_crop,
                       FLAGS.random_scale, FLAGS.random_brightness),
-          image_lists, FLAGS.image_dir, 'training', FLAGS.train_batch_size)
+          image_lists, FLAGS.image_dir, 'training', FLAGS.train_batch_size,
+          seed=resume_point and resume_point.distortion_seed,
+          start_batch=resume_point.step if resume_point else 0)
+    checkpoint = TrainingCheckpoint(
+        sess, layer_variables, FLAGS.checkpoint_path, fingerprint,
+        resume_point, FLAGS.save_every_steps,
+        distorted_batches and distorted_batches.seed)
     run_training_loop(
         sess,
         TrainingOps(train_step, cross_entropy, bottleneck_input,
@@ -2466,7 +2880,8 @@ def main(_):
         BatchSources(module_sess, image_lists, tensors, cache,
                      distorted_batches, distortion_tensors),
         functools.partial(store_intermediate_graph, trained_layer,
-                          FLAGS.intermediate_output_graphs_dir))
+                          FLAGS.intermediate_output_graphs_dir),
+        checkpoint=checkpoint)
 
     # After training is complete, force one last save of the train checkpoint.
     trained_layer.save()
@@ -2474,12 +2889,13 @@ def main(_):
 
     # We've completed all our training, so run a final test evaluation on
     # some new images we haven't used before.
-    run_final_eval(module_sess, module_spec, class_count, image_lists,
-                   *tensors, eval_session=eval_session, cache=cache,
-                   options=FinalEvalOptions(
-                       FLAGS.test_batch_size,
-                       FLAGS.print_misclassified_test_images,
-                       FLAGS.summaries_dir, FLAGS.how_many_training_steps - 1))
+    test_results = run_final_eval(
+        module_sess, module_spec, class_count, image_lists, *tensors,
+        eval_session=eval_session, cache=cache, options=FinalEvalOptions(
+            FLAGS.test_batch_size, FLAGS.print_misclassified_test_images,
+            FLAGS.summaries_dir, FLAGS.how_many_training_steps - 1))
+    check_accuracy_bar(test_results, FLAGS.assert_accuracy_at_least,
+                       FLAGS.checkpoint_path)
 
     # Write out the trained graph and labels with the weights stored as
     # constants.
@@ -2501,6 +2917,7 @@ def main(_):
         tf.logging.info('The TF Lite model is fully quantized: uint8 input '
                         '(the pixel values 0-255) and uint8 output '
                         '(probability * 256)')
+    checkpoint.finish()
     trained_layer.close()
     if module_sess is not sess:
       module_sess.close()
@@ -2651,6 +3068,38 @@ def build_parser():
       '--random_seed', type=int, default=None,
       help="""Seed for image sampling, initial weights and distortions, so that
       a run can be repeated exactly. Unset: a different run each time.""")
+  parser.add_argument(
+      '--save_every_steps', type=int, default=0,
+      help="""Save the training state (beside --checkpoint_path) every this
+      many steps, so that the same command continues an interrupted run; 0
+      saves every minute. It is also saved after the last step and at Ctrl-C
+      or SIGTERM.""")
+  parser.add_argument(
+      '--fresh_start', default=False, action='store_true',
+      help="""Train from step 0 even if an interrupted run with the same
+      images, module and flags could be resumed.""")
+  parser.add_argument(
+      '--optimizer', type=str, default='gradient_descent', choices=OPTIMIZERS,
+      help='How the new layer is trained (the original: gradient_descent).')
+  parser.add_argument(
+      '--momentum', type=float, default=0.9,
+      help='The momentum of --optimizer=momentum.')
+  parser.add_argument(
+      '--dropout_rate', type=float, default=0.0,
+      help="""Fraction of the bottleneck values dropped at random in each
+      training step (never in evaluation or the exported models).""")
+  parser.add_argument(
+      '--l2_regularizer', type=float, default=0.0,
+      help="""Adds this times the sum of the squared weights of the new layer
+      to the loss.""")
+  parser.add_argument(
+      '--label_smoothing', type=float, default=0.0,
+      help="""Trains towards labels mixed with this fraction of a uniform
+      distribution over the classes.""")
+  parser.add_argument(
+      '--assert_accuracy_at_least', type=float, default=None,
+      help="""If the final test accuracy (a fraction in [0, 1]) is below this,
+      exit with an error and export nothing (the checkpoint is kept).""")
   return parser
 
 
@@ -3366,6 +3815,29 @@ def _check_numbers(flags):
   if not 0 <= flags.random_brightness <= 100:
     raise RetrainError('--random_brightness must be a percentage in '
                        '[0, 100].')
+  _check_head_numbers(flags)
+
+
+def _check_head_numbers(flags):
+  """Checks the flags of the new layer's training and of resuming.
+
+  Raises:
+    RetrainError: for the first one out of its range.
+  """
+  for name in ('momentum', 'dropout_rate', 'label_smoothing'):
+    if not 0 <= getattr(flags, name) < 1:
+      raise RetrainError('--%s must be in [0, 1), not %s.' %
+                         (name, getattr(flags, name)))
+  if not flags.l2_regularizer >= 0:
+    raise RetrainError('--l2_regularizer must be 0 (off) or positive, not '
+                       '%s.' % flags.l2_regularizer)
+  if flags.save_every_steps < 0:
+    raise RetrainError('--save_every_steps must be 0 (every minute) or '
+                       'positive, not %s.' % flags.save_every_steps)
+  bar = flags.assert_accuracy_at_least
+  if bar is not None and not 0 <= bar <= 1:
+    raise RetrainError('--assert_accuracy_at_least is a fraction in [0, 1] '
+                       '(e.g. 0.9 for 90%%), not %s.' % bar)
 
 
 def _check_outputs(flags):
@@ -3647,6 +4119,40 @@ class _Terminated(BaseException):
 def _raise_terminated(signum, frame):
   del signum, frame
   raise _Terminated()
+
+
+class _DeferredInterrupts(object):
+  """Holds Ctrl-C and SIGTERM until raise_pending(), e.g. the end of a step.
+
+  Only in the main thread, and only for signals with a Python handler (those
+  run_main installs), which raise_pending() then calls; a second signal
+  while one is held acts at once.
+  """
+
+  def __enter__(self):
+    self.pending = None
+    self._previous = {}
+    if threading.current_thread() is threading.main_thread():
+      for signum in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(signum)
+        if callable(handler):
+          self._previous[signum] = handler
+          signal.signal(signum, self._hold)
+    return self
+
+  def _hold(self, signum, frame):
+    if self.pending is not None:
+      self._previous[signum](signum, frame)
+    self.pending = signum
+
+  def raise_pending(self):
+    if self.pending is not None:
+      signum, self.pending = self.pending, None
+      self._previous[signum](signum, None)
+
+  def __exit__(self, *exc_info):
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
 
 
 def run_main(argv=None):

@@ -892,3 +892,144 @@ def test_kill_9_at_random_moments_then_rerun_gives_the_same_outputs(
   for name in expected:
     assert actual[name] == expected[name], name
   assert not _tmp_files(killed_dir)
+
+
+# ------------------------------------------------------------ resuming training
+
+
+def _summary_steps(summaries_dir):
+  """How often each (run, tag, step) is in the train and validation events."""
+  counts = {}
+  for run_name in ('train', 'validation'):
+    for path in glob.glob(os.path.join(summaries_dir, run_name, 'events*')):
+      for event in tf.train.summary_iterator(path):
+        for value in event.summary.value:
+          key = (run_name, value.tag, event.step)
+          counts[key] = counts.get(key, 0) + 1
+  return counts
+
+
+def _resume_outputs(out_dir):
+  """The exports of a run that must not depend on interruptions."""
+  names = ['output_graph.pb', 'output_labels.txt', 'model.tflite',
+           'intermediate/intermediate_20.pb',
+           'saved_model/variables/variables.index',
+           'saved_model/variables/variables.data-00000-of-00001']
+  files = {}
+  for name in names:
+    with open(os.path.join(out_dir, name), 'rb') as f:
+      files[name] = f.read()
+  return files
+
+
+@pytest.mark.parametrize('distorted', [False, True])
+def test_kill_9_during_training_then_rerun_resumes_with_the_same_outputs(
+    sample_module, tmp_path, distorted):
+  steps = 40 if distorted else 240
+  flags = ['--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
+           '--how_many_training_steps', str(steps), '--random_seed', '7',
+           '--save_every_steps', '3', '--intermediate_store_frequency', '20',
+           '--optimizer', 'momentum', '--dropout_rate', '0.2']
+  if distorted:
+    flags += ['--train_batch_size', '10', '--eval_step_interval', '5',
+              '--flip_left_right', '--random_crop', '10',
+              '--random_brightness', '10']
+  bottleneck_dir = str(tmp_path / 'bottleneck')
+
+  def args(out_dir):
+    return flags + retrain_output_args(out_dir, bottleneck_dir) + [
+        '--saved_model_dir', os.path.join(out_dir, 'saved_model'),
+        '--tflite_output_file', os.path.join(out_dir, 'model.tflite')]
+
+  reference_dir = str(tmp_path / 'reference')
+  reference = run_tool('retrain.py', args(reference_dir))
+  assert reference.returncode == 0, reference.stdout[-3000:]
+  assert 'Resuming' not in reference.stdout
+
+  killed_dir = str(tmp_path / 'killed')
+  rng = random.Random(12 + distorted)
+  interval = 5 if distorted else 10
+  kill_steps = sorted(interval * rng.randrange(1, steps // interval)
+                      for _ in range(2))
+  resumed_at = []
+  for kill_step in kill_steps:
+    process = _start(args(killed_dir))
+    lines = _read_until(process, 'Step %d: ' % kill_step)
+    process.kill()
+    process.communicate(timeout=300)
+    resumed_at += re.findall(r'Resuming training at step (\d+) from ', ''.join(
+        lines))
+  final = run_tool('retrain.py', args(killed_dir))
+  assert final.returncode == 0, final.stdout[-3000:]
+  resumed_at += re.findall(r'Resuming training at step (\d+) from \S+: same '
+                           r'images, module and flags as the interrupted '
+                           r'run\.', final.stdout)
+  # Every rerun continued where the run before it had saved.
+  assert len(resumed_at) == len(kill_steps), (kill_steps, resumed_at)
+  assert 0 < int(resumed_at[-1]) <= steps, resumed_at
+
+  accuracy = r'Final test accuracy = [0-9.]+% \(N=\d+\)'
+  assert (re.search(accuracy, final.stdout).group(0) ==
+          re.search(accuracy, reference.stdout).group(0))
+  expected = _resume_outputs(reference_dir)
+  actual = _resume_outputs(killed_dir)
+  for name in expected:
+    assert actual[name] == expected[name], name
+  # One continuous curve: each step once, as in the uninterrupted run.
+  reference_steps = _summary_steps(os.path.join(reference_dir,
+                                                'retrain_logs'))
+  assert set(reference_steps.values()) == {1}
+  assert _summary_steps(os.path.join(killed_dir, 'retrain_logs')) == (
+      reference_steps)
+  assert not _tmp_files(killed_dir)
+  # The finished run's state says so, and its resume checkpoints are gone.
+  checkpoint = os.path.join(killed_dir, 'checkpoint', 'model')
+  with open(checkpoint + '.resume.json') as f:
+    assert json.load(f)['finished'] is True
+  assert not glob.glob(checkpoint + '.resume-*')
+
+
+def _stop_at(args, step, signal_number=signal.SIGTERM):
+  """Starts a run, stops it at step; returns everything it printed."""
+  process = _start(args)
+  lines = _read_until(process, 'Step %d: ' % step)
+  process.send_signal(signal_number)
+  rest, _ = process.communicate(timeout=300)
+  assert process.returncode == 143, (''.join(lines) + rest)[-3000:]
+  return ''.join(lines) + rest
+
+
+def test_changed_flags_finished_runs_and_fresh_start_train_from_step_0(
+    sample_module, tmp_path):
+  flags = ['--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
+           '--how_many_training_steps', '100', '--random_seed', '3',
+           '--save_every_steps', '1000'] + retrain_output_args(str(tmp_path))
+  state_path = str(tmp_path / 'checkpoint' / 'model.resume.json')
+  # SIGTERM saves the state at the end of the step under way.
+  output = _stop_at(flags, 30)
+  saved_at = int(re.search(r'Saved the training state to \S+: the same '
+                           r'command resumes training at step (\d+)\.',
+                           output).group(1))
+  assert saved_at > 30
+  with open(state_path) as f:
+    assert json.load(f)['step'] == saved_at
+
+  output = _stop_at(flags + ['--learning_rate', '0.02'], 10)
+  assert ('Starting training at step 0, not resuming from %s: --learning_rate '
+          'was 0.01 in the interrupted run and is 0.02 now.' % state_path
+         ) in output
+  assert 'Step 0: ' in output
+  # The interrupted run is now the one with --learning_rate 0.02.
+  output = _stop_at(flags + ['--learning_rate', '0.02'], 60)
+  assert re.search(r'Resuming training at step \d+ from ', output)
+
+  fresh = run_tool('retrain.py', flags + ['--learning_rate', '0.02',
+                                          '--fresh_start'])
+  assert fresh.returncode == 0, fresh.stdout[-3000:]
+  assert ('Starting training at step 0, not resuming from %s: --fresh_start '
+          'is set.' % state_path) in fresh.stdout
+  again = run_tool('retrain.py', flags + ['--learning_rate', '0.02'])
+  assert again.returncode == 0, again.stdout[-3000:]
+  assert ('Starting training at step 0, not resuming from %s: the run that '
+          'saved it finished.' % state_path) in again.stdout
+  assert 'Step 0: ' in again.stdout

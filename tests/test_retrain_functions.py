@@ -483,8 +483,10 @@ def test_training_the_new_layer_leaves_the_module_as_it_was(sample_module,
   with graph.as_default():
     train_step, _, _, ground_truth_input, _ = retrain.add_final_retrain_ops(
         3, 'final_result', bottleneck, quantize, True, learning_rate=0.5)
+    # The global step counts the train steps (resuming reads it).
     module_variables = [v for v in tf.global_variables()
-                        if not v.name.startswith('final_retrain_ops/')]
+                        if not v.name.startswith('final_retrain_ops/') and
+                        v.name != 'global_step:0']
     assert module_variables
     assert {v.name for v in tf.trainable_variables()} == {
         'final_retrain_ops/weights/final_weights:0',
@@ -640,4 +642,13 @@ def test_flags_keep_the_original_names_and_defaults():
       # Added: see README.md "What next".
       'tflite_output_file': '',
       'image_size': None,
+      # Added by issue 12: resuming, and the head options of the peers.
+      'save_every_steps': 0,
+      'fresh_start': False,
+      'optimizer': 'gradient_descent',
+      'momentum': 0.9,
+      'dropout_rate': 0.0,
+      'l2_regularizer': 0.0,
+      'label_smoothing': 0.0,
+      'assert_accuracy_at_least': None,
   }
