@@ -3778,7 +3778,7 @@ def tflite_with_metadata(tflite_model, labels, normalization, description):
   except ImportError:
     return None
   writer = metadata_writer.MetadataWriter(bytearray(tflite_model))
-  writer.add_genernal_info('retrained_image_classifier', description)
+  writer.add_general_info('retrained_image_classifier', description)
   writer.add_image_input([normalization.mean], [normalization.std])
   writer.add_classification_output(
       metadata_writer.Labels().add([str(label) for label in labels]))
