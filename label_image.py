@@ -13,12 +13,19 @@ printed too.
 With --saved_model_dir, the images go through the SavedModel that
 retrain.py --saved_model_dir wrote instead, by its signature 'serving_default'
 (float images, normalised as above) or, with --signature serving_bytes, as the
-encoded file bytes, the way a TensorFlow Serving client sends them.
+encoded file bytes, the way a TensorFlow Serving client sends them; the
+labels come from the SavedModel's serving_bytes signature then.
+
+With --tflite_file, the images go through the TF Lite model that retrain.py
+--tflite_output_file wrote, run by tf.lite.Interpreter as an app would (float
+or uint8 input); the labels come from the model's metadata when it has some.
 """
 
 import argparse
+import io
 import os
 import sys
+import zipfile
 
 # TensorFlow's C++ log lines only with --verbose (retrain.py, imported for
 # its error messages and label rule, would silence them otherwise).
@@ -31,6 +38,7 @@ import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
 import retrain  # pylint: disable=g-import-not-at-top
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
+DEFAULT_LABELS = '/tmp/output_labels.txt'
 
 
 class LabelImageError(Exception):
@@ -56,11 +64,17 @@ def load_graph(model_file):
 
 def load_labels(label_file):
   """Reads one label per line."""
+  if not tf.gfile.Exists(label_file):
+    raise LabelImageError(
+        'The labels file %s does not exist: pass --labels, the file that '
+        'retrain.py --output_labels wrote.' % label_file)
   try:
     with tf.gfile.GFile(label_file) as f:
       return [line.rstrip('\n') for line in f if line.strip()]
   except (tf.errors.OpError, IOError) as e:
-    raise LabelImageError('Cannot read the labels %s: %s' % (label_file, e))
+    raise LabelImageError('Cannot read the labels file %s (%s): pass '
+                          '--labels.' % (label_file, getattr(
+                              e, 'strerror', None) or retrain.error_reason(e)))
 
 
 def _layer_summary(graph):
@@ -169,6 +183,10 @@ def _saved_model_classifier(sess, args):
 
   The signature's input is either float images, fed decoded and normalised
   like --graph's, or a batch of encoded images (string), fed the file bytes.
+
+  Returns:
+    (the function, the output's name, the labels that the signature
+    serving_bytes holds, or None).
   """
   try:
     meta_graph = tf.saved_model.loader.load(
@@ -193,25 +211,101 @@ def _saved_model_classifier(sess, args):
   input_info = list(signature.inputs.values())[0]
   input_tensor = sess.graph.get_tensor_by_name(input_info.name)
   output_tensor = sess.graph.get_tensor_by_name(outputs[output_key].name)
+  labels = saved_model_labels(sess, signatures)
   if input_tensor.dtype == tf.string:
     return (lambda image_data: sess.run(output_tensor,
                                         {input_tensor: [image_data]}),
-            output_key)
+            output_key, labels)
   return (_float_image_predictor(sess, input_tensor, output_tensor, args,
                                  'of the signature %s' % args.signature),
-          output_key)
+          output_key, labels)
+
+
+def saved_model_labels(sess, signatures):
+  """The labels of retrain.py's SavedModel, in class-index order, or None.
+
+  Its signature serving_bytes has an output 'classes' that picks the top
+  class's label out of a constant list of every label.
+  """
+  if 'serving_bytes' not in signatures or (
+      'classes' not in signatures['serving_bytes'].outputs):
+    return None
+  classes = sess.graph.get_tensor_by_name(
+      signatures['serving_bytes'].outputs['classes'].name)
+  table = classes.op.inputs[0] if classes.op.inputs else None
+  if table is None or table.op.type != 'Const' or table.dtype != tf.string:
+    return None
+  return [label.decode('utf-8') for label in sess.run(table)]
+
+
+def _tflite_classifier(sess, args):
+  """Returns a function from image file bytes to probabilities (--tflite_file).
+
+  The bytes are decoded, resized to the model's input size and normalised
+  like --graph's; a uint8 model gets them quantized as its input says.
+
+  Returns:
+    (the function, the output's name, the labels of the model's metadata, or
+    None).
+  """
+  try:
+    with tf.gfile.GFile(args.tflite_file, 'rb') as f:
+      content = f.read()
+    interpreter = tf.lite.Interpreter(model_content=content)
+  except (tf.errors.OpError, IOError) as e:
+    raise LabelImageError('Cannot read the TF Lite model %s: %s' % (
+        args.tflite_file, retrain.error_reason(e)))
+  except ValueError:
+    raise LabelImageError('%s is not a TF Lite model (.tflite) file.' %
+                          args.tflite_file)
+  input_details = interpreter.get_input_details()
+  if len(input_details) != 1 or len(input_details[0]['shape']) != 4:
+    raise LabelImageError('The TF Lite model must have one image input '
+                          '[1, height, width, 3].')
+  height, width = _size_from_shape(
+      tf.TensorShape(input_details[0]['shape']), args, 'of the TF Lite model')
+  with sess.graph.as_default():
+    file_data, normalised = build_reader(height, width, args.input_mean,
+                                         args.input_std)
+  predict_image = retrain.tflite_predictor(content)
+
+  def predict(image_data):
+    return predict_image(sess.run(normalised, {file_data: image_data})[0])
+
+  return predict, "the TF Lite model's output", tflite_labels(content)
+
+
+def tflite_labels(content):
+  """The labels file in a TF Lite model's metadata, as a list, or None.
+
+  The metadata's associated files are a zip archive at the end of the model.
+  """
+  try:
+    with zipfile.ZipFile(io.BytesIO(content)) as archive:
+      names = [name for name in archive.namelist() if name.endswith('.txt')]
+      if not names:
+        return None
+      text = archive.read(names[0]).decode('utf-8')
+  except (zipfile.BadZipFile, UnicodeDecodeError):
+    return None
+  return [line.rstrip('\r') for line in text.split('\n') if line.strip()]
 
 
 def classify(args):
   """Classifies the images; prints results. Returns the exit code."""
-  labels = load_labels(args.labels)
   images = list_images(args.image)
   correct = counted = 0
   with tf.Session(graph=tf.Graph()) as sess:
-    if args.saved_model_dir:
-      predict, output_name = _saved_model_classifier(sess, args)
+    if args.tflite_file:
+      predict, output_name, labels = _tflite_classifier(sess, args)
+    elif args.saved_model_dir:
+      predict, output_name, labels = _saved_model_classifier(sess, args)
     else:
-      predict, output_name = _graph_classifier(sess, args)
+      (predict, output_name), labels = _graph_classifier(sess, args), None
+    labels_source = 'the model'
+    if args.labels or not labels:
+      labels_source = args.labels or DEFAULT_LABELS
+      labels = load_labels(labels_source)
     for path, class_name in images:
       try:
         with open(path, 'rb') as f:
@@ -222,7 +316,7 @@ def classify(args):
       if results.ndim == 0 or len(results) != len(labels):
         raise LabelImageError(
             'The output %s gives %s values but %s has %d labels.' %
-            (output_name, results.size, args.labels, len(labels)))
+            (output_name, results.size, labels_source, len(labels)))
       top = results.argsort()[-args.top_k:][::-1]
       if len(images) == 1:
         for i in top:
@@ -244,8 +338,10 @@ def build_parser():
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--graph', default='/tmp/output_graph.pb',
                       help='Frozen graph to load.')
-  parser.add_argument('--labels', default='/tmp/output_labels.txt',
-                      help='Labels file, one label per line.')
+  parser.add_argument('--labels', default=None,
+                      help='Labels file, one label per line; default: the '
+                      "model's own (a SavedModel, a .tflite with metadata), "
+                      'else %s.' % DEFAULT_LABELS)
   parser.add_argument('--input_layer', default='Placeholder',
                       help='Name of the input layer.')
   parser.add_argument('--output_layer', default='final_result',
@@ -269,6 +365,9 @@ def build_parser():
                       help='With --saved_model_dir: the signature to call, '
                       'serving_default (float images) or serving_bytes '
                       '(encoded image files).')
+  parser.add_argument('--tflite_file', default='',
+                      help='Classify through this TF Lite model (from '
+                      'retrain.py --tflite_output_file) instead of --graph.')
   parser.add_argument('--verbose', action='store_true',
                       help="Show TensorFlow's own log lines.")
   return parser

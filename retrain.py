@@ -2568,43 +2568,61 @@ def store_intermediate_graph(trained_layer, output_dir, step):
                      eval_session=trained_layer.eval_session())
 
 
-def export_tflite(tflite_file, module_spec, class_count, eval_session=None):
+# The modes of --tflite_quantize: 'none' (float), 'dynamic' (8-bit weights),
+# 'float16' (half-size weights) and 'uint8' (every op in 8 bits, calibrated).
+TFLITE_QUANTIZATIONS = ('none', 'dynamic', 'float16', 'uint8')
+
+# What export_tflite wrote: the model's bytes, its quantization (one of
+# TFLITE_QUANTIZATIONS; 'uint8' for a FakeQuant-instrumented module too) and
+# whether the TF Lite metadata (labels, normalisation) is in it.
+TfliteExport = collections.namedtuple('TfliteExport', [
+    'content', 'quantization', 'has_metadata'])
+
+
+def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
+                  quantize='none', calibration_images=None, labels=None):
   """Converts the trained classifier to a TF Lite model file.
 
   The model takes one image, float [1, height, width, 3] in [0, 1], and
-  returns the probabilities [1, classes]. With a module instrumented for
-  quantization (FakeQuant ops), it is fully quantized instead: uint8 input
-  (real value = q / 255, i.e. the pixel values as they are) and uint8
-  probabilities (real value = q / 256).
+  returns the probabilities [1, classes]. quantize 'dynamic' stores the
+  weights in 8 bits and 'float16' in 16; 'uint8' quantizes every op,
+  calibrated on calibration_images, with uint8 input (real value = q / 255,
+  i.e. the pixel values as they are) and uint8 probabilities (real value =
+  q / 256). A module instrumented for quantization (FakeQuant ops) always
+  gives the 'uint8' model, without calibration.
+
+  With MediaPipe installed (requirements-tflite.txt), the file holds TF Lite
+  metadata: the labels, the input normalisation and range, a name and a
+  description, which MediaPipe's and the Task Library's classifiers read.
 
   Args:
     tflite_file: Where to write the .tflite file.
     module_spec: The hub.ModuleSpec for the image module being used.
     class_count: Number of classes.
     eval_session: An EvalSession to reuse; built if None.
+    quantize: One of TFLITE_QUANTIZATIONS.
+    calibration_images: For 'uint8': float images [N, height, width, 3] in
+      [0, 1], decoded as for training.
+    labels: The class names in class-index order, for the metadata; the class
+      indices as strings if None.
 
   Returns:
-    Whether the model is quantized.
+    A TfliteExport.
 
   Raises:
     RetrainError: if TF Lite cannot convert the graph.
   """
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  final_tensor_name = eval_session.final_tensor_name
-  graph_def = _frozen_graph_def(eval_session.sess, final_tensor_name)
-  quantized = any(node.op in FAKE_QUANT_OPS for node in graph_def.node)
-  input_name = eval_session.resized_input_tensor.op.name
+  graph_def = _frozen_graph_def(eval_session.sess,
+                                eval_session.final_tensor_name)
+  if any(node.op in FAKE_QUANT_OPS for node in graph_def.node):
+    quantize = 'fake_quant'
   with tf.Graph().as_default() as graph:
     tf.import_graph_def(graph_def, name='')
-    lite_input = graph.get_tensor_by_name(input_name + ':0')
-    lite_input.set_shape([1] + lite_input.get_shape().as_list()[1:])
-    converter = tf.lite.TFLiteConverter(
-        graph.as_graph_def(), [lite_input],
-        [graph.get_tensor_by_name(final_tensor_name + ':0')])
-    if quantized:
-      converter.inference_type = tf.uint8
-      converter.quantized_input_stats = {input_name: (0.0, 255.0)}
+    converter = _tflite_converter(
+        graph, eval_session.resized_input_tensor.op.name,
+        eval_session.final_tensor_name, quantize, calibration_images)
     try:
       tflite_model = _quietly(converter.convert)
     except Exception as e:  # pylint: disable=broad-except
@@ -2612,8 +2630,205 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None):
           'TF Lite cannot convert the trained graph (%s); the frozen graph, '
           'labels and SavedModel are written, only --tflite_output_file is '
           'not.' % error_reason(e))
-  write_file_atomically(tflite_file, tflite_model, mode='wb')
-  return quantized
+  quantize = 'uint8' if quantize == 'fake_quant' else quantize
+  if labels is None:
+    labels = [str(index) for index in range(class_count)]
+  with_metadata = tflite_with_metadata(
+      tflite_model, labels, TfliteNormalization(0.0, 255.0),
+      'Image classifier retrained by retrain.py (%s)' % quantize)
+  if with_metadata is None:
+    tf.logging.info('TF Lite metadata (labels, normalisation) not written: '
+                    'it needs MediaPipe (pip install -r '
+                    'requirements-tflite.txt).')
+  write_file_atomically(tflite_file, with_metadata or tflite_model, mode='wb')
+  return TfliteExport(with_metadata or tflite_model, quantize,
+                      with_metadata is not None)
+
+
+def _tflite_converter(graph, input_name, final_tensor_name, quantize,
+                      calibration_images):
+  """The TFLiteConverter of graph for one image, set up for quantize
+  (one of TFLITE_QUANTIZATIONS, or 'fake_quant')."""
+  lite_input = graph.get_tensor_by_name(input_name + ':0')
+  lite_input.set_shape([1] + lite_input.get_shape().as_list()[1:])
+  converter = tf.lite.TFLiteConverter(
+      graph.as_graph_def(), [lite_input],
+      [graph.get_tensor_by_name(final_tensor_name + ':0')])
+  if quantize == 'fake_quant':
+    converter.inference_type = tf.uint8
+    converter.quantized_input_stats = {input_name: (0.0, 255.0)}
+  elif quantize != 'none':
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+  if quantize == 'float16':
+    converter.target_spec.supported_types = [tf.float16]
+  elif quantize == 'uint8':
+    converter.representative_dataset = functools.partial(
+        _calibration_samples, calibration_images)
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.uint8
+    converter.inference_output_type = tf.uint8
+  return converter
+
+
+def _calibration_samples(images):
+  """Yields each image as a representative input [1, H, W, 3].
+
+  The first comes with one pixel value 0 and one 1, so that the calibrated
+  input range is exactly [0, 1]: the uint8 input is then the pixel values
+  0-255 as they are.
+  """
+  for index, image in enumerate(images):
+    image = np.array(image[None], dtype=np.float32)
+    if index == 0:
+      image.flat[0], image.flat[-1] = 0.0, 1.0
+    yield [image]
+
+
+# How retrain.py exports to TF Lite: the flags --tflite_output_file,
+# --tflite_quantize, --tflite_calibration_images and --random_seed (which
+# draws the calibration images).
+TfliteOptions = collections.namedtuple('TfliteOptions', [
+    'tflite_file', 'quantize', 'calibration_images', 'seed'])
+
+# The run's images, decoded as training decodes them in the graph of sess
+# (which gets the decoding ops): the image lists, --image_dir and the
+# module's (height, width, channels).
+RunImages = collections.namedtuple('RunImages', [
+    'sess', 'image_lists', 'image_dir', 'image_shape'])
+
+
+def export_checked_tflite(options, module_spec, eval_session, run_images):
+  """Writes the TF Lite model, then logs its accuracy beside the graph's.
+
+  The model is run with tf.lite.Interpreter on the test images (or the
+  validation images when there is no test image), and one line compares it
+  with the frozen graph on the same images.
+
+  Args:
+    options: TfliteOptions.
+    module_spec: The hub.ModuleSpec for the image module being used.
+    eval_session: The run's EvalSession.
+    run_images: RunImages, for the calibration and the check.
+
+  Returns:
+    The TfliteExport.
+  """
+  labels = list(run_images.image_lists.keys())
+  calibration_images = None
+  if options.quantize == 'uint8':
+    entries = _image_entries(run_images.image_lists, run_images.image_dir,
+                             'training')
+    entries = random.Random(options.seed).sample(
+        entries, min(options.calibration_images, len(entries)))
+    calibration_images = np.concatenate(
+        [images for _, images in _decoded_batches(run_images, entries)])
+  tf.logging.info('Save TF Lite model to : ' + options.tflite_file)
+  exported = export_tflite(options.tflite_file, module_spec, len(labels),
+                           eval_session, options.quantize,
+                           calibration_images, labels)
+  if exported.quantization == 'uint8':
+    tf.logging.info('The TF Lite model is fully quantized: uint8 input (the '
+                    'pixel values 0-255) and uint8 output (probability * '
+                    '256)')
+  for category in ('testing', 'validation'):
+    entries = _image_entries(run_images.image_lists, run_images.image_dir,
+                             category)
+    if entries:
+      break
+  else:
+    tf.logging.warning('There are no test or validation images: the TF Lite '
+                       'model is not checked.')
+    return exported
+  check = check_tflite_model(exported.content, eval_session,
+                             _decoded_batches(run_images, entries))
+  tf.logging.info(
+      'TF Lite (%s) %s accuracy = %.1f%% (N=%d), frozen graph %.1f%%, top-1 '
+      'agreement %d/%d, %.2f MB',
+      {'none': 'float32'}.get(exported.quantization, exported.quantization),
+      'test' if category == 'testing' else 'validation',
+      100.0 * check.tflite_correct / check.count, check.count,
+      100.0 * check.graph_correct / check.count, check.agreeing, check.count,
+      len(exported.content) / 1e6)
+  return exported
+
+
+def _image_entries(image_lists, image_dir, category):
+  """[(path, class index)] of every image of category, in list order."""
+  return [(get_image_path(image_lists, label, index, image_dir, category),
+           class_index)
+          for class_index, label in enumerate(image_lists)
+          for index in range(len(image_lists[label][category]))]
+
+
+def _decoded_batches(run_images, entries, batch_size=32):
+  """Yields (class indices, float images [n, H, W, 3]) batches of entries
+  (from _image_entries), decoded as training decodes them; images that fail
+  to decode are left out."""
+  with run_images.sess.graph.as_default():
+    decoding = add_batched_decoding(run_images.image_shape, batch_size)
+  paths = [path for path, _ in entries]
+  truth = np.array([class_index for _, class_index in entries])
+  for indices, images in decode_in_batches(run_images.sess, decoding, paths):
+    yield truth[indices], images
+
+
+# What check_tflite_model found: how many images, how many the TF Lite model
+# and the frozen graph classify right, and on how many their top-1 agree.
+TfliteCheck = collections.namedtuple('TfliteCheck', [
+    'count', 'tflite_correct', 'graph_correct', 'agreeing'])
+
+
+def check_tflite_model(tflite_model, eval_session, batches):
+  """Classifies images with a TF Lite model and with the eval graph.
+
+  Args:
+    tflite_model: The .tflite file's bytes.
+    eval_session: The EvalSession of the same trained layer.
+    batches: (class indices, float images [n, H, W, 3] in [0, 1]) pairs.
+
+  Returns:
+    A TfliteCheck.
+  """
+  probabilities = eval_session.sess.graph.get_tensor_by_name(
+      eval_session.final_tensor_name + ':0')
+  predict = tflite_predictor(tflite_model)
+  count = tflite_correct = graph_correct = agreeing = 0
+  for truth, images in batches:
+    graph_top = eval_session.sess.run(
+        probabilities, {eval_session.resized_input_tensor: images}).argmax(1)
+    tflite_top = np.array([predict(image).argmax() for image in images])
+    count += len(truth)
+    tflite_correct += int(np.sum(tflite_top == truth))
+    graph_correct += int(np.sum(graph_top == truth))
+    agreeing += int(np.sum(tflite_top == graph_top))
+  return TfliteCheck(count, tflite_correct, graph_correct, agreeing)
+
+
+def tflite_predictor(tflite_model):
+  """Returns a function from a float image [H, W, 3] in [0, 1] to the TF
+  Lite model's probabilities, quantizing input and output as the model
+  says."""
+  interpreter = tf.lite.Interpreter(model_content=tflite_model)
+  _quietly(interpreter.allocate_tensors)  # Not its XNNPACK line.
+  input_details = interpreter.get_input_details()[0]
+  output_details = interpreter.get_output_details()[0]
+
+  def predict(image):
+    if input_details['dtype'] != np.float32:
+      scale, zero_point = input_details['quantization']
+      info = np.iinfo(input_details['dtype'])
+      image = np.clip(np.round(image / scale + zero_point), info.min,
+                      info.max).astype(input_details['dtype'])
+    interpreter.set_tensor(input_details['index'], image[None])
+    interpreter.invoke()
+    output = interpreter.get_tensor(output_details['index'])[0]
+    if output_details['dtype'] != np.float32:
+      scale, zero_point = output_details['quantization']
+      output = (output.astype(np.float32) - zero_point) * scale
+    return output
+
+  return predict
 
 
 def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
@@ -2750,7 +2965,7 @@ def prepare_file_system(resuming=False):
     _remove_stale_temporary_files(FLAGS.intermediate_output_graphs_dir)
   # What a killed run may have left beside the outputs.
   for path in (FLAGS.output_graph, FLAGS.output_labels,
-               FLAGS.saved_model_dir.rstrip('/\\')):
+               FLAGS.saved_model_dir.rstrip('/\\'), FLAGS.tflite_output_file):
     if path and is_local_path(path):
       path = os.path.abspath(path)
       _remove_stale_temporary_files(os.path.dirname(path),
@@ -2907,16 +3122,17 @@ def main(_):
     write_labels_file(image_lists, FLAGS.output_labels)
 
     if FLAGS.saved_model_dir:
+      tf.logging.info('Save SavedModel to : ' + FLAGS.saved_model_dir)
       export_model(module_spec, class_count, FLAGS.saved_model_dir,
                    eval_session=eval_session,
                    labels=list(image_lists.keys()))
     if FLAGS.tflite_output_file:
-      tf.logging.info('Save TF Lite model to : ' + FLAGS.tflite_output_file)
-      if export_tflite(FLAGS.tflite_output_file, module_spec, class_count,
-                       eval_session=eval_session):
-        tf.logging.info('The TF Lite model is fully quantized: uint8 input '
-                        '(the pixel values 0-255) and uint8 output '
-                        '(probability * 256)')
+      export_checked_tflite(
+          TfliteOptions(FLAGS.tflite_output_file, FLAGS.tflite_quantize,
+                        FLAGS.tflite_calibration_images, FLAGS.random_seed),
+          module_spec, eval_session,
+          RunImages(module_sess, image_lists, cache.image_dir,
+                    module_image_shape(module_spec)))
     checkpoint.finish()
     trained_layer.close()
     if module_sess is not sess:
@@ -3058,7 +3274,20 @@ def build_parser():
   parser.add_argument(
       '--tflite_output_file', type=str, default='',
       help="""Also write the trained classifier as a TF Lite model here (fully
-      quantized uint8 with a module instrumented for quantization).""")
+      quantized uint8 with a module instrumented for quantization), with its
+      labels and input normalisation as TF Lite metadata if MediaPipe is
+      installed (pip install -r requirements-tflite.txt).""")
+  parser.add_argument(
+      '--tflite_quantize', type=str, default='none',
+      choices=TFLITE_QUANTIZATIONS,
+      help="""How to quantize the TF Lite model: none (float32), dynamic (8-bit
+      weights), float16 (16-bit weights) or uint8 (every op in 8 bits, uint8
+      input = the pixel values 0-255, uint8 output; calibrated on training
+      images).""")
+  parser.add_argument(
+      '--tflite_calibration_images', type=int, default=150,
+      help="""How many training images (drawn with --random_seed) calibrate
+      --tflite_quantize uint8.""")
   parser.add_argument(
       '--image_size', type=int, default=None,
       help="""Input height and width for a TF2 SavedModel module that takes
@@ -3812,6 +4041,10 @@ def _check_numbers(flags):
   for name in ('random_crop', 'random_scale'):
     if getattr(flags, name) < 0:
       raise RetrainError('--%s must be 0 or a positive percentage.' % name)
+  if flags.tflite_calibration_images <= 0:
+    raise RetrainError('--tflite_calibration_images must be a positive '
+                       'number of images, not %s.' %
+                       flags.tflite_calibration_images)
   if not 0 <= flags.random_brightness <= 100:
     raise RetrainError('--random_brightness must be a percentage in '
                        '[0, 100].')
@@ -3871,6 +4104,9 @@ def _check_outputs(flags):
     check_writable('saved_model_dir', flags.saved_model_dir, True)
   if flags.tflite_output_file:
     check_writable('tflite_output_file', flags.tflite_output_file, False)
+  elif flags.tflite_quantize != 'none':
+    raise RetrainError('--tflite_quantize needs --tflite_output_file, the '
+                       'TF Lite model to write.')
 
 
 def _check_class_folders(image_dir):
@@ -3971,6 +4207,48 @@ def _check_categories(image_lists, skipped=()):
             "Class '%s' has no %s image: add more images to folder %s so "
             'that it is evaluated too.', label_name, category,
             label_lists['dir'])
+
+
+# ===========================================================================
+# Support: TF Lite metadata
+# ===========================================================================
+
+
+# The input normalisation that TF Lite metadata declares: the model reads
+# (pixel value - mean) / std. retrain.py's models read values in [0, 1]:
+# mean 0, std 255 (a uint8 model's quantization says the same).
+TfliteNormalization = collections.namedtuple('TfliteNormalization', [
+    'mean', 'std'])
+
+
+def tflite_with_metadata(tflite_model, labels, normalization, description):
+  """Adds image classifier metadata to a TF Lite model, with MediaPipe.
+
+  The metadata holds a name and description, the input's normalisation and
+  range, and the labels as an associated file (labels.txt), which MediaPipe's
+  ImageClassifier, the TF Lite Task Library and Android Studio read.
+
+  Args:
+    tflite_model: The model's bytes, without metadata.
+    labels: The class names in class-index order.
+    normalization: A TfliteNormalization.
+    description: The model's description.
+
+  Returns:
+    The model's bytes with the metadata, or None if MediaPipe (see
+    requirements-tflite.txt) is not installed.
+  """
+  try:
+    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return None
+  writer = metadata_writer.MetadataWriter(bytearray(tflite_model))
+  writer.add_general_info('retrained_image_classifier', description)
+  writer.add_image_input([normalization.mean], [normalization.std])
+  writer.add_classification_output(
+      metadata_writer.Labels().add([str(label) for label in labels]))
+  with_metadata, _ = writer.populate()
+  return bytes(with_metadata)
 
 
 # ===========================================================================

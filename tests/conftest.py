@@ -209,11 +209,13 @@ def trained_run(sample_module, tmp_path_factory):
 
   Returns:
     A dict: 'dir' (all outputs), 'graph', 'labels', 'saved_model', 'tflite',
-    'summaries' paths and 'output' (what the run printed).
+    'summaries' paths, 'module' (the sample module) and 'output' (what the
+    run printed).
   """
   out_dir = str(tmp_path_factory.mktemp('trained_run'))
   paths = {
       'dir': out_dir,
+      'module': sample_module,
       'graph': os.path.join(out_dir, 'output_graph.pb'),
       'labels': os.path.join(out_dir, 'output_labels.txt'),
       'saved_model': os.path.join(out_dir, 'saved_models', '1'),

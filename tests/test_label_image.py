@@ -168,3 +168,55 @@ def test_undecodable_image_is_skipped_with_the_reason(trained_run, label,
       'JPEG, PNG, GIF, BMP required.)' % (tmp_path / 'broken.jpg'),
       '%s: roses %s' % (tmp_path / 'rose.jpg', output.split('roses ')[1][:7]),
   ]
+
+
+def test_tflite_file_classifies_a_folder_like_the_graph(trained_run, label):
+  folder = SAMPLE_DIR
+  _, graph_output = label('--graph', trained_run['graph'], '--image', folder)
+  code, output = label('--tflite_file', trained_run['tflite'], '--image',
+                       folder)
+  assert code == 0, output[-2000:]
+  graph_tops, graph_accuracy, count = _folder_results(graph_output)
+  tops, accuracy, tflite_count = _folder_results(output)
+  assert tflite_count == count == 250
+  assert tops == graph_tops
+  assert accuracy == graph_accuracy
+
+
+def test_tflite_file_reads_the_labels_from_its_metadata(trained_run, capsys):
+  pytest.importorskip('mediapipe')  # What writes the metadata.
+  code = label_image.main(['--tflite_file', trained_run['tflite'],
+                           '--image', ROSE])
+  output = capsys.readouterr().out
+  assert code == 0, output
+  assert sorted(_scores(output)) == LABELS
+  assert output.startswith('roses ')
+
+
+def test_saved_model_reads_its_own_labels(trained_run, capsys):
+  code = label_image.main(['--saved_model_dir', trained_run['saved_model'],
+                           '--image', ROSE])
+  output = capsys.readouterr().out
+  assert code == 0, output
+  assert sorted(_scores(output)) == LABELS
+  assert output.startswith('roses ')
+
+
+def test_missing_labels_file_names_the_flag_once(trained_run, capsys,
+                                                 tmp_path):
+  missing = str(tmp_path / 'no_labels.txt')
+  code = label_image.main(['--graph', trained_run['graph'], '--labels',
+                           missing, '--image', ROSE])
+  output = capsys.readouterr().err
+  assert code == 1
+  assert output.strip() == (
+      'ERROR: The labels file %s does not exist: pass --labels, the file '
+      'that retrain.py --output_labels wrote.' % missing)
+  assert output.count(missing) == 1
+
+
+def test_not_a_tflite_file_is_one_line(trained_run, label):
+  code, output = label('--tflite_file', trained_run['labels'], '--image', ROSE)
+  assert code == 1
+  assert output.strip() == ('ERROR: %s is not a TF Lite model (.tflite) '
+                            'file.' % trained_run['labels'])

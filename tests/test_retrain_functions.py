@@ -641,6 +641,8 @@ def test_flags_keep_the_original_names_and_defaults():
       'random_seed': None,
       # Added: see README.md "What next".
       'tflite_output_file': '',
+      'tflite_quantize': 'none',
+      'tflite_calibration_images': 150,
       'image_size': None,
       # Added by issue 12: resuming, and the head options of the peers.
       'save_every_steps': 0,

@@ -1,15 +1,19 @@
 """TF Lite: the models retrain.py writes, run with tf.lite.Interpreter as an app
 would (README: What next, TF Lite)."""
 
+import logging
 import os
+import re
+import sys
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import label_image
 import retrain
-from conftest import (SAMPLE_DIR, graph_probabilities, retrain_output_args,
-                      run_tool, tflite_probabilities)
+from conftest import (SAMPLE_DIR, decode_images, graph_probabilities,
+                      retrain_output_args, run_tool, tflite_probabilities)
 
 tf.disable_v2_behavior()
 
@@ -76,3 +80,271 @@ def test_tflite_quantized_model_is_uint8_and_agrees(quantized_run,
   assert not float_tensors, float_tensors
   agreement = np.mean(actual.argmax(axis=1) == expected.argmax(axis=1))
   assert agreement >= 0.95, agreement
+
+
+# ---------------------------------------------------------------------------
+# --tflite_quantize, the TF Lite metadata and the accuracy check at export.
+# ---------------------------------------------------------------------------
+
+EXPORT_LINE = re.compile(
+    r'TF Lite \((\w+)\) (test|validation) accuracy = ([0-9.]+)% \(N=(\d+)\), '
+    r'frozen graph ([0-9.]+)%, top-1 agreement (\d+)/(\d+), ([0-9.]+) MB')
+
+
+def _training_images(count):
+  """The first `count` training images of the sample, decoded for 128x128."""
+  image_lists = retrain.create_image_lists(SAMPLE_DIR, 10, 10)
+  paths = [retrain.get_image_path(image_lists, label, index, SAMPLE_DIR,
+                                  'training')
+           for label in image_lists
+           for index in range(len(image_lists[label]['training']))]
+  return decode_images(paths[::max(1, len(paths) // count)][:count], 128)
+
+
+@pytest.fixture(scope='module')
+def exports(trained_run, sample_module, tmp_path_factory):
+  """trained_run's layer exported in every --tflite_quantize mode, in process.
+
+  Returns:
+    {mode: .tflite path}, and 'plain': the float model without metadata
+    (exported as if MediaPipe were not installed), with the log lines of that
+    export under 'plain_log'.
+  """
+  out_dir = tmp_path_factory.mktemp('tflite_exports')
+  spec = retrain.load_module_spec(sample_module)
+  eval_session = retrain.build_eval_session(
+      spec, len(SAMPLE_CLASSES), 'final_result',
+      os.path.join(trained_run['dir'], 'checkpoint', 'model'))
+  calibration = _training_images(60)
+  paths = {}
+  for mode in retrain.TFLITE_QUANTIZATIONS:
+    paths[mode] = str(out_dir / ('%s.tflite' % mode))
+    exported = retrain.export_tflite(paths[mode], spec, len(SAMPLE_CLASSES),
+                                     eval_session, mode, calibration,
+                                     SAMPLE_CLASSES)
+    assert exported.quantization == mode
+  paths['plain'] = str(out_dir / 'plain.tflite')
+  handler = _ListHandler()
+  logger = logging.getLogger('tensorflow')
+  logger.addHandler(handler)
+  level = logger.level
+  logger.setLevel(logging.INFO)
+  with pytest.MonkeyPatch.context() as patch:
+    for name in ('mediapipe',
+                 'mediapipe.tasks.python.metadata.metadata_writers'):
+      patch.setitem(sys.modules, name, None)  # Importing it fails.
+    exported = retrain.export_tflite(paths['plain'], spec,
+                                     len(SAMPLE_CLASSES), eval_session)
+  logger.removeHandler(handler)
+  logger.setLevel(level)
+  assert not exported.has_metadata
+  paths['plain_log'] = handler.lines
+  eval_session.sess.close()
+  return paths
+
+
+class _ListHandler(logging.Handler):
+  """Keeps the messages logged to it."""
+
+  def __init__(self):
+    super(_ListHandler, self).__init__()
+    self.lines = []
+
+  def emit(self, record):
+    self.lines.append(record.getMessage())
+
+
+@pytest.mark.parametrize('mode,min_agreement', [
+    ('none', 0.99), ('float16', 0.99), ('dynamic', 0.95), ('uint8', 0.95)])
+def test_every_quantization_mode_agrees_with_the_frozen_graph(
+    exports, trained_run, sample_images, mode, min_agreement):
+  _, images = sample_images
+  expected = graph_probabilities(trained_run['graph'], images)
+  actual, input_details, output_details = tflite_probabilities(
+      exports[mode], images)
+  agreement = np.mean(actual.argmax(axis=1) == expected.argmax(axis=1))
+  assert agreement >= min_agreement, agreement
+  if mode == 'uint8':
+    assert input_details['dtype'] == output_details['dtype'] == np.uint8
+    scale, zero_point = input_details['quantization']
+    assert zero_point == 0 and abs(scale - 1 / 255.0) < 1e-6  # 0-255 as is
+    interpreter = tf.lite.Interpreter(model_path=exports[mode])
+    assert not [detail['name'] for detail in interpreter.get_tensor_details()
+                if detail['dtype'] == np.float32]
+  else:
+    assert input_details['dtype'] == output_details['dtype'] == np.float32
+
+
+def test_quantized_models_shrink_as_expected(exports):
+  size = {mode: os.path.getsize(exports[mode])
+          for mode in retrain.TFLITE_QUANTIZATIONS}
+  assert size['dynamic'] < 0.35 * size['none']
+  assert size['uint8'] < 0.35 * size['none']
+  assert 0.4 * size['none'] < size['float16'] < 0.6 * size['none']
+
+
+def test_without_mediapipe_the_model_is_plain_and_one_line_says_so(exports):
+  notes = [line for line in exports['plain_log'] if 'metadata' in line]
+  assert notes == ['TF Lite metadata (labels, normalisation) not written: it '
+                   'needs MediaPipe (pip install -r requirements-tflite.txt).']
+  content = open(exports['plain'], 'rb').read()
+  assert label_image.tflite_labels(content) is None
+  with_metadata = open(exports['none'], 'rb').read()
+  assert len(content) < len(with_metadata)
+
+
+def _mediapipe_results(content, images):
+  """MediaPipe ImageClassifier's (top label, its score) for uint8 images."""
+  mp = pytest.importorskip('mediapipe')
+  from mediapipe.tasks import python as mp_tasks  # pylint: disable=g-import-not-at-top
+  from mediapipe.tasks.python import vision  # pylint: disable=g-import-not-at-top
+  options = vision.ImageClassifierOptions(
+      base_options=mp_tasks.BaseOptions(model_asset_buffer=content),
+      max_results=len(SAMPLE_CLASSES))
+  results = []
+  with vision.ImageClassifier.create_from_options(options) as classifier:
+    for image in images:
+      categories = classifier.classify(mp.Image(
+          image_format=mp.ImageFormat.SRGB,
+          data=np.ascontiguousarray(image))).classifications[0].categories
+      results.append((categories[0].category_name, categories[0].score))
+  return results
+
+
+def _agreement_with_graph(content, graph_file, sample_images):
+  """How often MediaPipe's top label is the graph's, and the largest
+  difference of the top score, on the sample photos (fed at 128x128)."""
+  _, images = sample_images
+  pixels = np.round(images * 255).astype(np.uint8)
+  expected = graph_probabilities(graph_file, pixels / 255.0)
+  results = _mediapipe_results(content, pixels)
+  labels = [SAMPLE_CLASSES[index] for index in expected.argmax(axis=1)]
+  agreement = np.mean([name == label for (name, _), label in
+                       zip(results, labels)])
+  score_error = max(abs(score - probabilities.max()) for (_, score),
+                    probabilities in zip(results, expected))
+  return agreement, score_error
+
+
+def test_mediapipe_classifies_the_float_model_with_its_labels(trained_run,
+                                                              sample_images):
+  pytest.importorskip('mediapipe')
+  assert 'metadata' not in trained_run['output']  # It was written.
+  agreement, score_error = _agreement_with_graph(
+      open(trained_run['tflite'], 'rb').read(), trained_run['graph'],
+      sample_images)
+  assert agreement >= 0.99, agreement
+  assert score_error < 0.01, score_error
+
+
+def test_mediapipe_classifies_the_uint8_model_with_its_labels(uint8_run,
+                                                              sample_images):
+  pytest.importorskip('mediapipe')
+  agreement, score_error = _agreement_with_graph(
+      open(uint8_run['tflite'], 'rb').read(), uint8_run['graph'],
+      sample_images)
+  assert agreement >= 0.95, agreement
+  assert score_error < 0.05, score_error
+
+
+def test_wrong_normalisation_in_the_metadata_is_caught(exports, trained_run,
+                                                       sample_images):
+  pytest.importorskip('mediapipe')
+  plain = open(exports['plain'], 'rb').read()
+  results = {}
+  for std in (255.0, 1.0):  # Right: values in [0, 1]; wrong: 0-255.
+    content = retrain.tflite_with_metadata(
+        plain, SAMPLE_CLASSES, retrain.TfliteNormalization(0.0, std), 'test')
+    results[std] = _agreement_with_graph(content, trained_run['graph'],
+                                         sample_images)[0]
+  assert results[255.0] >= 0.99, results
+  assert results[1.0] < 0.9, results
+
+
+@pytest.fixture(scope='module')
+def uint8_run(trained_run, tmp_path_factory):
+  """A short seeded run with --tflite_quantize uint8 (bottlenecks reused)."""
+  out_dir = str(tmp_path_factory.mktemp('uint8_run'))
+  paths = {'tflite': os.path.join(out_dir, 'model.tflite'),
+           'graph': os.path.join(out_dir, 'output_graph.pb')}
+  result = run_tool('retrain.py', [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', _module_of(trained_run),
+      '--how_many_training_steps', '200', '--random_seed', '1',
+      '--tflite_quantize', 'uint8', '--tflite_calibration_images', '50',
+      '--tflite_output_file', paths['tflite']] + retrain_output_args(
+          out_dir, os.path.join(trained_run['dir'], 'bottleneck')))
+  assert result.returncode == 0, result.stdout[-3000:]
+  paths['output'] = result.stdout
+  return paths
+
+
+def _module_of(trained_run):
+  """The --tfhub_module that trained_run used (the sample module)."""
+  return trained_run['module']
+
+
+def _check_export_line(output, graph_file, tflite_file, mode):
+  """The logged accuracy line matches a recount on the test images."""
+  lines = [match for match in map(EXPORT_LINE.search, output.splitlines())
+           if match]
+  assert len(lines) == 1, output[-2000:]
+  (logged_mode, category, accuracy, count, graph_accuracy, agreeing, total,
+   megabytes) = lines[0].groups()
+  assert (logged_mode, category) == (mode, 'test')
+  image_lists = retrain.create_image_lists(SAMPLE_DIR, 10, 10)
+  paths, truth = [], []
+  for class_index, label in enumerate(image_lists):
+    for index in range(len(image_lists[label]['testing'])):
+      paths.append(retrain.get_image_path(image_lists, label, index,
+                                          SAMPLE_DIR, 'testing'))
+      truth.append(class_index)
+  images = decode_images(paths, 128)
+  graph_top = graph_probabilities(graph_file, images).argmax(axis=1)
+  tflite_top = tflite_probabilities(tflite_file, images)[0].argmax(axis=1)
+  assert int(count) == int(total) == len(paths) == 25
+  assert float(accuracy) == round(100.0 * np.mean(tflite_top == truth), 1)
+  assert float(graph_accuracy) == round(100.0 * np.mean(graph_top == truth), 1)
+  assert int(agreeing) == np.sum(tflite_top == graph_top)
+  assert float(megabytes) == round(os.path.getsize(tflite_file) / 1e6, 2)
+
+
+def test_export_logs_a_consistent_accuracy_line(trained_run, uint8_run):
+  _check_export_line(trained_run['output'], trained_run['graph'],
+                     trained_run['tflite'], 'float32')
+  _check_export_line(uint8_run['output'], uint8_run['graph'],
+                     uint8_run['tflite'], 'uint8')
+  assert uint8_run['output'].count('The TF Lite model is fully quantized') == 1
+
+
+def test_uint8_export_repeats_exactly_with_the_seed(trained_run, uint8_run):
+  # The calibration images are drawn with --random_seed: a rerun gives the
+  # same model (the metadata's zip archive holds a time stamp).
+  again = os.path.join(os.path.dirname(uint8_run['tflite']), 'again')
+  tflite_file = os.path.join(again, 'model.tflite')
+  result = run_tool('retrain.py', [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', _module_of(trained_run),
+      '--how_many_training_steps', '200', '--random_seed', '1',
+      '--tflite_quantize', 'uint8', '--tflite_calibration_images', '50',
+      '--tflite_output_file', tflite_file] + retrain_output_args(
+          again, os.path.join(trained_run['dir'], 'bottleneck')))
+  assert result.returncode == 0, result.stdout[-3000:]
+  details = []
+  for path in (tflite_file, uint8_run['tflite']):
+    interpreter = tf.lite.Interpreter(model_path=path)
+    details.append([(detail['name'], detail['quantization']) for detail in
+                    interpreter.get_tensor_details()])
+  assert details[0] == details[1]
+
+
+def test_tflite_flag_mistakes_are_one_line(tmp_path):
+  for args, message in [
+      (['--tflite_quantize', 'uint8'], '--tflite_quantize needs '
+       '--tflite_output_file'),
+      (['--tflite_output_file', str(tmp_path / 'm.tflite'),
+        '--tflite_calibration_images', '0'],
+       '--tflite_calibration_images must be a positive number')]:
+    flags = retrain.build_parser().parse_args(
+        ['--image_dir', SAMPLE_DIR] + args +
+        retrain_output_args(str(tmp_path / 'out')))
+    with pytest.raises(retrain.RetrainError, match=message):
+      retrain.check_flags(flags)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Creates .venv (Python 3.9-3.11) with requirements.txt installed, once; later calls only check it.
 # Sourced by run_demo.sh and run_tests.sh. With WITH_BEAM=1 (run_tests.sh sets it) it installs
-# requirements-beam.txt (Apache Beam, for beam_bottlenecks.py) too.
+# requirements-beam.txt (Apache Beam, for beam_bottlenecks.py) too, and with WITH_TFLITE=1 (run_tests.sh
+# sets it too) requirements-tflite.txt (MediaPipe, for the TF Lite metadata).
 set -euo pipefail
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv_dir="$repo_dir/.venv"
@@ -38,4 +39,15 @@ if [ "${WITH_BEAM:-0}" = 1 ] && { [ ! -f "$beam_stamp" ] || [ "$repo_dir/require
   "$venv_dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo_dir/requirements.txt" \
     -r "$repo_dir/requirements-beam.txt"
   touch "$beam_stamp"
+fi
+tflite_stamp="$venv_dir/.requirements-tflite-installed"
+if [ "${WITH_TFLITE:-0}" = 1 ] && { [ ! -f "$tflite_stamp" ] || [ "$repo_dir/requirements-tflite.txt" -nt "$tflite_stamp" ] ||
+    [ "$repo_dir/requirements.txt" -nt "$tflite_stamp" ]; }; then
+  echo "Installing requirements-tflite.txt into $venv_dir (first run only)..."
+  extra=()
+  [ "${WITH_BEAM:-0}" = 1 ] && extra=(-r "$repo_dir/requirements-beam.txt")
+  # All at once, so that pip resolves MediaPipe against TensorFlow's (and Beam's) pins.
+  "$venv_dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$repo_dir/requirements.txt" \
+    "${extra[@]}" -r "$repo_dir/requirements-tflite.txt"
+  touch "$tflite_stamp"
 fi
