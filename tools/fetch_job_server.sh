@@ -23,7 +23,7 @@ set -euo pipefail
 beam_version=2.70.0
 flink_version=1.19
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cache_dir="${RETRAIN_JOB_SERVER_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/retrain/beam-job-server}"
+cache_dir="${RETRAIN_JOB_SERVER_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/retrain/beam-job-server}"
 
 fail() {
   echo "ERROR: $*" >&2
