@@ -35,7 +35,9 @@ import logging
 import os
 import re
 import shlex
+import signal
 import sys
+import threading
 import time
 import uuid
 
@@ -272,6 +274,13 @@ def pipeline_options(beam_args):
       raise retrain.RetrainError(
           'Unknown option --%s: neither a flag of this tool (see --help) nor '
           'an Apache Beam pipeline option.' % unknown[0])
+  for name, runner_name in (('flink_job_server_jar', 'flink'),
+                            ('spark_job_server_jar', 'spark')):
+    jar = options.get_all_options().get(name)
+    if jar and '://' not in jar and not os.path.isfile(jar):
+      raise retrain.RetrainError(
+          '--%s %s: no such file; tools/fetch_job_server.sh %s prints the '
+          'path of one.' % (name, jar, runner_name))
   return options
 
 
@@ -401,11 +410,20 @@ def _configure_logging():
 
 
 def _let_local_workers_import(folder):
-  """Local worker processes import retrain.py and this file from folder."""
+  """Local worker processes import retrain.py and this file from folder.
+
+  They run this Python too: Beam starts the workers of a portable runner's
+  LOOPBACK environment (--experiments=use_loopback_process_worker) as
+  'python' from PATH, which may lack Beam and wait for ever.
+  """
   paths = [path for path in os.environ.get('PYTHONPATH', '').split(os.pathsep)
            if path]
   if folder not in paths:
     os.environ['PYTHONPATH'] = os.pathsep.join([folder] + paths)
+  python_dir = os.path.dirname(sys.executable)
+  paths = os.environ.get('PATH', '').split(os.pathsep)
+  if python_dir and paths[0] != python_dir:
+    os.environ['PATH'] = os.pathsep.join([python_dir] + paths)
 
 
 def run(flags, beam_args):
@@ -466,7 +484,12 @@ def run(flags, beam_args):
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, work_list_path, module_handle,
                    flags.bottleneck_precision, batch_size, flags.image_size)
+    sigint_handler = signal.getsignal(signal.SIGINT)
     result = pipeline.run()
+    if signal.getsignal(signal.SIGINT) is not sigint_handler:
+      # A portable runner's job server (Flink, Spark) took Ctrl-C to stop
+      # itself at once, under its running threads; it stops at exit instead.
+      signal.signal(signal.SIGINT, sigint_handler)
     result.wait_until_finish()
     summary['seconds'] = time.time() - start
   finally:
@@ -475,6 +498,26 @@ def run(flags, beam_args):
   summary['computed'] = _counter(result, COMPUTED)
   summary['bad_images'] = _counter(result, BAD_IMAGES)
   return summary
+
+
+class _Terminated(BaseException):
+  """Raised in the main thread when SIGTERM arrives."""
+
+
+def _stop_quietly(signum, frame):
+  """Ctrl-C or SIGTERM: one line at the end, not every thread's traceback.
+
+  Raises KeyboardInterrupt (SIGINT) or _Terminated (SIGTERM) in the main
+  thread; the job server of a portable runner (Flink, Spark) is stopped when
+  the process exits. The runner's own threads then fail on closed channels,
+  which is no news.
+  """
+  del frame
+  threading.excepthook = lambda args: None
+  logging.getLogger('apache_beam').setLevel(logging.CRITICAL)
+  if signum == signal.SIGTERM:
+    raise _Terminated()
+  raise KeyboardInterrupt()
 
 
 def format_summary(summary):
@@ -521,6 +564,8 @@ def run_main(argv=None):
         'requirements.txt -r requirements-beam.txt\n' % _BEAM_IMPORT_ERROR)
     return 1
   _configure_logging()
+  signal.signal(signal.SIGINT, _stop_quietly)
+  signal.signal(signal.SIGTERM, _stop_quietly)
   try:
     summary = run(flags, beam_args)
   except retrain.RetrainError as e:
@@ -530,6 +575,10 @@ def run_main(argv=None):
     sys.stderr.write('\nInterrupted: the bottleneck files written so far are '
                      'kept; run the same command again to continue.\n')
     return 130
+  except _Terminated:
+    sys.stderr.write('Terminated: the bottleneck files written so far are '
+                     'kept; run the same command again to continue.\n')
+    return 143
   except Exception as e:  # pylint: disable=broad-except
     # A failed pipeline: the runner's message holds the workers' details.
     sys.stderr.write('ERROR: The pipeline failed: %s\n' % str(e).strip())

@@ -1,0 +1,345 @@
+"""beam_bottlenecks.py on real engines: Beam's portable Flink and Spark runners.
+
+The job servers are the real ones, fetched from Maven Central by
+tools/fetch_job_server.sh into its cache folder (once; later runs reuse it),
+and run an embedded Flink cluster ([local]) or Spark (local[*]) with the
+Python workers in LOOPBACK environments. They need Java and Maven: without
+them these tests are skipped, except in CI (CI=true), where they fail.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip('apache_beam')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import tensorflow.compat.v1 as tf
+import tensorflow_hub as hub
+
+import retrain
+from conftest import REPO_DIR, SAMPLE_DIR, retrain_output_args, run_tool
+# pylint: enable=g-import-not-at-top,wrong-import-position
+
+tf.disable_v2_behavior()
+
+FETCH = os.path.join(REPO_DIR, 'tools', 'fetch_job_server.sh')
+CORRUPT_IMAGE = os.path.join('roses', 'corrupt_download.jpg')
+# A run on the sample: start-up (job server, embedded cluster, workers loading
+# TensorFlow and the module) and 250 images take well under a minute here.
+RUN_TIMEOUT = 300
+# How long the job server may outlive the command that started it.
+JAVA_EXIT_SECONDS = 30
+
+
+def _needs_java_and_maven():
+  missing = [tool for tool in ('java', 'mvn') if shutil.which(tool) is None]
+  if not missing:
+    return
+  message = ('%s not found: the Flink and Spark job servers need Java 11+ and '
+             'Maven (apt-get install openjdk-17-jre-headless maven)' %
+             ' and '.join(missing))
+  if os.environ.get('CI'):
+    pytest.fail(message)
+  pytest.skip(message)
+
+
+def _job_server_jar(runner):
+  """tools/fetch_job_server.sh RUNNER: the jar (Maven fetches it the first time)."""
+  _needs_java_and_maven()
+  result = subprocess.run(['bash', FETCH, runner], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True, timeout=900,
+                          check=False)
+  assert result.returncode == 0, result.stderr[-3000:]
+  jar = result.stdout.strip()
+  assert os.path.isfile(jar), result.stdout + result.stderr
+  return jar
+
+
+@pytest.fixture(scope='module')
+def flink_jar():
+  return _job_server_jar('flink')
+
+
+@pytest.fixture(scope='module')
+def spark_jar():
+  return _job_server_jar('spark')
+
+
+# What Beam's worker pool runs as a LOOPBACK process worker.
+SDK_WORKER = b'from apache_beam.runners.worker.sdk_worker import SdkHarness'
+
+
+def _java_processes(jar):
+  """Ids of the running processes whose command line names jar, and of the
+  Python worker processes of LOOPBACK environments."""
+  found = []
+  for pid in os.listdir('/proc'):
+    if not pid.isdigit():
+      continue
+    try:
+      with open('/proc/%s/cmdline' % pid, 'rb') as f:
+        args = f.read().split(b'\0')
+    except OSError:
+      continue
+    if os.fsencode(jar) in args or any(SDK_WORKER in arg for arg in args):
+      found.append(int(pid))
+  return found
+
+
+def _wait_for_no_java(jar, seconds=JAVA_EXIT_SECONDS):
+  """Waits until no job server of jar (nor Python worker) runs; returns the
+  ids of those left."""
+  deadline = time.time() + seconds
+  while _java_processes(jar) and time.time() < deadline:
+    time.sleep(0.5)
+  return _java_processes(jar)
+
+
+def _cache_files(bottleneck_dir):
+  """{path relative to bottleneck_dir: file text} of every file below it."""
+  files = {}
+  for root, _, names in os.walk(bottleneck_dir):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path) as f:
+        files[os.path.relpath(path, bottleneck_dir)] = f.read()
+  return files
+
+
+def _mtimes(bottleneck_dir):
+  return {path: os.stat(os.path.join(bottleneck_dir, path)).st_mtime_ns
+          for path in _cache_files(bottleneck_dir)}
+
+
+def _summary_line(output):
+  match = re.search(r'^Bottlenecks: .*$', output, re.M)
+  assert match, output[-3000:]
+  return match.group(0)
+
+
+@pytest.fixture(scope='module')
+def reference_cache(sample_module, tmp_path_factory):
+  """{path: text} of what retrain.py's own caching writes for the sample."""
+  bottleneck_dir = str(tmp_path_factory.mktemp('reference') / 'bottleneck')
+  spec = hub.load_module_spec(sample_module)
+  graph, bottleneck, resized_input, _ = retrain.create_module_graph(spec)
+  with graph.as_default():
+    jpeg_data, decoded_image = retrain.add_jpeg_decoding(spec)
+    init = tf.global_variables_initializer()
+  with tf.Session(graph=graph) as sess:
+    sess.run(init)
+    image_lists = retrain.create_image_lists(SAMPLE_DIR, 10, 10)
+    retrain.cache_bottlenecks(sess, image_lists, SAMPLE_DIR, bottleneck_dir,
+                              jpeg_data, decoded_image, resized_input,
+                              bottleneck, module_name=sample_module)
+  retrain._bottleneck_memory.clear()  # pylint: disable=protected-access
+  files = _cache_files(bottleneck_dir)
+  assert len(files) == 250
+  return files
+
+
+def _sample_with_corrupt_image(root):
+  """The sample's 250 photos plus one corrupt download among the roses."""
+  image_dir = os.path.join(root, 'images')
+  shutil.copytree(SAMPLE_DIR, image_dir,
+                  ignore=shutil.ignore_patterns('*.txt'))
+  with open(os.path.join(image_dir, CORRUPT_IMAGE), 'wb') as f:
+    f.write(b'<html><body>503 Service Unavailable</body></html>\n')
+  return image_dir
+
+
+def _assert_same_as_retrain(bottleneck_dir, reference):
+  written = _cache_files(bottleneck_dir)
+  # Same paths (no temporary, work-list or bad image's file), same values.
+  assert sorted(written) == sorted(reference)
+  for path, text in reference.items():
+    np.testing.assert_allclose(np.array(written[path].split(','), np.float32),
+                               np.array(text.split(','), np.float32),
+                               rtol=1e-5, atol=1e-7, err_msg=path)
+
+
+def _beam_args(image_dir, bottleneck_dir, module):
+  return ['--image_dir', image_dir, '--bottleneck_dir', bottleneck_dir,
+          '--tfhub_module', module, '--batch_size', '24']
+
+
+def _flink_args(jar):
+  """The README's Flink command: an embedded Flink cluster of 2 task slots,
+  feeding 2 Python worker processes that this run starts and stops."""
+  return ['--runner=FlinkRunner', '--flink_master=[local]',
+          '--flink_job_server_jar=' + jar, '--environment_type=LOOPBACK',
+          '--experiments=use_loopback_process_worker', '--parallelism=2',
+          '--sdk_worker_parallelism=2']
+
+
+@pytest.fixture(scope='module')
+def flink_run(flink_jar, sample_module, tmp_path_factory):
+  """The sample plus a corrupt image through the pipeline on Flink."""
+  root = str(tmp_path_factory.mktemp('flink'))
+  image_dir = _sample_with_corrupt_image(root)
+  bottleneck_dir = os.path.join(root, 'bottleneck')
+  args = _beam_args(image_dir, bottleneck_dir, sample_module) + _flink_args(
+      flink_jar)
+  start = time.time()
+  result = run_tool('beam_bottlenecks.py', args, timeout=RUN_TIMEOUT)
+  seconds = time.time() - start
+  left = _wait_for_no_java(flink_jar)
+  return {'args': args, 'image_dir': image_dir,
+          'bottleneck_dir': bottleneck_dir, 'result': result,
+          'seconds': seconds, 'java_left': left}
+
+
+def test_flink_writes_exactly_retrains_cache_files(flink_run,
+                                                   reference_cache):
+  result = flink_run['result']
+  assert result.returncode == 0, result.stdout[-3000:]
+  # 250 and 1 are Flink's metrics (bottlenecks/computed and bad_images): only
+  # the workers know which images failed.
+  assert _summary_line(result.stdout).startswith(
+      'Bottlenecks: 250 computed, 1 skipped (bad images), 0 already cached, '
+      'of 251 images (')
+  assert 'Traceback' not in result.stdout
+  _assert_same_as_retrain(flink_run['bottleneck_dir'], reference_cache)
+
+
+def test_flink_skips_and_reports_the_bad_image(flink_run):
+  output = flink_run['result'].stdout
+  corrupt = os.path.join(flink_run['image_dir'], CORRUPT_IMAGE)
+  # Worker processes log through Beam's worker pool, without our prefix.
+  assert re.search(r'^(WARNING:beam_bottlenecks:)?Skipping %s: it is not a '
+                   r'JPEG, PNG or GIF image' % re.escape(corrupt), output,
+                   re.M), output[-3000:]
+  assert not [path for path in _cache_files(flink_run['bottleneck_dir'])
+              if 'corrupt' in path]
+
+
+def test_flink_job_server_is_gone_after_the_run(flink_run):
+  assert flink_run['java_left'] == []
+  assert flink_run['seconds'] < RUN_TIMEOUT
+
+
+def test_flink_second_run_retries_only_the_bad_image(flink_run, flink_jar):
+  """Bad images are not remembered (as in retrain.py): a second run looks at
+  the corrupt one again, and at nothing else."""
+  before = _mtimes(flink_run['bottleneck_dir'])
+  result = run_tool('beam_bottlenecks.py', flink_run['args'],
+                    timeout=RUN_TIMEOUT)
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert _summary_line(result.stdout).startswith(
+      'Bottlenecks: 0 computed, 1 skipped (bad images), 250 already cached, '
+      'of 251 images')
+  assert '250 bottlenecks already cached, 1 to compute.' in result.stdout
+  assert _mtimes(flink_run['bottleneck_dir']) == before
+  assert _wait_for_no_java(flink_jar) == []
+
+
+def test_flink_second_run_without_the_bad_image_does_nothing(flink_run,
+                                                             flink_jar,
+                                                             sample_module):
+  """The cache file names depend on class folder and image name alone, so the
+  sample itself finds its 250 bottlenecks in the cache that Flink wrote."""
+  bottleneck_dir = flink_run['bottleneck_dir']
+  before = _mtimes(bottleneck_dir)
+  result = run_tool('beam_bottlenecks.py', _beam_args(
+      SAMPLE_DIR, bottleneck_dir, sample_module) + _flink_args(flink_jar),
+                    timeout=RUN_TIMEOUT)
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert _summary_line(result.stdout) == (
+      'Bottlenecks: 0 computed, 0 skipped (bad images), 250 already cached, '
+      'of 250 images: nothing to do.')
+  assert _mtimes(bottleneck_dir) == before
+
+
+def test_retrain_then_computes_nothing(flink_run, sample_module, tmp_path):
+  bottleneck_dir = flink_run['bottleneck_dir']
+  before = _mtimes(bottleneck_dir)
+  result = run_tool('retrain.py', [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
+      '--how_many_training_steps', '3'] + retrain_output_args(
+          str(tmp_path), bottleneck_dir))
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert '250 bottlenecks found in the cache, 0 to compute.' in result.stdout
+  assert 'Final test accuracy = ' in result.stdout
+  assert _mtimes(bottleneck_dir) == before
+
+
+@pytest.mark.parametrize('stop', ['SIGINT', 'SIGTERM', 'SIGKILL'])
+def test_flink_job_server_stops_with_the_command(stop, flink_jar,
+                                                 sample_module, tmp_path):
+  """Ctrl-C and SIGTERM stop cleanly (130, 143); after kill -9 the job server
+  notices that its parent is gone and stops too."""
+  image_dir = _sample_with_corrupt_image(str(tmp_path))
+  bottleneck_dir = str(tmp_path / 'bottleneck')
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(REPO_DIR, 'beam_bottlenecks.py')] +
+      _beam_args(image_dir, bottleneck_dir, sample_module) +
+      _flink_args(flink_jar), stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT, text=True)
+  try:
+    deadline = time.time() + 120
+    while not _java_processes(flink_jar) and time.time() < deadline:
+      assert process.poll() is None, process.communicate()[0][-3000:]
+      time.sleep(0.2)
+    assert _java_processes(flink_jar), 'the job server never started'
+    time.sleep(3)  # The job is being submitted or running.
+    start = time.time()
+    process.send_signal(getattr(signal, stop))
+    output = process.communicate(timeout=60)[0]
+    seconds = time.time() - start
+  finally:
+    if process.poll() is None:
+      process.kill()
+      process.communicate()
+  assert _wait_for_no_java(flink_jar) == []
+  if stop == 'SIGKILL':
+    return
+  assert (process.returncode, seconds < 30) == (
+      {'SIGINT': 130, 'SIGTERM': 143}[stop], True), output[-3000:]
+  assert output.rstrip().splitlines()[-1] == (
+      '%s: the bottleneck files written so far are kept; run the same command '
+      'again to continue.' % {'SIGINT': 'Interrupted',
+                              'SIGTERM': 'Terminated'}[stop])
+  assert 'Traceback' not in output
+
+
+def test_missing_job_server_jar_is_one_line(sample_module, tmp_path):
+  result = run_tool('beam_bottlenecks.py', _beam_args(
+      SAMPLE_DIR, str(tmp_path / 'bn'), sample_module) + [
+          '--runner=FlinkRunner', '--flink_master=[local]',
+          '--flink_job_server_jar=' + str(tmp_path / 'none.jar')])
+  assert result.returncode == 1
+  assert result.stdout.strip().splitlines()[-1] == (
+      'ERROR: --flink_job_server_jar %s: no such file; '
+      'tools/fetch_job_server.sh flink prints the path of one.' %
+      (tmp_path / 'none.jar'))
+  assert not os.path.exists(str(tmp_path / 'bn'))
+
+
+def test_spark_writes_exactly_retrains_cache_files(spark_jar, sample_module,
+                                                   reference_cache, tmp_path):
+  """Spark's portable runner reports attempted metrics only (no committed
+  values); the summary counts those."""
+  image_dir = _sample_with_corrupt_image(str(tmp_path))
+  bottleneck_dir = str(tmp_path / 'bottleneck')
+  result = run_tool('beam_bottlenecks.py', _beam_args(
+      image_dir, bottleneck_dir, sample_module) + [
+          '--runner=SparkRunner', '--spark_master_url=local[*]',
+          '--spark_job_server_jar=' + spark_jar,
+          '--environment_type=LOOPBACK'], timeout=RUN_TIMEOUT)
+  assert _wait_for_no_java(spark_jar) == []
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert _summary_line(result.stdout).startswith(
+      'Bottlenecks: 250 computed, 1 skipped (bad images), 0 already cached, '
+      'of 251 images (')
+  assert 'WARNING:beam_bottlenecks:Skipping %s: it is not a JPEG, PNG or GIF '\
+         'image' % os.path.join(image_dir, CORRUPT_IMAGE) in result.stdout
+  assert 'Traceback' not in result.stdout
+  _assert_same_as_retrain(bottleneck_dir, reference_cache)
