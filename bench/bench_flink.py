@@ -183,15 +183,15 @@ def measure_listing(count, classes=5):
     rss_after = _rss_mb()
     assert (len(to_compute), cached) == (0, count), (len(to_compute), cached)
     # As for gs:// folders: Beam's FileSystems.match, one pattern per folder.
-    is_local = retrain._is_local  # pylint: disable=protected-access
-    retrain._is_local = lambda path: False  # pylint: disable=protected-access
+    is_local = retrain.is_local_path
+    retrain.is_local_path = lambda path: False
     try:
       start = time.time()
       to_compute, cached = beam_bottlenecks.list_work(
           image_lists, image_dir, bottleneck_dir, module_name, width)
       match_seconds = time.time() - start
     finally:
-      retrain._is_local = is_local  # pylint: disable=protected-access
+      retrain.is_local_path = is_local
     assert (len(to_compute), cached) == (0, count), (len(to_compute), cached)
     return {'files': count, 'classes': classes,
             'make_images_seconds': make_seconds,

@@ -2,17 +2,24 @@
 
 import glob
 import os
+import re
 import subprocess
 import sys
 
+# Before TensorFlow loads (it imports jax, when MediaPipe brought it, and jax
+# sets its own default of 1): the scripts the tests run stay as quiet as for
+# a user.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO_DIR, 'flower_photos_sample')
 sys.path.insert(0, REPO_DIR)
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 
 def run_tool(script, args, timeout=900, env=None):
@@ -134,6 +141,46 @@ class ModulePipeline(object):
 
   def close(self):
     self.sess.close()
+
+
+def cache_files(bottleneck_dir):
+  """{path relative to bottleneck_dir: file text} of every file below it."""
+  files = {}
+  for root, _, names in os.walk(bottleneck_dir):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path) as f:
+        files[os.path.relpath(path, bottleneck_dir)] = f.read()
+  return files
+
+
+def retrain_cache(module_dir, image_dir, bottleneck_dir, image_size=None):
+  """{path: text} of what retrain.py's cache_bottlenecks writes for image_dir."""
+  import retrain  # pylint: disable=g-import-not-at-top
+  pipeline = ModulePipeline(module_dir, image_size=image_size)
+  image_lists = retrain.create_image_lists(image_dir, 10, 10)
+  module_name = retrain.module_cache_name(module_dir, module_spec=pipeline.spec)
+  retrain.cache_bottlenecks(pipeline.sess, image_lists, image_dir,
+                            bottleneck_dir, *pipeline.tensors,
+                            module_name=module_name)
+  pipeline.close()
+  return cache_files(bottleneck_dir)
+
+
+def assert_same_cache_values(written, reference):
+  """Same cache file paths (nothing left over), values within 1e-5."""
+  assert sorted(written) == sorted(reference)
+  for path, text in reference.items():
+    np.testing.assert_allclose(np.array(written[path].split(','), np.float32),
+                               np.array(text.split(','), np.float32),
+                               rtol=1e-5, atol=1e-7, err_msg=path)
+
+
+def beam_summary_line(output):
+  """beam_bottlenecks.py's 'Bottlenecks: ...' summary line in output."""
+  match = re.search(r'^Bottlenecks: .*$', output, re.M)
+  assert match, output[-3000:]
+  return match.group(0)
 
 
 @pytest.fixture()

@@ -18,7 +18,8 @@ import tensorflow.compat.v1 as tf
 
 import beam_bottlenecks
 import retrain
-from conftest import (REPO_DIR, SAMPLE_DIR, ModulePipeline,
+from conftest import (REPO_DIR, SAMPLE_DIR, assert_same_cache_values,
+                      beam_summary_line, cache_files, retrain_cache,
                       retrain_output_args, run_tool)
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -41,38 +42,6 @@ def _keep_process_state(monkeypatch):
   tf_logger.filters[:] = filters
 
 
-def _cache_files(bottleneck_dir):
-  """{path relative to bottleneck_dir: file text} of every file below it."""
-  files = {}
-  for root, _, names in os.walk(bottleneck_dir):
-    for name in names:
-      path = os.path.join(root, name)
-      with open(path) as f:
-        files[os.path.relpath(path, bottleneck_dir)] = f.read()
-  return files
-
-
-def _values(text):
-  return np.array(text.split(','), np.float32)
-
-
-def _retrain_cache(module_dir, image_dir, bottleneck_dir, image_size=None):
-  """What retrain.py's cache_bottlenecks writes for image_dir."""
-  pipeline = ModulePipeline(module_dir, image_size=image_size)
-  image_lists = retrain.create_image_lists(image_dir, 10, 10)
-  module_name = retrain.module_cache_name(module_dir, module_spec=pipeline.spec)
-  retrain.cache_bottlenecks(pipeline.sess, image_lists, image_dir,
-                            bottleneck_dir, *pipeline.tensors,
-                            module_name=module_name)
-  pipeline.close()
-
-
-def _summary_line(output):
-  match = re.search(r'^Bottlenecks: .*$', output, re.M)
-  assert match, output[-3000:]
-  return match.group(0)
-
-
 @pytest.fixture(scope='module')
 def pipeline_run(sample_module, tmp_path_factory):
   """The sample through the pipeline on two local worker processes."""
@@ -84,25 +53,20 @@ def pipeline_run(sample_module, tmp_path_factory):
   return args, bottleneck_dir, result
 
 
-def test_pipeline_writes_exactly_retrains_cache_files(pipeline_run,
+def test_pipeline_writes_exactly_retrainscache_files(pipeline_run,
                                                       sample_module, tmp_path):
   _, bottleneck_dir, result = pipeline_run
   assert result.returncode == 0, result.stdout[-3000:]
-  assert _summary_line(result.stdout).startswith(
+  assert beam_summary_line(result.stdout).startswith(
       'Bottlenecks: 250 computed, 0 skipped (bad images), 0 already cached, '
       'of 250 images (')
   assert 'Traceback' not in result.stdout
   assert 'Worker: ' not in result.stdout  # Beam's raw worker log lines.
-  reference_dir = str(tmp_path / 'reference')
-  _retrain_cache(sample_module, SAMPLE_DIR, reference_dir)
-  reference = _cache_files(reference_dir)
-  written = _cache_files(bottleneck_dir)
+  reference = retrain_cache(sample_module, SAMPLE_DIR,
+                            str(tmp_path / 'reference'))
   assert len(reference) == 250
   # Same paths (no temporary or work-list file left behind), same values.
-  assert sorted(written) == sorted(reference)
-  for path, text in reference.items():
-    np.testing.assert_allclose(_values(written[path]), _values(text),
-                               rtol=1e-5, atol=1e-7, err_msg=path)
+  assert_same_cache_values(cache_files(bottleneck_dir), reference)
 
 
 def test_retrain_then_finds_every_bottleneck_cached(pipeline_run,
@@ -120,14 +84,14 @@ def test_retrain_then_finds_every_bottleneck_cached(pipeline_run,
 def test_second_run_does_no_work(pipeline_run, capsys):
   args, bottleneck_dir, _ = pipeline_run
   before = {path: os.stat(os.path.join(bottleneck_dir, path)).st_mtime_ns
-            for path in _cache_files(bottleneck_dir)}
+            for path in cache_files(bottleneck_dir)}
   assert beam_bottlenecks.run_main(args) == 0
   output = capsys.readouterr().out
-  assert _summary_line(output) == (
+  assert beam_summary_line(output) == (
       'Bottlenecks: 0 computed, 0 skipped (bad images), 250 already cached, '
       'of 250 images: nothing to do.')
   after = {path: os.stat(os.path.join(bottleneck_dir, path)).st_mtime_ns
-           for path in _cache_files(bottleneck_dir)}
+           for path in cache_files(bottleneck_dir)}
   assert after == before
 
 
@@ -148,7 +112,7 @@ def test_bad_images_are_skipped_counted_and_logged(sample_module,
       '--image_dir', color_image_dir, '--bottleneck_dir', bottleneck_dir,
       '--tfhub_module', sample_module] + LOCAL_WORKERS)
   assert result.returncode == 0, result.stdout[-3000:]
-  assert _summary_line(result.stdout).startswith(
+  assert beam_summary_line(result.stdout).startswith(
       'Bottlenecks: 72 computed, 3 skipped (bad images), 0 already cached, '
       'of 75 images (')
   for path, reason in ((random_bytes, 'it is not a JPEG, PNG or GIF image'),
@@ -157,7 +121,7 @@ def test_bad_images_are_skipped_counted_and_logged(sample_module,
     assert 'WARNING:beam_bottlenecks:Skipping %s: %s' % (
         path, reason) in result.stdout
   assert 'Traceback' not in result.stdout
-  written = _cache_files(bottleneck_dir)
+  written = cache_files(bottleneck_dir)
   assert len(written) == 72
   assert not [path for path in written if re.search(
       r'(random|truncated|empty)\.', path)]
@@ -193,7 +157,7 @@ def test_bfloat16_values_are_cached_apart(sample_module, color_image_dir,
   assert summary['computed'] == 72
   suffix = '_%s.txt' % retrain._module_cache_suffix(  # pylint: disable=protected-access
       sample_module + '~bfloat16')
-  assert all(path.endswith(suffix) for path in _cache_files(bottleneck_dir))
+  assert all(path.endswith(suffix) for path in cache_files(bottleneck_dir))
 
 
 def test_variable_size_tf2_module_takes_image_size(tf2_modules,
@@ -210,21 +174,17 @@ def test_variable_size_tf2_module_takes_image_size(tf2_modules,
       *beam_bottlenecks.build_parser().parse_known_args(
           args + ['--image_size', '48']))
   assert summary['computed'] == 72
-  written = _cache_files(bottleneck_dir)
+  written = cache_files(bottleneck_dir)
   # Named as retrain.py names them for that size, with its values.
   suffix = '_%s.txt' % retrain._module_cache_suffix(  # pylint: disable=protected-access
       module + '@48x48')
   assert len(written) == 72 and all(path.endswith(suffix) for path in written)
-  reference_dir = str(tmp_path / 'reference')
-  _retrain_cache(module, color_image_dir, reference_dir, image_size=48)
-  reference = _cache_files(reference_dir)
-  assert sorted(written) == sorted(reference)
-  for path, text in reference.items():
-    np.testing.assert_allclose(_values(written[path]), _values(text),
-                               rtol=1e-5, atol=1e-7, err_msg=path)
+  reference = retrain_cache(module, color_image_dir, str(tmp_path / 'reference'),
+                            image_size=48)
+  assert_same_cache_values(written, reference)
   result = run_tool('beam_bottlenecks.py', args + ['--image_size', '48'])
   assert result.returncode == 0, result.stdout[-3000:]
-  assert 'already cached' in _summary_line(result.stdout)
+  assert 'already cached' in beam_summary_line(result.stdout)
   assert '--image_size 48' in result.stdout  # In the suggested command.
 
 

@@ -15,20 +15,15 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 pytest.importorskip('apache_beam')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
-
-import retrain
-from conftest import REPO_DIR, SAMPLE_DIR, retrain_output_args, run_tool
+from conftest import (REPO_DIR, SAMPLE_DIR, assert_same_cache_values,
+                      beam_summary_line, cache_files, retrain_cache,
+                      retrain_output_args, run_tool)
 # pylint: enable=g-import-not-at-top,wrong-import-position
-
-tf.disable_v2_behavior()
 
 FETCH = os.path.join(REPO_DIR, 'tools', 'fetch_job_server.sh')
 CORRUPT_IMAGE = os.path.join('roses', 'corrupt_download.jpg')
@@ -103,45 +98,16 @@ def _wait_for_no_java(jar, seconds=JAVA_EXIT_SECONDS):
   return _java_processes(jar)
 
 
-def _cache_files(bottleneck_dir):
-  """{path relative to bottleneck_dir: file text} of every file below it."""
-  files = {}
-  for root, _, names in os.walk(bottleneck_dir):
-    for name in names:
-      path = os.path.join(root, name)
-      with open(path) as f:
-        files[os.path.relpath(path, bottleneck_dir)] = f.read()
-  return files
-
-
 def _mtimes(bottleneck_dir):
   return {path: os.stat(os.path.join(bottleneck_dir, path)).st_mtime_ns
-          for path in _cache_files(bottleneck_dir)}
-
-
-def _summary_line(output):
-  match = re.search(r'^Bottlenecks: .*$', output, re.M)
-  assert match, output[-3000:]
-  return match.group(0)
+          for path in cache_files(bottleneck_dir)}
 
 
 @pytest.fixture(scope='module')
 def reference_cache(sample_module, tmp_path_factory):
   """{path: text} of what retrain.py's own caching writes for the sample."""
-  bottleneck_dir = str(tmp_path_factory.mktemp('reference') / 'bottleneck')
-  spec = hub.load_module_spec(sample_module)
-  graph, bottleneck, resized_input, _ = retrain.create_module_graph(spec)
-  with graph.as_default():
-    jpeg_data, decoded_image = retrain.add_jpeg_decoding(spec)
-    init = tf.global_variables_initializer()
-  with tf.Session(graph=graph) as sess:
-    sess.run(init)
-    image_lists = retrain.create_image_lists(SAMPLE_DIR, 10, 10)
-    retrain.cache_bottlenecks(sess, image_lists, SAMPLE_DIR, bottleneck_dir,
-                              jpeg_data, decoded_image, resized_input,
-                              bottleneck, module_name=sample_module)
-  retrain._bottleneck_memory.clear()  # pylint: disable=protected-access
-  files = _cache_files(bottleneck_dir)
+  files = retrain_cache(sample_module, SAMPLE_DIR,
+                        str(tmp_path_factory.mktemp('reference') / 'bottleneck'))
   assert len(files) == 250
   return files
 
@@ -157,13 +123,8 @@ def _sample_with_corrupt_image(root):
 
 
 def _assert_same_as_retrain(bottleneck_dir, reference):
-  written = _cache_files(bottleneck_dir)
   # Same paths (no temporary, work-list or bad image's file), same values.
-  assert sorted(written) == sorted(reference)
-  for path, text in reference.items():
-    np.testing.assert_allclose(np.array(written[path].split(','), np.float32),
-                               np.array(text.split(','), np.float32),
-                               rtol=1e-5, atol=1e-7, err_msg=path)
+  assert_same_cache_values(cache_files(bottleneck_dir), reference)
 
 
 def _beam_args(image_dir, bottleneck_dir, module):
@@ -197,13 +158,13 @@ def flink_run(flink_jar, sample_module, tmp_path_factory):
           'seconds': seconds, 'java_left': left}
 
 
-def test_flink_writes_exactly_retrains_cache_files(flink_run,
+def test_flink_writes_exactly_retrainscache_files(flink_run,
                                                    reference_cache):
   result = flink_run['result']
   assert result.returncode == 0, result.stdout[-3000:]
   # 250 and 1 are Flink's metrics (bottlenecks/computed and bad_images): only
   # the workers know which images failed.
-  assert _summary_line(result.stdout).startswith(
+  assert beam_summary_line(result.stdout).startswith(
       'Bottlenecks: 250 computed, 1 skipped (bad images), 0 already cached, '
       'of 251 images (')
   assert 'Traceback' not in result.stdout
@@ -217,7 +178,7 @@ def test_flink_skips_and_reports_the_bad_image(flink_run):
   assert re.search(r'^(WARNING:beam_bottlenecks:)?Skipping %s: it is not a '
                    r'JPEG, PNG or GIF image' % re.escape(corrupt), output,
                    re.M), output[-3000:]
-  assert not [path for path in _cache_files(flink_run['bottleneck_dir'])
+  assert not [path for path in cache_files(flink_run['bottleneck_dir'])
               if 'corrupt' in path]
 
 
@@ -233,7 +194,7 @@ def test_flink_second_run_retries_only_the_bad_image(flink_run, flink_jar):
   result = run_tool('beam_bottlenecks.py', flink_run['args'],
                     timeout=RUN_TIMEOUT)
   assert result.returncode == 0, result.stdout[-3000:]
-  assert _summary_line(result.stdout).startswith(
+  assert beam_summary_line(result.stdout).startswith(
       'Bottlenecks: 0 computed, 1 skipped (bad images), 250 already cached, '
       'of 251 images')
   assert '250 bottlenecks already cached, 1 to compute.' in result.stdout
@@ -252,7 +213,7 @@ def test_flink_second_run_without_the_bad_image_does_nothing(flink_run,
       SAMPLE_DIR, bottleneck_dir, sample_module) + _flink_args(flink_jar),
                     timeout=RUN_TIMEOUT)
   assert result.returncode == 0, result.stdout[-3000:]
-  assert _summary_line(result.stdout) == (
+  assert beam_summary_line(result.stdout) == (
       'Bottlenecks: 0 computed, 0 skipped (bad images), 250 already cached, '
       'of 250 images: nothing to do.')
   assert _mtimes(bottleneck_dir) == before
@@ -323,7 +284,7 @@ def test_missing_job_server_jar_is_one_line(sample_module, tmp_path):
   assert not os.path.exists(str(tmp_path / 'bn'))
 
 
-def test_spark_writes_exactly_retrains_cache_files(spark_jar, sample_module,
+def test_spark_writes_exactly_retrainscache_files(spark_jar, sample_module,
                                                    reference_cache, tmp_path):
   """Spark's portable runner reports attempted metrics only (no committed
   values); the summary counts those."""
@@ -336,7 +297,7 @@ def test_spark_writes_exactly_retrains_cache_files(spark_jar, sample_module,
           '--environment_type=LOOPBACK'], timeout=RUN_TIMEOUT)
   assert _wait_for_no_java(spark_jar) == []
   assert result.returncode == 0, result.stdout[-3000:]
-  assert _summary_line(result.stdout).startswith(
+  assert beam_summary_line(result.stdout).startswith(
       'Bottlenecks: 250 computed, 1 skipped (bad images), 0 already cached, '
       'of 251 images (')
   assert 'WARNING:beam_bottlenecks:Skipping %s: it is not a JPEG, PNG or GIF '\
