@@ -63,11 +63,13 @@ import random
 import re
 import signal
 import socket
+import struct
 import sys
 import tempfile
 import threading
 import time
 import uuid
+import zipfile
 from datetime import datetime
 
 
@@ -4248,7 +4250,42 @@ def tflite_with_metadata(tflite_model, labels, normalization, description):
   writer.add_classification_output(
       metadata_writer.Labels().add([str(label) for label in labels]))
   with_metadata, _ = writer.populate()
-  return bytes(with_metadata)
+  return _undated_zip_entries(bytes(with_metadata))
+
+
+# Where a zip archive's local file headers ('PK\x03\x04') and central
+# directory entries ('PK\x01\x02') keep an entry's time and date of change:
+# two 16-bit MS-DOS fields at these offsets from the entry's signature.
+_ZIP_LOCAL_HEADER_TIME = 10
+_ZIP_CENTRAL_ENTRY_TIME = 12
+_ZIP_DOS_1980_01_01 = b'\x00\x00\x21\x00'  # 00:00:00, 1980-01-01.
+
+
+def _undated_zip_entries(model):
+  """The model with its associated files dated 1980-01-01, in place.
+
+  MediaPipe appends the labels file as a zip archive entry dated with the
+  time of the export; without that date a seeded run writes the same bytes
+  again (a resumed run too). Only the date fields change, so every offset and
+  checksum stays valid.
+  """
+  content = bytearray(model)
+  with zipfile.ZipFile(io.BytesIO(model)) as archive:
+    header_offsets = [info.header_offset for info in archive.infolist()]
+    central_offset = archive.start_dir
+  for offset in header_offsets:
+    assert content[offset:offset + 4] == b'PK\x03\x04'
+    time_at = offset + _ZIP_LOCAL_HEADER_TIME
+    content[time_at:time_at + 4] = _ZIP_DOS_1980_01_01
+  offset = central_offset
+  for _ in header_offsets:
+    assert content[offset:offset + 4] == b'PK\x01\x02'
+    time_at = offset + _ZIP_CENTRAL_ENTRY_TIME
+    content[time_at:time_at + 4] = _ZIP_DOS_1980_01_01
+    name_length, extra_length, comment_length = struct.unpack(
+        '<HHH', bytes(content[offset + 28:offset + 34]))
+    offset += 46 + name_length + extra_length + comment_length
+  return bytes(content)
 
 
 # ===========================================================================

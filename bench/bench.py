@@ -323,23 +323,32 @@ def beam_available():
   return importlib.util.find_spec('apache_beam') is not None
 
 
-def time_beam(module_dir, image_dir, workers):
-  """beam_bottlenecks.py over image_dir on `workers` local worker processes.
+def local_worker_options(workers):
+  """Beam options for the DirectRunner on `workers` local worker processes."""
+  return ['--direct_num_workers=%d' % workers,
+          '--direct_running_mode=multi_processing']
+
+
+def time_beam(module_dir, image_dir, runner_options):
+  """One beam_bottlenecks.py run over image_dir into a new cache folder.
+
+  Args:
+    module_dir: The module.
+    image_dir: The images.
+    runner_options: Beam's options for the runner (e.g. local_worker_options).
 
   Returns:
     dict with 'images' (computed), 'seconds' (the pipeline, from its start to
-    its end: starting the worker processes and loading the module in each
-    included) and 'wall_seconds' (the whole command, with Python's imports and
-    listing the images).
+    its end: starting the runner and the workers and loading the module in
+    each included) and 'wall_seconds' (the whole command, with Python's
+    imports and listing the images).
   """
   bottleneck_dir = tempfile.mkdtemp(prefix='bench_beam_')
   command = [sys.executable, os.path.join(REPO_DIR, 'beam_bottlenecks.py'),
              '--image_dir', image_dir, '--bottleneck_dir', bottleneck_dir,
-             '--tfhub_module', module_dir,
-             '--direct_num_workers=%d' % workers,
-             '--direct_running_mode=multi_processing']
+             '--tfhub_module', module_dir] + list(runner_options)
   start = time.time()
-  output = subprocess.run(command, check=True, stdout=subprocess.PIPE,
+  output = subprocess.run(command, check=False, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True,
                           cwd=REPO_DIR).stdout
   wall_seconds = time.time() - start
@@ -347,9 +356,34 @@ def time_beam(module_dir, image_dir, workers):
   match = re.search(r'^Bottlenecks: (\d+) computed, .*\(([0-9.]+) s, ', output,
                     re.M)
   if not match:
-    raise RuntimeError('beam_bottlenecks.py printed no summary:\n' + output)
+    raise RuntimeError('beam_bottlenecks.py printed no summary:\n' +
+                       output[-3000:])
   return {'images': int(match.group(1)), 'seconds': float(match.group(2)),
           'wall_seconds': wall_seconds}
+
+
+def time_beam_beyond_startup(module_dir, image_dir, small_dir, runner_options):
+  """A full and a small run: end to end, and per image beyond the fixed
+  start-up cost.
+
+  Returns:
+    dict with 'images', 'seconds', 'wall_seconds' and 'images_per_s' of the
+    full run, 'marginal_images_per_s' (None if the small run was not faster
+    per image), 'startup_seconds', and the small run's 'small_images',
+    'small_seconds' and 'small_wall_seconds'.
+  """
+  full = time_beam(module_dir, image_dir, runner_options)
+  small = time_beam(module_dir, small_dir, runner_options)
+  per_image = ((full['seconds'] - small['seconds']) /
+               max(full['images'] - small['images'], 1))
+  return {
+      'images': full['images'], 'seconds': full['seconds'],
+      'wall_seconds': full['wall_seconds'],
+      'images_per_s': full['images'] / full['seconds'],
+      'marginal_images_per_s': 1.0 / per_image if per_image > 0 else None,
+      'startup_seconds': small['seconds'] - small['images'] * max(per_image, 0),
+      'small_images': small['images'], 'small_seconds': small['seconds'],
+      'small_wall_seconds': small['wall_seconds']}
 
 
 def beam_rows(work, name, module_dir, count, caching_images_per_s):
@@ -359,17 +393,11 @@ def beam_rows(work, name, module_dir, count, caching_images_per_s):
   small_dir = make_image_dir(work, max(count // 8, 16))
   rows = []
   for workers in (1, 2):
-    full = time_beam(module_dir, image_dir, workers)
-    small = time_beam(module_dir, small_dir, workers)
-    per_image = ((full['seconds'] - small['seconds']) /
-                 max(full['images'] - small['images'], 1))
-    rows.append({
-        'module': name, 'workers': workers, 'images': full['images'],
-        'seconds': full['seconds'], 'wall_seconds': full['wall_seconds'],
-        'images_per_s': full['images'] / full['seconds'],
-        'marginal_images_per_s': 1.0 / per_image if per_image > 0 else None,
-        'startup_seconds': small['seconds'] - small['images'] * per_image,
-        'retrain_caching_images_per_s': caching_images_per_s})
+    row = {'module': name, 'workers': workers,
+           'retrain_caching_images_per_s': caching_images_per_s}
+    row.update(time_beam_beyond_startup(module_dir, image_dir, small_dir,
+                                        local_worker_options(workers)))
+    rows.append(row)
     print('  beam %s, %d worker(s): %.1f images/s' % (
         name, workers, rows[-1]['images_per_s']), flush=True)
   return rows

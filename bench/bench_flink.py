@@ -30,7 +30,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -59,8 +58,7 @@ def beam_options(kind, workers, jar):
   """Beam's options for one row: kind 'direct', 'flink-thread' or
   'flink-process', on `workers` workers."""
   if kind == 'direct':
-    return ['--direct_num_workers=%d' % workers,
-            '--direct_running_mode=multi_processing']
+    return bench.local_worker_options(workers)
   options = ['--runner=FlinkRunner', '--flink_master=[local]',
              '--flink_job_server_jar=' + jar, '--environment_type=LOOPBACK',
              '--parallelism=%d' % workers]
@@ -70,50 +68,12 @@ def beam_options(kind, workers, jar):
   return options
 
 
-def time_beam(module_dir, image_dir, options):
-  """One beam_bottlenecks.py run into a new cache folder.
-
-  Returns:
-    dict with 'images' (computed), 'seconds' (the pipeline: job server,
-    cluster and workers' start-up included) and 'wall_seconds' (the whole
-    command, with Python's imports and the listing).
-  """
-  bottleneck_dir = tempfile.mkdtemp(prefix='bench_flink_')
-  command = [sys.executable, os.path.join(REPO_DIR, 'beam_bottlenecks.py'),
-             '--image_dir', image_dir, '--bottleneck_dir', bottleneck_dir,
-             '--tfhub_module', module_dir] + options
-  start = time.time()
-  output = subprocess.run(command, check=False, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True,
-                          cwd=REPO_DIR).stdout
-  wall_seconds = time.time() - start
-  shutil.rmtree(bottleneck_dir)
-  match = re.search(r'^Bottlenecks: (\d+) computed, .*\(([0-9.]+) s, ', output,
-                    re.M)
-  if not match:
-    raise RuntimeError('beam_bottlenecks.py printed no summary:\n' +
-                       output[-3000:])
-  return {'images': int(match.group(1)), 'seconds': float(match.group(2)),
-          'wall_seconds': wall_seconds}
-
-
 def beam_row(module_name, module_dir, image_dir, small_dir, kind, workers,
              jar):
   """End to end and beyond start-up, from a full and a small run."""
-  options = beam_options(kind, workers, jar)
-  full = time_beam(module_dir, image_dir, options)
-  small = time_beam(module_dir, small_dir, options)
-  per_image = ((full['seconds'] - small['seconds']) /
-               max(full['images'] - small['images'], 1))
-  row = {'module': module_name, 'runner': kind, 'workers': workers,
-         'images': full['images'], 'seconds': full['seconds'],
-         'wall_seconds': full['wall_seconds'],
-         'images_per_s': full['images'] / full['seconds'],
-         'marginal_images_per_s': 1.0 / per_image if per_image > 0 else None,
-         'startup_seconds': small['seconds'] - small['images'] * max(
-             per_image, 0),
-         'small_images': small['images'], 'small_seconds': small['seconds'],
-         'small_wall_seconds': small['wall_seconds']}
+  row = {'module': module_name, 'runner': kind, 'workers': workers}
+  row.update(bench.time_beam_beyond_startup(
+      module_dir, image_dir, small_dir, beam_options(kind, workers, jar)))
   print('  %-13s %-13s %d worker(s): %6.1f images/s, %s beyond start-up, '
         'start-up %.1f s' % (
             module_name, kind, workers, row['images_per_s'],

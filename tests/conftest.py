@@ -176,6 +176,17 @@ def assert_same_cache_values(written, reference):
                                rtol=1e-5, atol=1e-7, err_msg=path)
 
 
+def assert_retrain_finds_the_cache_complete(module_dir, bottleneck_dir,
+                                            out_dir):
+  """retrain.py (3 steps) on the sample with bottleneck_dir computes nothing."""
+  result = run_tool('retrain.py', [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', module_dir,
+      '--how_many_training_steps', '3'] + retrain_output_args(
+          out_dir, bottleneck_dir))
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert '250 bottlenecks found in the cache, 0 to compute.' in result.stdout
+  assert 'Final test accuracy = ' in result.stdout
+
 def beam_summary_line(output):
   """beam_bottlenecks.py's 'Bottlenecks: ...' summary line in output."""
   match = re.search(r'^Bottlenecks: .*$', output, re.M)

@@ -18,9 +18,10 @@ import tensorflow.compat.v1 as tf
 
 import beam_bottlenecks
 import retrain
-from conftest import (REPO_DIR, SAMPLE_DIR, assert_same_cache_values,
-                      beam_summary_line, cache_files, retrain_cache,
-                      retrain_output_args, run_tool)
+from conftest import (REPO_DIR, SAMPLE_DIR,
+                      assert_retrain_finds_the_cache_complete,
+                      assert_same_cache_values, beam_summary_line,
+                      cache_files, retrain_cache, run_tool)
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 tf.disable_v2_behavior()
@@ -72,13 +73,8 @@ def test_pipeline_writes_exactly_retrainscache_files(pipeline_run,
 def test_retrain_then_finds_every_bottleneck_cached(pipeline_run,
                                                     sample_module, tmp_path):
   _, bottleneck_dir, _ = pipeline_run
-  result = run_tool('retrain.py', [
-      '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
-      '--how_many_training_steps', '3'] + retrain_output_args(
-          str(tmp_path), bottleneck_dir))
-  assert result.returncode == 0, result.stdout[-3000:]
-  assert '250 bottlenecks found in the cache, 0 to compute.' in result.stdout
-  assert 'Final test accuracy = ' in result.stdout
+  assert_retrain_finds_the_cache_complete(sample_module, bottleneck_dir,
+                                          str(tmp_path))
 
 
 def test_second_run_does_no_work(pipeline_run, capsys):

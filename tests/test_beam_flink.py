@@ -20,9 +20,10 @@ import pytest
 pytest.importorskip('apache_beam')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from conftest import (REPO_DIR, SAMPLE_DIR, assert_same_cache_values,
-                      beam_summary_line, cache_files, retrain_cache,
-                      retrain_output_args, run_tool)
+from conftest import (REPO_DIR, SAMPLE_DIR,
+                      assert_retrain_finds_the_cache_complete,
+                      assert_same_cache_values, beam_summary_line,
+                      cache_files, retrain_cache, run_tool)
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 FETCH = os.path.join(REPO_DIR, 'tools', 'fetch_job_server.sh')
@@ -222,13 +223,8 @@ def test_flink_second_run_without_the_bad_image_does_nothing(flink_run,
 def test_retrain_then_computes_nothing(flink_run, sample_module, tmp_path):
   bottleneck_dir = flink_run['bottleneck_dir']
   before = _mtimes(bottleneck_dir)
-  result = run_tool('retrain.py', [
-      '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
-      '--how_many_training_steps', '3'] + retrain_output_args(
-          str(tmp_path), bottleneck_dir))
-  assert result.returncode == 0, result.stdout[-3000:]
-  assert '250 bottlenecks found in the cache, 0 to compute.' in result.stdout
-  assert 'Final test accuracy = ' in result.stdout
+  assert_retrain_finds_the_cache_complete(sample_module, bottleneck_dir,
+                                          str(tmp_path))
   assert _mtimes(bottleneck_dir) == before
 
 

@@ -183,19 +183,14 @@ def test_tflite_file_classifies_a_folder_like_the_graph(trained_run, label):
   assert accuracy == graph_accuracy
 
 
-def test_tflite_file_reads_the_labels_from_its_metadata(trained_run, capsys):
-  pytest.importorskip('mediapipe')  # What writes the metadata.
-  code = label_image.main(['--tflite_file', trained_run['tflite'],
-                           '--image', ROSE])
-  output = capsys.readouterr().out
-  assert code == 0, output
-  assert sorted(_scores(output)) == LABELS
-  assert output.startswith('roses ')
-
-
-def test_saved_model_reads_its_own_labels(trained_run, capsys):
-  code = label_image.main(['--saved_model_dir', trained_run['saved_model'],
-                           '--image', ROSE])
+@pytest.mark.parametrize('flag,model', [
+    ('--tflite_file', 'tflite'),  # The labels in its TF Lite metadata.
+    ('--saved_model_dir', 'saved_model'),  # Its serving_bytes signature's.
+])
+def test_model_brings_its_own_labels(trained_run, capsys, flag, model):
+  if model == 'tflite':
+    pytest.importorskip('mediapipe')  # What writes the metadata.
+  code = label_image.main([flag, trained_run[model], '--image', ROSE])
   output = capsys.readouterr().out
   assert code == 0, output
   assert sorted(_scores(output)) == LABELS
