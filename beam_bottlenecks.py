@@ -230,21 +230,10 @@ def check_flags(flags):
   if not tf.gfile.IsDirectory(flags.image_dir):
     raise retrain.RetrainError('--image_dir %s is a file, not a folder of '
                                'class folders.' % flags.image_dir)
-  for name in ('testing_percentage', 'validation_percentage'):
-    value = getattr(flags, name)
-    if not 0 <= value < 100:
-      raise retrain.RetrainError('--%s must be in [0, 100), not %s.' %
-                                 (name, value))
-  if flags.testing_percentage + flags.validation_percentage >= 100:
-    raise retrain.RetrainError(
-        '--testing_percentage plus --validation_percentage must be below 100 '
-        'so that some images are left for training.')
+  retrain.check_split_and_image_size(flags)
   if flags.batch_size is not None and flags.batch_size <= 0:
     raise retrain.RetrainError('--batch_size must be a positive number, not '
                                '%s.' % flags.batch_size)
-  if flags.image_size is not None and flags.image_size <= 0:
-    raise retrain.RetrainError('--image_size must be a positive number of '
-                               'pixels, not %s.' % flags.image_size)
   retrain.check_writable('bottleneck_dir', flags.bottleneck_dir, True)
 
 

@@ -298,6 +298,14 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
   return os.path.join(image_dir, sub_dir, base_name)
 
 
+def _image_entries(image_lists, image_dir, category):
+  """[(path, class index)] of every image of category, in list order."""
+  return [(get_image_path(image_lists, label, index, image_dir, category),
+           class_index)
+          for class_index, label in enumerate(image_lists)
+          for index in range(len(image_lists[label][category]))]
+
+
 def _module_cache_suffix(module_name):
   """Turns a module URL or path into the suffix used in bottleneck file names."""
   return (module_name.replace('://', '~')  # URL scheme.
@@ -1132,22 +1140,14 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
   if how_many >= 0:
     return _random_sample(image_lists, how_many, category, class_matrix,
                           width) + ([],)
-  label_names = list(image_lists.keys())
-  matrices = []
-  ground_truths = []
-  filenames = []
-  for label_index, label_name in enumerate(label_names):
-    image_count = len(image_lists[label_name][category])
-    if not image_count:
-      continue
-    matrices.append(class_matrix(label_name))
-    ground_truths.extend([label_index] * image_count)
-    filenames.extend(get_image_path(image_lists, label_name, image_index,
-                                    image_dir, category)
-                     for image_index in range(image_count))
+  matrices = [class_matrix(label_name) for label_name in image_lists
+              if image_lists[label_name][category]]
+  entries = _image_entries(image_lists, image_dir, category)
   bottlenecks = (np.concatenate(matrices) if matrices else
                  np.zeros([0, width], np.float32))
-  return bottlenecks, np.array(ground_truths, np.int64), filenames
+  return (bottlenecks,
+          np.array([class_index for _, class_index in entries], np.int64),
+          [path for path, _ in entries])
 
 
 def _random_sample(image_lists, how_many, category, class_matrix, width):
@@ -2717,6 +2717,11 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
     The TfliteExport.
   """
   labels = list(run_images.image_lists.keys())
+  with run_images.sess.graph.as_default():
+    decoding = add_batched_decoding(run_images.image_shape,
+                                    _TFLITE_DECODING_BATCH)
+  decoded_batches = functools.partial(_decoded_batches, run_images.sess,
+                                      decoding)
   calibration_images = None
   if options.quantize == 'uint8':
     entries = _image_entries(run_images.image_lists, run_images.image_dir,
@@ -2724,7 +2729,7 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
     entries = random.Random(options.seed).sample(
         entries, min(options.calibration_images, len(entries)))
     calibration_images = np.concatenate(
-        [images for _, images in _decoded_batches(run_images, entries)])
+        [images for _, images in decoded_batches(entries)])
   tf.logging.info('Save TF Lite model to : ' + options.tflite_file)
   exported = export_tflite(options.tflite_file, module_spec, len(labels),
                            eval_session, options.quantize,
@@ -2743,7 +2748,7 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
                        'model is not checked.')
     return exported
   check = check_tflite_model(exported.content, eval_session,
-                             _decoded_batches(run_images, entries))
+                             decoded_batches(entries))
   tf.logging.info(
       'TF Lite (%s) %s accuracy = %.1f%% (N=%d), frozen graph %.1f%%, top-1 '
       'agreement %d/%d, %.2f MB',
@@ -2755,23 +2760,19 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
   return exported
 
 
-def _image_entries(image_lists, image_dir, category):
-  """[(path, class index)] of every image of category, in list order."""
-  return [(get_image_path(image_lists, label, index, image_dir, category),
-           class_index)
-          for class_index, label in enumerate(image_lists)
-          for index in range(len(image_lists[label][category]))]
+# Images a batch when the TF Lite export decodes its calibration and check
+# images.
+_TFLITE_DECODING_BATCH = 32
 
 
-def _decoded_batches(run_images, entries, batch_size=32):
+def _decoded_batches(sess, decoding, entries):
   """Yields (class indices, float images [n, H, W, 3]) batches of entries
-  (from _image_entries), decoded as training decodes them; images that fail
-  to decode are left out."""
-  with run_images.sess.graph.as_default():
-    decoding = add_batched_decoding(run_images.image_shape, batch_size)
+  (from _image_entries), decoded as training decodes them by decoding (from
+  add_batched_decoding in sess.graph); images that fail to decode are left
+  out."""
   paths = [path for path, _ in entries]
   truth = np.array([class_index for _, class_index in entries])
-  for indices, images in decode_in_batches(run_images.sess, decoding, paths):
+  for indices, images in decode_in_batches(sess, decoding, paths):
     yield truth[indices], images
 
 
@@ -4026,17 +4027,7 @@ def _check_numbers(flags):
   if not flags.learning_rate > 0:
     raise RetrainError('--learning_rate must be positive, not %s.' %
                        flags.learning_rate)
-  for name in ('testing_percentage', 'validation_percentage'):
-    value = getattr(flags, name)
-    if not 0 <= value < 100:
-      raise RetrainError('--%s must be in [0, 100), not %s.' % (name, value))
-  if flags.testing_percentage + flags.validation_percentage >= 100:
-    raise RetrainError(
-        '--testing_percentage plus --validation_percentage must be below 100 '
-        'so that some images are left for training.')
-  if flags.image_size is not None and flags.image_size <= 0:
-    raise RetrainError('--image_size must be a positive number of pixels, '
-                       'not %s.' % flags.image_size)
+  check_split_and_image_size(flags)
   if flags.intermediate_store_frequency < 0:
     raise RetrainError('--intermediate_store_frequency must be 0 (off) or '
                        'positive.')
@@ -4051,6 +4042,27 @@ def _check_numbers(flags):
     raise RetrainError('--random_brightness must be a percentage in '
                        '[0, 100].')
   _check_head_numbers(flags)
+
+
+def check_split_and_image_size(flags):
+  """Checks --testing_percentage, --validation_percentage and --image_size.
+
+  beam_bottlenecks.py shares these flags and checks them here too.
+
+  Raises:
+    RetrainError: for the first one out of its range.
+  """
+  for name in ('testing_percentage', 'validation_percentage'):
+    value = getattr(flags, name)
+    if not 0 <= value < 100:
+      raise RetrainError('--%s must be in [0, 100), not %s.' % (name, value))
+  if flags.testing_percentage + flags.validation_percentage >= 100:
+    raise RetrainError(
+        '--testing_percentage plus --validation_percentage must be below 100 '
+        'so that some images are left for training.')
+  if flags.image_size is not None and flags.image_size <= 0:
+    raise RetrainError('--image_size must be a positive number of pixels, '
+                       'not %s.' % flags.image_size)
 
 
 def _check_head_numbers(flags):
