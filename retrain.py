@@ -847,8 +847,7 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
       return index, tf.squeeze(resized, axis=0)
 
     dataset = tf.data.Dataset.from_tensor_slices((tf.range(count), inputs))
-    dataset = dataset.map(decode,
-                          num_parallel_calls=tf.data.experimental.AUTOTUNE)
+    dataset = parallel_map(dataset, decode)
     dataset = dataset.apply(tf.data.experimental.ignore_errors())
     if batch_size:
       dataset = dataset.group_by_window(
@@ -858,6 +857,29 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
       dataset = dataset.batch(tf.maximum(count, 1))
     iterator = tf.data.make_initializable_iterator(dataset.prefetch(2))
   return BatchedDecoding(inputs, iterator.initializer, iterator.get_next())
+
+
+def parallel_map(dataset, function):
+  """dataset.map(function) on one thread per core, without tf.data autotuning.
+
+  The autotuner's thread sleeps up to a minute between its rounds, and
+  closing a Session whose iterator it serves waits for it to wake: seconds
+  to a minute at the end of a run, for nothing. The function is traced as
+  written: AutoGraph's conversion takes a second or more per pipeline, and
+  straight-line TensorFlow code does not need it.
+
+  Args:
+    dataset: A tf.data.Dataset.
+    function: Its elements -> the new elements, built of TensorFlow ops.
+
+  Returns:
+    The mapped tf.data.Dataset.
+  """
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  return dataset.map(tf.autograph.experimental.do_not_convert(function),
+                     num_parallel_calls=os.cpu_count() or 1).with_options(
+                         options)
 
 
 def decode_in_batches(sess, decoding, inputs):
@@ -1351,8 +1373,7 @@ class DistortedBatches(object):
       dataset = tf.data.Dataset.from_generator(
           self._samples, output_types=(tf.string, tf.int64, tf.int32),
           output_shapes=([], [], [2]))
-      dataset = dataset.map(load,
-                            num_parallel_calls=tf.data.experimental.AUTOTUNE)
+      dataset = parallel_map(dataset, load)
       dataset = dataset.apply(tf.data.experimental.ignore_errors())
       dataset = dataset.batch(batch_size).prefetch(1)
       self._next_batch = tf.data.make_one_shot_iterator(dataset).get_next()
@@ -2165,8 +2186,26 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
     resized image input, bottleneck input, ground truth, eval step, and
     prediction tensors.
   """
-  final_tensor_name = final_tensor_name or FLAGS.final_tensor_name
-  checkpoint_path = checkpoint_path or FLAGS.checkpoint_path
+  eval_session = build_eval_graph(
+      module_spec, class_count, final_tensor_name or FLAGS.final_tensor_name)
+  # Now we need to restore the values from the training graph to the eval
+  # graph.
+  eval_session.restore(checkpoint_path or FLAGS.checkpoint_path)
+  return eval_session
+
+
+def build_eval_graph(module_spec, class_count, final_tensor_name):
+  """The eval graph of build_eval_session in a Session, its values unset.
+
+  Args:
+    module_spec: The hub.ModuleSpec for the image module being used.
+    class_count: Number of classes.
+    final_tensor_name: Name of the output.
+
+  Returns:
+    An EvalSession whose variables are still to be restored (restore) or
+    copied from the training Session (copy_variables).
+  """
   # If quantized, we need to create the correct eval graph for exporting.
   module_graph = _module_graph(module_spec)
   eval_graph = module_graph.graph
@@ -2178,12 +2217,7 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
         class_count, final_tensor_name, module_graph.bottleneck_tensor,
         module_graph.wants_quantization, is_training=False,
         head_options=None)
-
-    # Now we need to restore the values from the training graph to the eval
-    # graph.
     saver = tf.train.Saver()
-    saver.restore(eval_sess, checkpoint_path)
-
     evaluation_step, prediction = add_evaluation_step(
         new_layer.final_tensor, new_layer.ground_truth_input)
 
@@ -2195,15 +2229,37 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
       apply_layer=new_layer.apply_layer, saver=saver)
 
 
-class TrainedLayer(object):
-  """The new layer's checkpoint, and the eval graph restored from it.
+def copy_variables(from_sess, to_sess):
+  """Sets each variable of to_sess's graph to its namesake's in from_sess.
 
-  save() writes the training Session's variables to the checkpoint;
-  eval_session() returns the eval graph restored from the latest save. The
-  eval graph is built at its first use (which instantiates the module again:
-  seconds for a big one) and only restored at later ones, so the intermediate
-  graphs, the final test and every export share it. One per run; close()
-  closes the eval session.
+  This hands the trained values to the eval graph in memory, where the
+  original saved a checkpoint and restored it (rereading the module's
+  weights from disk).
+
+  Args:
+    from_sess: A Session whose graph has a variable of each name (the
+      training Session).
+    to_sess: The Session to set the variables of (an EvalSession's).
+  """
+  sources = {variable.op.name: variable
+             for variable in from_sess.graph.get_collection(
+                 tf.GraphKeys.GLOBAL_VARIABLES)}
+  targets = to_sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
+  values = from_sess.run([sources[variable.op.name] for variable in targets])
+  to_sess.run([variable.initializer for variable in targets],
+              {variable.initializer.inputs[1]: value
+               for variable, value in zip(targets, values)})
+
+
+class TrainedLayer(object):
+  """The new layer's checkpoint, and the eval graph with its trained values.
+
+  save() writes the training Session's variables to the checkpoint (as the
+  original did at the end); eval_session() returns the eval graph with the
+  training Session's current values, copied in memory. The eval graph is
+  built at its first use (which instantiates the module again: seconds for a
+  big one), so the intermediate graphs, the final test and every export
+  share it. One per run; close() closes the eval session.
   """
 
   def __init__(self, sess, module_spec, class_count, final_tensor_name,
@@ -2222,13 +2278,11 @@ class TrainedLayer(object):
     self._saver.save(self._sess, self._checkpoint_path)
 
   def eval_session(self):
-    """The EvalSession, restored from the latest save()."""
+    """The EvalSession, with the training Session's current values."""
     if self._eval_session is None:
-      self._eval_session = build_eval_session(
-          self.module_spec, self.class_count, self._final_tensor_name,
-          self._checkpoint_path)
-    else:
-      self._eval_session.restore(self._checkpoint_path)
+      self._eval_session = build_eval_graph(
+          self.module_spec, self.class_count, self._final_tensor_name)
+    copy_variables(self._sess, self._eval_session.sess)
     return self._eval_session
 
   def close(self):
@@ -4512,6 +4566,19 @@ def run_main(argv=None):
     return 143
 
 
+def exit_at_once(exit_code):
+  """Ends the process now, once what it wrote is flushed.
+
+  Python's clean-up at a normal exit tears down TensorFlow's graphs object by
+  object, seconds for a big module; every file is written and closed before
+  this is called.
+  """
+  logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(exit_code)  # pylint: disable=protected-access
+
+
 # On import: only this tool's lines from TensorFlow's logger (unless DEBUG),
 # then TF1 behaviour, whose switch logs deprecation notes.
 if not _wants_debug_logs(sys.argv):
@@ -4522,4 +4589,4 @@ tf.disable_v2_behavior()
 FLAGS = build_parser().parse_args([])
 
 if __name__ == '__main__':
-  sys.exit(run_main())
+  exit_at_once(run_main())
