@@ -101,6 +101,7 @@ if not _wants_debug_logs(sys.argv):
 import numpy as np  # pylint: disable=g-import-not-at-top
 import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
 import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+from tensorflow.core.framework import tensor_pb2  # pylint: disable=g-import-not-at-top
 from tensorflow.core.protobuf import rewriter_config_pb2  # pylint: disable=g-import-not-at-top
 
 # TF1 behaviour (graphs and Sessions) is switched on at the end of this file,
@@ -140,6 +141,11 @@ MAX_IMAGE_PIXELS = 2 ** 25
 # header could otherwise ask for gigabytes; 1000M fits a 12000 x 12000
 # progressive JPEG. The decoder reads it at every image.
 os.environ.setdefault('JPEGMEM', '1000M')
+
+# Megabytes of decoded training images that distorted training keeps in
+# memory by default (--decoded_images_mb): the training set of flower_photos
+# (3670 photos of about 500x333) fits.
+DEFAULT_DECODED_IMAGES_MB = 2048
 
 # Longer cache file names are shortened with a hash of the full name.
 MAX_CACHE_NAME_BYTES = 200
@@ -1324,14 +1330,17 @@ class DistortedBatches(object):
 
   A generator draws (image, label, seed) at random like the original; reading,
   decoding and distorting run on tf.data's parallel threads and the next batch
-  is prefetched while the current one goes through the module. Images that
-  fail to decode (changed or removed since they were cached) are dropped, so
-  every batch is still full; when far more draws fail than succeed, the
-  batches end (next() raises) instead of waiting for ever.
+  is prefetched while the current one goes through the module. Decoded
+  images are kept in memory up to a budget, so that later draws of an image
+  are only scaled, cropped, flipped and brightened. Images that fail to
+  decode (changed or removed since they were cached) are dropped, so every
+  batch is still full; when far more draws fail than succeed, the batches
+  end (next() raises) instead of waiting for ever.
   """
 
   def __init__(self, image_shape, distortions, image_lists, image_dir,
-               category, batch_size, seed=None, start_batch=0):
+               category, batch_size, seed=None, start_batch=0,
+               memory_mb=DEFAULT_DECODED_IMAGES_MB):
     """Adds the pipeline to the default graph.
 
     Args:
@@ -1344,6 +1353,8 @@ class DistortedBatches(object):
       seed: The seed of the draws; None draws one from Python's generator.
       start_batch: How many batches an interrupted run consumed: the draws
         continue where its batches ended.
+      memory_mb: Megabytes of decoded images (uint8, as decoded) to keep in
+        memory; 0 decodes every draw from its file, as the original did.
     """
     self._image_lists = image_lists
     self._image_dir = image_dir
@@ -1363,16 +1374,24 @@ class DistortedBatches(object):
     self._max_draws_per_batch = 10 * batch_size + 1000
     self._drawn = 0
     self._drawn_at_last_batch = 0
+    self.memory = DecodedImages(memory_mb, image_shape[2])
 
-    def load(path, label_index, seed):
-      image_4d = _decode_to_float_4d(tf.io.read_file(path), image_shape[2])
-      return _distort_image(image_4d, image_shape, distortions,
-                            seed), label_index
+    def load(path, label_index, seed, decoded, keep):
+      image = tf.cond(
+          tf.size(decoded) > 0, lambda: decoded,
+          lambda: _decode_image(tf.io.read_file(path), image_shape[2]))
+      image_4d = tf.expand_dims(tf.image.convert_image_dtype(image,
+                                                             tf.float32), 0)
+      to_keep = tf.cond(keep, lambda: tf.io.serialize_tensor(image),
+                        lambda: tf.constant(b''))
+      return (_distort_image(image_4d, image_shape, distortions, seed),
+              label_index, path, to_keep)
 
     with tf.name_scope('distorted_reader'):
       dataset = tf.data.Dataset.from_generator(
-          self._samples, output_types=(tf.string, tf.int64, tf.int32),
-          output_shapes=([], [], [2]))
+          self._samples,
+          output_types=(tf.string, tf.int64, tf.int32, tf.uint8, tf.bool),
+          output_shapes=([], [], [2], [None, None, image_shape[2]], []))
       dataset = parallel_map(dataset, load)
       dataset = dataset.apply(tf.data.experimental.ignore_errors())
       dataset = dataset.batch(batch_size).prefetch(1)
@@ -1389,11 +1408,13 @@ class DistortedBatches(object):
       path = get_image_path(self._image_lists, label_names[label_index],
                             image_index, self._image_dir, self._category)
       seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
+      decoded, keep = self.memory.lookup(path)
       # A file that is not a regular file (any more) would fail, or block the
       # reader for ever if it were a named pipe.
-      if is_local_path(path) and not os.path.isfile(path):
+      if decoded.size == 0 and is_local_path(path) and not os.path.isfile(
+          path):
         continue
-      yield (path, label_index, seed)
+      yield (path, label_index, seed, decoded, keep)
 
   def next(self, sess):
     """Returns the next (float images, int64 ground truths) batch.
@@ -1402,14 +1423,53 @@ class DistortedBatches(object):
       RetrainError: when the images can no longer be read.
     """
     try:
-      images, ground_truths = sess.run(self._next_batch)
+      images, ground_truths, paths, to_keep = sess.run(self._next_batch)
     except tf.errors.OutOfRangeError:
       raise RetrainError(
           'The %s images in %s can no longer be read (were files removed or '
           'changed during the run?): check the folder and run the same '
           'command again.' % (self._category, self._image_dir))
     self._drawn_at_last_batch = self._drawn
+    for path, serialized in zip(paths, to_keep):
+      if serialized:
+        self.memory.keep(os.fsdecode(path), serialized)
     return images, ground_truths
+
+
+class DecodedImages(object):
+  """Decoded images held in memory, up to a budget, by file path.
+
+  DistortedBatches's generator asks lookup() for each draw (on a tf.data
+  thread); next() hands the images decoded for the first time to keep() (on
+  the training thread). An image is asked for once only, so the budget is
+  exceeded by at most the images on their way through the pipeline.
+  """
+
+  def __init__(self, memory_mb, depth):
+    self.budget_bytes = memory_mb * 2 ** 20
+    self.used_bytes = 0
+    self._images = {}  # path -> uint8 [height, width, depth]; None: asked.
+    self._nothing = np.zeros([0, 0, depth], np.uint8)
+
+  def lookup(self, path):
+    """(the image or an empty array, whether to hand it to keep())."""
+    image = self._images.get(path)
+    if image is not None:
+      return image, False
+    wanted = (self.used_bytes < self.budget_bytes and
+              path not in self._images)
+    if wanted:
+      self._images[path] = None
+    return self._nothing, wanted
+
+  def keep(self, path, serialized):
+    """Stores an image, as tf.io.serialize_tensor wrote it."""
+    image = tf.make_ndarray(tensor_pb2.TensorProto.FromString(serialized))
+    self._images[path] = image
+    self.used_bytes += image.nbytes
+
+  def __len__(self):
+    return sum(1 for image in self._images.values() if image is not None)
 
 
 def get_random_distorted_bottlenecks(
@@ -3136,7 +3196,8 @@ def main(_):
                       FLAGS.random_scale, FLAGS.random_brightness),
           image_lists, FLAGS.image_dir, 'training', FLAGS.train_batch_size,
           seed=resume_point and resume_point.distortion_seed,
-          start_batch=resume_point.step if resume_point else 0)
+          start_batch=resume_point.step if resume_point else 0,
+          memory_mb=FLAGS.decoded_images_mb)
     checkpoint = TrainingCheckpoint(
         sess, layer_variables, FLAGS.checkpoint_path, fingerprint,
         resume_point, FLAGS.save_every_steps,
@@ -3304,6 +3365,12 @@ def build_parser():
       '--random_brightness', type=int, default=0,
       help="""A percentage determining how much to randomly multiply the
       training image input pixels up or down by.""")
+  parser.add_argument(
+      '--decoded_images_mb', type=int, default=DEFAULT_DECODED_IMAGES_MB,
+      help="""With distortions: megabytes of decoded training images to keep
+      in memory, so that later steps only scale, crop, flip and brighten them
+      (about width x height x 3 bytes each); 0 decodes every image at every
+      use, as the original did.""")
   parser.add_argument(
       '--tfhub_module', type=str,
       default=(
@@ -4092,6 +4159,10 @@ def _check_numbers(flags):
     raise RetrainError('--tflite_calibration_images must be a positive '
                        'number of images, not %s.' %
                        flags.tflite_calibration_images)
+  if flags.decoded_images_mb < 0:
+    raise RetrainError('--decoded_images_mb must be 0 (off) or a positive '
+                       'number of megabytes, not %s.' %
+                       flags.decoded_images_mb)
   if not 0 <= flags.random_brightness <= 100:
     raise RetrainError('--random_brightness must be a percentage in '
                        '[0, 100].')

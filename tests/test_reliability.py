@@ -125,12 +125,66 @@ def test_bad_images_are_skipped_with_reasons_and_odd_ones_decoded(
 
 
 def _distorted_batches(module_pipeline, distortions, image_lists, image_dir,
-                       batch_size):
+                       batch_size, seed=None,
+                       memory_mb=retrain.DEFAULT_DECODED_IMAGES_MB):
   """The parallel DistortedBatches that retrain.py's main trains with."""
   return retrain.DistortedBatches(
       retrain.module_image_shape(module_pipeline.spec),
       retrain.Distortions(*distortions), image_lists, image_dir, 'training',
-      batch_size)
+      batch_size, seed=seed, memory_mb=memory_mb)
+
+
+def test_decoded_images_in_memory_give_the_same_batches(module_pipeline,
+                                                        color_image_dir):
+  image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  with module_pipeline.graph.as_default():
+    from_files, in_memory = [_distorted_batches(
+        module_pipeline, (True, 10, 10, 10), image_lists, color_image_dir, 8,
+        seed=5, memory_mb=memory_mb) for memory_mb in (0, 64)]
+  for _ in range(12):
+    images_from_files, truths_from_files = from_files.next(
+        module_pipeline.sess)
+    images_in_memory, truths_in_memory = in_memory.next(module_pipeline.sess)
+    np.testing.assert_array_equal(images_from_files, images_in_memory)
+    np.testing.assert_array_equal(truths_from_files, truths_in_memory)
+  # 96 draws (with replacement) of the 57 training images: each image drawn
+  # was decoded once, then kept.
+  training_paths = [
+      retrain.get_image_path(image_lists, label, index, color_image_dir,
+                             'training')
+      for label, lists in image_lists.items()
+      for index in range(len(lists['training']))]
+  kept = [in_memory.memory.lookup(path)[0] for path in training_paths]
+  kept = [(path, image) for path, image in zip(training_paths, kept)
+          if image.size]
+  assert len(from_files.memory) == 0
+  assert 30 <= len(in_memory.memory) == len(kept) <= len(training_paths)
+  assert in_memory.memory.used_bytes == sum(image.nbytes
+                                            for _, image in kept)
+  with tf.Graph().as_default(), tf.Session() as sess:
+    for path, image in kept[:5]:
+      with open(path, 'rb') as f:
+        decoded = sess.run(tf.image.decode_image(f.read(), channels=3))
+      np.testing.assert_array_equal(image, decoded)
+
+
+def test_decoded_images_stay_within_their_budget():
+  memory = retrain.DecodedImages(1, 3)
+  image = np.full([600, 400, 3], 7, np.uint8)  # 0.69 MB
+  serialized = tf.make_tensor_proto(image).SerializeToString()
+  for name in ('a', 'b'):
+    _, wanted = memory.lookup(name)
+    assert wanted  # Both asked for while the memory is empty.
+  assert not memory.lookup('a')[1]  # Asked for once only.
+  memory.keep('a', serialized)
+  memory.keep('b', serialized)  # Already on its way: kept (1.4 MB).
+  kept, wanted = memory.lookup('b')
+  np.testing.assert_array_equal(kept, image)
+  assert not wanted
+  nothing, wanted = memory.lookup('c')  # Over the budget: read from file.
+  assert nothing.shape == (0, 0, 3) and not wanted
+  assert len(memory) == 2 and memory.used_bytes == 2 * image.nbytes
+  assert not retrain.DecodedImages(0, 3).lookup('a')[1]
 
 
 def test_skipped_images_reach_no_batch_and_no_test_set(module_pipeline,
@@ -184,8 +238,9 @@ def test_distorted_training_stops_instead_of_hanging_when_images_vanish(
   with module_pipeline.graph.as_default():
     distorted_jpeg, distorted = retrain.add_input_distortions(
         True, 0, 0, 0, module_pipeline.spec)
+    # Nothing kept in memory: every draw reads its file.
     batches = _distorted_batches(module_pipeline, (True, 0, 0, 0),
-                                 image_lists, color_image_dir, 8)
+                                 image_lists, color_image_dir, 8, memory_mb=0)
   args = (module_pipeline.sess, image_lists, 8, 'training', color_image_dir,
           distorted_jpeg, distorted, module_pipeline.resized_input,
           module_pipeline.bottleneck, batches)

@@ -653,4 +653,6 @@ def test_flags_keep_the_original_names_and_defaults():
       'l2_regularizer': 0.0,
       'label_smoothing': 0.0,
       'assert_accuracy_at_least': None,
+      # Added by issue 14: decoded images kept for distorted training.
+      'decoded_images_mb': 2048,
   }
