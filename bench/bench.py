@@ -3,8 +3,35 @@ r"""Benchmarks retrain.py on this machine and prints one table (and JSON).
 
   python bench/bench.py                 # everything, a few minutes on 2 cores
   python bench/bench.py --quick         # smaller sizes, for a smoke test
+  python bench/bench.py --whole_commands [--image_dir DIR [--images N]]
+                        [--runs 2] [--quick]   # whole commands, as users time
 
-What it measures, all in one run, through retrain.py's own functions:
+--whole_commands times what users time: whole processes, cold (fresh output
+and bottleneck folders each run), on real photos (flower_photos_sample/ by
+default, or --image_dir, of which --images N takes the first N), spawn to
+exit. Each scenario runs --runs times as our retrain.py with its flags and as
+bench/original_retrain.py, the original TF Hub retrain.py's path re-implemented
+(one image at a time, two Session calls per image, text files re-read every
+step, the eval graph rebuilt for the test and each export), with the same
+flags and module:
+
+- an Inception-v3-sized module (random weights), 10 steps, float32, and the
+  same with --bottleneck_precision bfloat16 (ours only: the original has no
+  bfloat16, so that row compares with its float32 times);
+- MobileNet v1 0.25@128 (from --shared_modules; the sample module stands in
+  when it is missing, and the row says so) with the defaults (4000 steps), and
+  with all four distortions for 100 steps.
+
+It prints a table of the original's and our times, the ratio (original mean /
+ours mean) and the target ratio, and, from our run's own log lines stamped as
+they arrive, its fixed costs (start-up to the cache scan's "... to compute."
+line, plus the last "Step" line to exit) and its caching images/s (the scan
+line to the last "N/N bottlenecks computed" line); the JSON
+(bench/results/bench_whole.json) has every phase of every run. With --quick:
+the sample module, a few steps, one run (about a minute and a half).
+
+Without --whole_commands, it measures, all in one run, through retrain.py's own
+functions:
 
 - fp32 and bf16 matmul peak GFLOP/s (one large matmul, best of several);
 - each module's GFLOP per image, counted by TensorFlow's profiler on the graph;
@@ -25,11 +52,12 @@ What it measures, all in one run, through retrain.py's own functions:
   --beam_only measures just that, --beam_inception adds the Inception-sized
   module).
 
-The images are copies of flower_photos_sample/ under new names. Nothing here
+Those images are copies of flower_photos_sample/ under new names. Nothing here
 asserts a time: this is a benchmark, not a test.
 """
 
 import argparse
+import collections
 import importlib.util
 import json
 import os
@@ -59,14 +87,30 @@ SAMPLE_DIR = os.path.join(REPO_DIR, 'flower_photos_sample')
 # ------------------------------------------------------------------ helpers
 
 
+def list_class_images(source_dir):
+  """The image files of each class folder of source_dir, in sorted order.
+
+  Args:
+    source_dir: A folder of class folders of images.
+
+  Returns:
+    A list of (class folder name, sorted list of image paths), by class name.
+  """
+  classes = []
+  for class_name in sorted(os.listdir(source_dir)):
+    class_dir = os.path.join(source_dir, class_name)
+    if os.path.isdir(class_dir):
+      classes.append((class_name, [
+          os.path.join(class_dir, name) for name in sorted(os.listdir(class_dir))
+          if name.rsplit('.', 1)[-1].lower() in retrain.IMAGE_EXTENSIONS]))
+  return classes
+
+
 def make_image_dir(root, count):
   """Copies the sample photos under new names until count images exist."""
-  sources = []
-  for class_name in sorted(os.listdir(SAMPLE_DIR)):
-    class_dir = os.path.join(SAMPLE_DIR, class_name)
-    if os.path.isdir(class_dir):
-      sources.extend((class_name, os.path.join(class_dir, name))
-                     for name in sorted(os.listdir(class_dir)))
+  sources = [(class_name, path)
+             for class_name, paths in list_class_images(SAMPLE_DIR)
+             for path in paths]
   image_dir = os.path.join(root, 'images_%d' % count)
   for index in range(count):
     class_name, source = sources[index % len(sources)]
@@ -102,6 +146,13 @@ class ModuleRunner(object):
 
   def close(self):
     self.sess.close()
+
+
+def machine_info():
+  """The CPU count, processor and TensorFlow version, for the results."""
+  return {'cpus': os.cpu_count(),
+          'processor': platform.processor() or platform.machine(),
+          'tensorflow': tf.__version__}
 
 
 def matmul_peak(dtype, size, repeats):
@@ -406,10 +457,7 @@ def beam_rows(work, name, module_dir, count, caching_images_per_s):
 def run_beam_only(args):
   """Only the Beam rows, next to retrain.py's caching on the same images."""
   work = tempfile.mkdtemp(prefix='retrain_bench_')
-  results = {'machine': {'cpus': os.cpu_count(),
-                         'processor': platform.processor() or
-                                      platform.machine(),
-                         'tensorflow': tf.__version__},
+  results = {'machine': machine_info(),
              'quick': args.quick, 'beam': []}
   try:
     print('Building modules ...', flush=True)
@@ -452,16 +500,310 @@ def format_beam_table(results):
   return lines
 
 
+# ----------------------------------------------------------- whole commands
+
+ORIGINAL_SCRIPT = os.path.join(REPO_DIR, 'bench', 'original_retrain.py')
+DISTORTION_FLAGS = ['--flip_left_right', '--random_crop', '10',
+                    '--random_scale', '10', '--random_brightness', '10']
+
+# One row of the whole-command table: flags go to both commands, our_flags to
+# ours only; original_from names the row whose original runs this row is
+# compared with (None: the original runs with this row's flags).
+Scenario = collections.namedtuple('Scenario', [
+    'name', 'module_dir', 'flags', 'our_flags', 'target', 'original_from'])
+
+
+def copy_first_images(source_dir, root, count):
+  """Copies the first count images of source_dir, spread over its classes.
+
+  The classes take turns, each giving its next image in sorted order, so
+  that every class gets a share.
+
+  Args:
+    source_dir: A folder of class folders of images.
+    root: Where to create the copy.
+    count: How many images to copy.
+
+  Returns:
+    The new image folder.
+  """
+  classes = list_class_images(source_dir)
+  image_dir = os.path.join(root, 'first_%d' % count)
+  copied, depth = 0, 0
+  while copied < count and any(depth < len(paths) for _, paths in classes):
+    for class_name, paths in classes:
+      if copied < count and depth < len(paths):
+        os.makedirs(os.path.join(image_dir, class_name), exist_ok=True)
+        shutil.copy(paths[depth], os.path.join(image_dir, class_name))
+        copied += 1
+    depth += 1
+  return image_dir
+
+
+def whole_command_images(work, args):
+  """The image folder of the whole-command runs, as the flags ask.
+
+  The sample photos are used under their own names: their '_nohash_' names
+  give every class validation and test images, which the original needs
+  (make_image_dir's new names can leave a class without any).
+  """
+  image_dir = args.image_dir or SAMPLE_DIR
+  if args.images:
+    return copy_first_images(image_dir, work, args.images)
+  return image_dir
+
+
+def mobilenet_module(work, shared_modules):
+  """MobileNet v1 0.25@128 as a Hub module, or the sample module without it.
+
+  Returns:
+    (module folder, its name for the table).
+  """
+  frozen_graph = os.path.join(shared_modules, 'mobilenet_v1_0.25_128_frozen',
+                              'mobilenet_v1_0.25_128', 'frozen_graph.pb')
+  if os.path.exists(frozen_graph):
+    return make_image_module.export_frozen_graph_module(
+        os.path.join(work, 'mobilenet_v1_025_128'), frozen_graph, 'input:0',
+        'MobilenetV1/Logits/AvgPool_1a/AvgPool:0', image_size=128,
+        input_range=(-1.0, 1.0)), 'MobileNet v1 0.25@128'
+  print('No %s: the sample module stands in for MobileNet.' % frozen_graph,
+        flush=True)
+  return make_image_module.export_sample_cnn_module(os.path.join(
+      work, 'sample_cnn')), 'sample CNN (no MobileNet graph)'
+
+
+def whole_command_scenarios(work, args):
+  """Builds the modules; returns the Scenarios of the table, in order."""
+  steps = lambda count: ['--how_many_training_steps', str(count)]
+  bfloat16 = ['--bottleneck_precision', 'bfloat16']
+  if args.quick:
+    sample = make_image_module.export_sample_cnn_module(
+        os.path.join(work, 'sample_cnn'))
+    first = 'sample CNN, 10 steps, float32'
+    return [
+        Scenario(first, sample, steps(10), [], None, None),
+        Scenario('same, --bottleneck_precision bfloat16', sample, steps(10),
+                 bfloat16, None, first),
+        Scenario('sample CNN, 100 steps', sample, steps(100), [], None, None),
+        Scenario('sample CNN, all four distortions, 3 steps', sample,
+                 steps(3) + DISTORTION_FLAGS, [], None, None)]
+  inception = make_image_module.export_keras_module(
+      os.path.join(work, 'inception_v3'), 'inception_v3',
+      image_size=args.inception_size)
+  mobilenet, mobilenet_name = mobilenet_module(work, args.shared_modules)
+  first = 'Inception-v3-sized module, 10 steps, float32'
+  return [
+      Scenario(first, inception, steps(10), [], 1.8, None),
+      Scenario('same, --bottleneck_precision bfloat16', inception, steps(10),
+               bfloat16, 2.0, first),
+      Scenario(mobilenet_name + ', defaults (4000 steps)', mobilenet, [], [],
+               3.5, None),
+      Scenario(mobilenet_name + ', all four distortions, 100 steps',
+               mobilenet, steps(100) + DISTORTION_FLAGS, [], 3.5, None)]
+
+
+def whole_command(script, scenario, image_dir, out_dir, ours):
+  """The command line of one cold run, its outputs all under out_dir."""
+  return ([sys.executable, script, '--image_dir', image_dir,
+           '--tfhub_module', scenario.module_dir] + scenario.flags +
+          (scenario.our_flags if ours else []) +
+          ['--bottleneck_dir', os.path.join(out_dir, 'bottlenecks'),
+           '--summaries_dir', os.path.join(out_dir, 'retrain_logs'),
+           '--output_graph', os.path.join(out_dir, 'output_graph.pb'),
+           '--output_labels', os.path.join(out_dir, 'output_labels.txt'),
+           '--saved_model_dir', os.path.join(out_dir, 'saved_model'),
+           '--checkpoint_path', os.path.join(out_dir, 'checkpoint',
+                                             'retrain_checkpoint')])
+
+
+def time_whole_command(command):
+  """Runs a command; its wall time and its output lines, stamped on arrival.
+
+  Returns:
+    (seconds from spawn to exit, list of (seconds since spawn, line)).
+
+  Raises:
+    RuntimeError: if the command fails (with the end of its output).
+  """
+  start = time.time()
+  process = subprocess.Popen(
+      command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      cwd=REPO_DIR, env=dict(os.environ, PYTHONUNBUFFERED='1'))
+  stamped = [(time.time() - start, line) for line in process.stdout]
+  returncode = process.wait()
+  seconds = time.time() - start
+  if returncode:
+    raise RuntimeError('%s exited with %d:\n%s' % (' '.join(command),
+                                                   returncode, ''.join(
+                                                       line for _, line in
+                                                       stamped[-40:])))
+  return seconds, stamped
+
+
+def our_phases(stamped, seconds):
+  """Where a run of our retrain.py spent its time, from its log lines.
+
+  Args:
+    stamped: The run's (seconds since spawn, line) list.
+    seconds: The run's wall time.
+
+  Returns:
+    dict of seconds: 'startup' (spawn -> the cache scan's "... to compute."
+    line), 'caching' (-> the last "N/N bottlenecks computed" line),
+    'training' (first -> last "Step" line), 'finish' (last "Step" line ->
+    exit), 'fixed' (startup + finish); and 'cached_images' (how many were
+    computed).
+
+  Raises:
+    RuntimeError: if a line is missing.
+  """
+  def stamps(pattern):
+    return [(at, re.search(pattern, line)) for at, line in stamped
+            if re.search(pattern, line)]
+  scans = stamps(r'bottlenecks found in the cache, (\d+) to compute\.')
+  steps = stamps(r': Step \d+: ')
+  if not scans or not steps:
+    raise RuntimeError('retrain.py printed no cache scan or Step line:\n' +
+                       ''.join(line for _, line in stamped[-40:]))
+  startup, to_compute = scans[0][0], int(scans[0][1].group(1))
+  computed = stamps(r'(\d+)/%d bottlenecks computed' % to_compute)
+  cached_at = computed[-1][0] if computed else startup
+  finish = seconds - steps[-1][0]
+  return {'startup': startup, 'caching': cached_at - startup,
+          'cached_images': to_compute,
+          'training': steps[-1][0] - steps[0][0], 'finish': finish,
+          'fixed': startup + finish}
+
+
+def time_scenario_once(work, scenario, image_dir, ours):
+  """One cold run (fresh output and cache folders) of ours or the original.
+
+  Returns:
+    dict with 'seconds', and for ours the our_phases values.
+  """
+  out_dir = tempfile.mkdtemp(prefix='whole_run_', dir=work)
+  script = os.path.join(REPO_DIR, 'retrain.py') if ours else ORIGINAL_SCRIPT
+  try:
+    seconds, stamped = time_whole_command(whole_command(
+        script, scenario, image_dir, out_dir, ours))
+  finally:
+    shutil.rmtree(out_dir, ignore_errors=True)
+  run = {'seconds': seconds}
+  if ours:
+    run.update(our_phases(stamped, seconds))
+  return run
+
+
+def _mean(values):
+  return sum(values) / len(values)
+
+
+def summarize_whole_row(scenario, original_runs, our_runs):
+  """One table row from the runs of the original and of ours.
+
+  Returns:
+    dict with 'scenario', 'target' (the ratio aimed at, or None),
+    'original_from', 'original_seconds' and 'ours_seconds' (per run), 'ratio'
+    (original mean / ours mean), 'ours_phases' (per run, see our_phases),
+    'fixed_seconds' and 'caching_images_per_s' (means over our runs).
+  """
+  original = [run['seconds'] for run in original_runs]
+  ours = [run['seconds'] for run in our_runs]
+  caching_rates = [run['cached_images'] / run['caching'] for run in our_runs
+                   if run['caching'] > 0]
+  return {'scenario': scenario.name, 'target': scenario.target,
+          'original_from': scenario.original_from,
+          'original_seconds': original, 'ours_seconds': ours,
+          'ratio': _mean(original) / _mean(ours), 'ours_phases': our_runs,
+          'fixed_seconds': _mean([run['fixed'] for run in our_runs]),
+          'caching_images_per_s': (_mean(caching_rates) if caching_rates
+                                   else None)}
+
+
+def whole_command_rows(work, scenarios, image_dir, runs):
+  """Times each scenario runs times, the original and ours in turn.
+
+  Returns:
+    The summarize_whole_row dicts, in the scenarios' order.
+  """
+  original_runs = {scenario.name: [] for scenario in scenarios}
+  our_runs = {scenario.name: [] for scenario in scenarios}
+  for run_index in range(runs):
+    for scenario in scenarios:
+      timed = [(False, original_runs)] if scenario.original_from is None else []
+      for ours, runs_of in timed + [(True, our_runs)]:
+        run = time_scenario_once(work, scenario, image_dir, ours)
+        runs_of[scenario.name].append(run)
+        print('  run %d/%d %-8s %s: %.1f s' % (
+            run_index + 1, runs, 'ours' if ours else 'original',
+            scenario.name, run['seconds']), flush=True)
+  return [summarize_whole_row(
+      scenario, original_runs[scenario.original_from or scenario.name],
+      our_runs[scenario.name]) for scenario in scenarios]
+
+
+def run_whole_commands(args):
+  """The whole-command table: builds modules and images, times the runs."""
+  work = tempfile.mkdtemp(prefix='retrain_bench_whole_')
+  results = {'machine': machine_info(), 'quick': args.quick,
+             'runs': args.runs}
+  try:
+    print('Building modules ...', flush=True)
+    scenarios = whole_command_scenarios(work, args)
+    image_dir = whole_command_images(work, args)
+    image_lists = retrain.create_image_lists(image_dir, 10, 10)
+    results['images'] = sum(len(lists[category])
+                            for lists in image_lists.values()
+                            for category in retrain.CATEGORIES)
+    results['image_source'] = args.image_dir or SAMPLE_DIR
+    print('Matmul peaks ...', flush=True)
+    size = 1024 if args.quick else 2048
+    results['peak_gflops'] = {'float32': matmul_peak(tf.float32, size, 5),
+                              'bfloat16': matmul_peak(tf.bfloat16, size, 5)}
+    print('Whole commands (%d images) ...' % results['images'], flush=True)
+    results['whole_commands'] = whole_command_rows(work, scenarios, image_dir,
+                                                   args.runs)
+  finally:
+    shutil.rmtree(work, ignore_errors=True)
+  return results
+
+
+def format_whole_table(results):
+  """The whole-command rows as a Markdown table, after the machine's peaks."""
+  peaks = results['peak_gflops']
+  runs = results['runs']
+  lines = ['matmul peak: float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s; %d '
+           'images from %s' % (peaks['float32'], peaks['bfloat16'],
+                               results['images'], results['image_source']),
+           '',
+           '| scenario (whole process, cold cache; %s) | original | ours | '
+           'ratio | target | fixed costs (ours) | caching (ours) |' % (
+               'one run' if runs == 1 else '%d runs' % runs),
+           '|---|---|---|---|---|---|---|']
+  for row in results['whole_commands']:
+    original = ' / '.join('%.1f' % s for s in row['original_seconds']) + ' s'
+    if row['original_from']:
+      original = '(%s)' % original
+    caching = row['caching_images_per_s']
+    lines.append('| %s | %s | %s | %.2f× | %s | %.1f s | %s |' % (
+        row['scenario'], original,
+        ' / '.join('%.1f' % s for s in row['ours_seconds']) + ' s',
+        row['ratio'], '≥ %.1f×' % row['target'] if row['target'] else '-',
+        row['fixed_seconds'],
+        '%.0f images/s' % caching if caching else '-'))
+  lines.append('')
+  lines.append('ratio = original mean / ours mean; fixed costs = start-up '
+               '(spawn -> cache scan) + finish (last Step line -> exit).')
+  return '\n'.join(lines)
+
+
 # --------------------------------------------------------------------- main
 
 
 def run(args):
   """Runs every measurement; returns the results dict."""
   work = tempfile.mkdtemp(prefix='retrain_bench_')
-  results = {'machine': {'cpus': os.cpu_count(),
-                         'processor': platform.processor() or
-                                      platform.machine(),
-                         'tensorflow': tf.__version__},
+  results = {'machine': machine_info(),
              'quick': args.quick}
   try:
     print('Building modules ...', flush=True)
@@ -604,7 +946,8 @@ def format_table(results):
   return '\n'.join(lines)
 
 
-def main():
+def build_parser():
+  """The benchmark's command line."""
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
   parser.add_argument('--quick', action='store_true',
                       help='Smaller sizes: a smoke test of the benchmark.')
@@ -612,29 +955,63 @@ def main():
                       help='Input size of the Inception-v3-sized module.')
   parser.add_argument('--output', default=None,
                       help='Where to write the JSON results (default: '
-                      'bench/results/bench.json, or bench_beam.json with '
-                      '--beam_only).')
+                      'bench/results/bench.json, bench_beam.json with '
+                      '--beam_only, bench_whole.json with --whole_commands).')
   parser.add_argument('--beam_only', action='store_true',
                       help='Only the Apache Beam rows (beam_bottlenecks.py), '
                       "next to retrain.py's caching on the same images.")
   parser.add_argument('--beam_inception', action='store_true',
                       help='Measure the Beam pipeline with the '
                       'Inception-v3-sized module too (slow on few cores).')
-  args = parser.parse_args()
-  if args.output is None:
-    args.output = os.path.join(REPO_DIR, 'bench', 'results', 'bench_beam.json'
-                               if args.beam_only else 'bench.json')
-  tf.disable_v2_behavior()
-  tf.logging.set_verbosity(tf.logging.ERROR)
+  parser.add_argument('--whole_commands', action='store_true',
+                      help='Only the whole-command table: retrain.py and the '
+                      "original's path (bench/original_retrain.py) timed as "
+                      'whole processes, cold.')
+  parser.add_argument('--runs', type=int, default=None,
+                      help='Cold runs of each whole command (default 2; 1 '
+                      'with --quick).')
+  parser.add_argument('--image_dir', default=None,
+                      help='Class folders of photos for the whole commands '
+                      '(default: flower_photos_sample/).')
+  parser.add_argument('--images', type=int, default=None,
+                      help='Take only the first N images of --image_dir (or of the '
+                      'samples), spread over its classes (copied to a '
+                      'temporary folder).')
+  parser.add_argument('--shared_modules',
+                      default=os.path.join(os.path.dirname(REPO_DIR),
+                                           'shared', 'modules'),
+                      help='Folder holding mobilenet_v1_0.25_128_frozen/ for '
+                      'the whole commands (without it, the sample module '
+                      'stands in).')
+  return parser
+
+
+def run_and_format(args):
+  """Runs what the flags ask; returns (results dict, printable table)."""
+  if args.whole_commands:
+    results = run_whole_commands(args)
+    return results, format_whole_table(results)
   if args.beam_only:
     if not beam_available():
       sys.exit('ERROR: apache_beam is not installed: pip install -r '
                'requirements-beam.txt')
     results = run_beam_only(args)
-    table = '\n'.join(format_beam_table(results))
-  else:
-    results = run(args)
-    table = format_table(results)
+    return results, '\n'.join(format_beam_table(results))
+  results = run(args)
+  return results, format_table(results)
+
+
+def main():
+  args = build_parser().parse_args()
+  if args.runs is None:
+    args.runs = 1 if args.quick else 2
+  if args.output is None:
+    args.output = os.path.join(REPO_DIR, 'bench', 'results', (
+        'bench_whole.json' if args.whole_commands else
+        'bench_beam.json' if args.beam_only else 'bench.json'))
+  tf.disable_v2_behavior()
+  tf.logging.set_verbosity(tf.logging.ERROR)
+  results, table = run_and_format(args)
   print()
   print(table)
   os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
