@@ -868,9 +868,9 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
 def parallel_map(dataset, function):
   """dataset.map(function) on one thread per core, without tf.data autotuning.
 
-  The autotuner's thread sleeps up to a minute between its rounds, and
-  closing a Session whose iterator it serves waits for it to wake: seconds
-  to a minute at the end of a run, for nothing. The function is traced as
+  The autotuner's thread sleeps longer and longer between its rounds, and
+  closing a Session whose iterator it serves waits for it to wake (up to 21 s
+  at the end of a run was measured), for nothing. The function is traced as
   written: AutoGraph's conversion takes a second or more per pipeline, and
   straight-line TensorFlow code does not need it.
 
