@@ -1380,11 +1380,10 @@ class DistortedBatches(object):
       image = tf.cond(
           tf.size(decoded) > 0, lambda: decoded,
           lambda: _decode_image(tf.io.read_file(path), image_shape[2]))
-      image_4d = tf.expand_dims(tf.image.convert_image_dtype(image,
-                                                             tf.float32), 0)
       to_keep = tf.cond(keep, lambda: tf.io.serialize_tensor(image),
                         lambda: tf.constant(b''))
-      return (_distort_image(image_4d, image_shape, distortions, seed),
+      return (_distort_image(_to_float_4d(image), image_shape, distortions,
+                             seed),
               label_index, path, to_keep)
 
     with tf.name_scope('distorted_reader'):
@@ -3640,7 +3639,11 @@ def _decode_image(image_data, channels):
 
 def _decode_to_float_4d(image_data, input_depth):
   """Decodes image bytes into a float [1, height, width, depth] in [0, 1]."""
-  decoded_image = _decode_image(image_data, input_depth)
+  return _to_float_4d(_decode_image(image_data, input_depth))
+
+
+def _to_float_4d(decoded_image):
+  """A decoded uint8 image as float [1, height, width, depth] in [0, 1]."""
   decoded_image_as_float = tf.image.convert_image_dtype(decoded_image,
                                                         tf.float32)
   return tf.expand_dims(decoded_image_as_float, 0)
