@@ -53,6 +53,7 @@ written by make_image_module.py.
 
 import argparse
 import collections
+import concurrent.futures
 import functools
 import hashlib
 import io
@@ -2212,15 +2213,19 @@ class EvalSession(collections.namedtuple('EvalSession', [
     apply_module: Images -> features, sharing the module's variables.
     apply_layer: Features -> probabilities, sharing the new layer's.
     saver: The Saver that restores the new layer (see restore).
+    module_variables, layer_variables: The graph's variables, split into the
+      module's (unchanged by training) and the rest.
   """
 
   def __new__(cls, *values, final_tensor_name, apply_module, apply_layer,
-              saver):
+              saver, module_variables, layer_variables):
     self = super(EvalSession, cls).__new__(cls, *values)
     self.final_tensor_name = final_tensor_name
     self.apply_module = apply_module
     self.apply_layer = apply_layer
     self.saver = saver
+    self.module_variables = module_variables
+    self.layer_variables = layer_variables
     return self
 
   def restore(self, checkpoint_path):
@@ -2268,8 +2273,14 @@ def build_eval_graph(module_spec, class_count, final_tensor_name):
   # If quantized, we need to create the correct eval graph for exporting.
   module_graph = _module_graph(module_spec)
   eval_graph = module_graph.graph
+  module_variables = eval_graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
 
-  eval_sess = tf.Session(graph=eval_graph)
+  # Its Session runs each part of a big graph (the final test, the freezing,
+  # the save) once or twice: placing just that part saves a fraction of a
+  # second each time (the module itself runs some 15% slower that way, so the
+  # Sessions that compute bottlenecks place their whole graph).
+  eval_sess = tf.Session(graph=eval_graph, config=tf.ConfigProto(
+      graph_options=tf.GraphOptions(place_pruned_graph=True)))
   with eval_graph.as_default():
     # Add the new layer for exporting.
     new_layer = _add_new_layer(
@@ -2285,11 +2296,15 @@ def build_eval_graph(module_spec, class_count, final_tensor_name):
       new_layer.bottleneck_input, new_layer.ground_truth_input,
       evaluation_step, prediction, final_tensor_name=final_tensor_name,
       apply_module=module_graph.apply_module,
-      apply_layer=new_layer.apply_layer, saver=saver)
+      apply_layer=new_layer.apply_layer, saver=saver,
+      module_variables=module_variables, layer_variables=[
+          variable for variable in eval_graph.get_collection(
+              tf.GraphKeys.GLOBAL_VARIABLES)
+          if variable not in module_variables])
 
 
-def copy_variables(from_sess, to_sess):
-  """Sets each variable of to_sess's graph to its namesake's in from_sess.
+def copy_variables(from_sess, to_sess, variables=None):
+  """Sets variables of to_sess's graph to their namesakes' in from_sess.
 
   This hands the trained values to the eval graph in memory, where the
   original saved a checkpoint and restored it (rereading the module's
@@ -2299,54 +2314,104 @@ def copy_variables(from_sess, to_sess):
     from_sess: A Session whose graph has a variable of each name (the
       training Session).
     to_sess: The Session to set the variables of (an EvalSession's).
+    variables: Which variables of to_sess's graph to set; all if None.
   """
   sources = {variable.op.name: variable
              for variable in from_sess.graph.get_collection(
                  tf.GraphKeys.GLOBAL_VARIABLES)}
-  targets = to_sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
+  targets = variables
+  if targets is None:
+    targets = to_sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
   values = from_sess.run([sources[variable.op.name] for variable in targets])
   to_sess.run([variable.initializer for variable in targets],
               {variable.initializer.inputs[1]: value
                for variable, value in zip(targets, values)})
 
 
+# The eval graph, made ahead of its use by prepare_exports: its EvalSession
+# and, when a SavedModel is to be written, the ServingSignatures added to it.
+ExportGraph = collections.namedtuple('ExportGraph', ['eval_session',
+                                                     'serving'])
+
+
+def prepare_exports(module_spec, class_count, final_tensor_name,
+                    labels=None):
+  """Builds the eval graph that the final test and the exports share.
+
+  It runs in the background while the bottlenecks are computed (see
+  in_background): it instantiates the module again, seconds for a big one,
+  and sets the module's variables, which training does not change. The graph
+  is complete before its Session first runs, since each later addition makes
+  the Session take in the whole graph again.
+
+  Args:
+    module_spec: The hub.ModuleSpec for the image module being used.
+    class_count: Number of classes.
+    final_tensor_name: Name of the output.
+    labels: The class names in class-index order, to add the SavedModel's
+      signatures (add_serving_signatures); None for no SavedModel.
+
+  Returns:
+    An ExportGraph, whose new layer TrainedLayer.export_graph sets.
+  """
+  eval_session = build_eval_graph(module_spec, class_count, final_tensor_name)
+  serving = None
+  if labels is not None:
+    serving = add_serving_signatures(eval_session, module_spec, labels)
+  # The module's initializers restore its weights from its files, as the
+  # training graph's did: faster than copying them through Python.
+  eval_session.sess.run([variable.initializer
+                         for variable in eval_session.module_variables])
+  return ExportGraph(eval_session, serving)
+
+
 class TrainedLayer(object):
   """The new layer's checkpoint, and the eval graph with its trained values.
 
   save() writes the training Session's variables to the checkpoint (as the
-  original did at the end); eval_session() returns the eval graph with the
-  training Session's current values, copied in memory. The eval graph is
-  built at its first use (which instantiates the module again: seconds for a
-  big one), so the intermediate graphs, the final test and every export
-  share it. One per run; close() closes the eval session.
+  original did at the end); export_graph() and eval_session() return the
+  eval graph with the training Session's current values, copied in memory.
+  The intermediate graphs, the final test and every export share that graph,
+  which prepare_exports builds in the background. One per run; close()
+  closes the eval session.
   """
 
-  def __init__(self, sess, module_spec, class_count, final_tensor_name,
+  def __init__(self, sess, module_spec, class_count, exports,
                checkpoint_path):
-    """Makes the Saver of the training graph; call in sess.graph."""
+    """Makes the Saver of the training graph; call in sess.graph.
+
+    Args:
+      sess: The training Session.
+      module_spec: The hub.ModuleSpec for the image module being used.
+      class_count: Number of classes.
+      exports: The concurrent.futures.Future of prepare_exports's ExportGraph
+        (see in_background).
+      checkpoint_path: Where save() writes the checkpoint.
+    """
     self.module_spec = module_spec
     self.class_count = class_count
     self._sess = sess
-    self._final_tensor_name = final_tensor_name
+    self._exports = exports
     self._checkpoint_path = checkpoint_path
     self._saver = tf.train.Saver()
-    self._eval_session = None
     ensure_dir_exists(os.path.dirname(os.path.abspath(checkpoint_path)))
 
   def save(self):
     self._saver.save(self._sess, self._checkpoint_path)
 
+  def export_graph(self):
+    """The ExportGraph, its new layer set to the training Session's values."""
+    exports = self._exports.result()
+    copy_variables(self._sess, exports.eval_session.sess,
+                   exports.eval_session.layer_variables)
+    return exports
+
   def eval_session(self):
     """The EvalSession, with the training Session's current values."""
-    if self._eval_session is None:
-      self._eval_session = build_eval_graph(
-          self.module_spec, self.class_count, self._final_tensor_name)
-    copy_variables(self._sess, self._eval_session.sess)
-    return self._eval_session
+    return self.export_graph().eval_session
 
   def close(self):
-    if self._eval_session is not None:
-      self._eval_session.sess.close()
+    self._exports.result().eval_session.sess.close()
 
 
 # How run_final_eval tests and reports: the flags of the same names, and the
@@ -2948,7 +3013,7 @@ def tflite_predictor(tflite_model):
 
 
 def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
-                 labels=None):
+                 labels=None, serving=None):
   """Exports model for serving.
 
   The SavedModel (tag 'serve') has two signatures:
@@ -2966,12 +3031,38 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
     eval_session: An EvalSession to reuse; built if None.
     labels: The class names in class-index order, for 'classes'; the class
       indices as strings if None.
+    serving: The ServingSignatures that add_serving_signatures already added
+      to eval_session's graph (labels then go unused); added now if None.
   """
   if labels is None:
     labels = [str(index) for index in range(class_count)]
   # The SavedModel should hold the eval graph.
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
+  if serving is None:
+    serving = add_serving_signatures(eval_session, module_spec, labels)
+  with eval_session.sess.graph.as_default():
+    _save_model_atomically(eval_session.sess, serving, saved_model_dir)
+
+
+# What export_model saves beside the eval graph: the signatures by name, the
+# op that initializes the tables when the model is loaded, and the Saver of
+# the variables.
+ServingSignatures = collections.namedtuple('ServingSignatures', [
+    'signature_def_map', 'main_op', 'saver'])
+
+
+def add_serving_signatures(eval_session, module_spec, labels):
+  """Adds the ops of the SavedModel's signatures to an eval graph.
+
+  Args:
+    eval_session: An EvalSession.
+    module_spec: The hub.ModuleSpec (or TF2ImageModule) of the module.
+    labels: The class names in class-index order.
+
+  Returns:
+    The ServingSignatures, for export_model.
+  """
   bytes_inputs, bytes_outputs = _add_image_bytes_signature(
       eval_session, module_spec, list(labels))
   with eval_session.sess.graph.as_default() as graph:
@@ -2984,7 +3075,13 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
         'serving_bytes': tf.saved_model.predict_signature_def(
             inputs=bytes_inputs, outputs=bytes_outputs),
     }
-    _save_model_atomically(eval_session.sess, signatures, saved_model_dir)
+    main_op = tf.group(tf.tables_initializer(), name='legacy_init_op')
+    # The Saver that tf.saved_model.Builder makes when none is given.
+    saver = tf.train.Saver(
+        tf.global_variables() + tf.get_collection(
+            tf.GraphKeys.SAVEABLE_OBJECTS),
+        sharded=True, write_version=tf.train.SaverDef.V2, allow_empty=True)
+  return ServingSignatures(signatures, main_op, saver)
 
 
 def _add_image_bytes_signature(eval_session, module_spec, labels):
@@ -3017,8 +3114,9 @@ def _add_image_bytes_signature(eval_session, module_spec, labels):
                                         'classes': classes}
 
 
-def _save_model_atomically(sess, signatures, saved_model_dir):
-  """Writes the SavedModel into a temporary folder, then renames it.
+def _save_model_atomically(sess, serving, saved_model_dir):
+  """Writes the SavedModel (serving: ServingSignatures) into a temporary
+  folder, then renames it.
 
   Raises:
     RetrainError: if saved_model_dir was filled by something else during
@@ -3030,10 +3128,9 @@ def _save_model_atomically(sess, signatures, saved_model_dir):
     builder = tf.saved_model.Builder(temporary_dir)
     builder.add_meta_graph_and_variables(
         sess, tags=[tf.saved_model.tag_constants.SERVING],
-        signature_def_map=signatures,
+        signature_def_map=serving.signature_def_map,
         assets_collection=tf.get_collection(tf.GraphKeys.ASSET_FILEPATHS),
-        main_op=tf.group(tf.tables_initializer(), name='legacy_init_op'),
-        clear_devices=True)
+        main_op=serving.main_op, clear_devices=True, saver=serving.saver)
     builder.save()
     if tf.gfile.IsDirectory(target_dir) and not tf.gfile.ListDirectory(
         target_dir):
@@ -3146,6 +3243,12 @@ def main(_):
     # and for the newly added retraining layer to random initial values.
     init = tf.global_variables_initializer()
     sess.run(init)
+    # The eval graph of the final test and the exports is built while the
+    # bottlenecks are computed.
+    exports = in_background(
+        prepare_exports, module_spec, class_count,
+        FLAGS.final_tensor_name,
+        list(image_lists.keys()) if FLAGS.saved_model_dir else None)
     module_sess = sess
     if FLAGS.bottleneck_precision != 'float32':
       module_sess = tf.Session(graph=graph, config=module_session_config(
@@ -3181,10 +3284,9 @@ def main(_):
     # Merge all the summaries and write them out to the summaries_dir
     merged = tf.summary.merge_all()
 
-    # The train saver's checkpoint is restored into an eval graph for the
-    # intermediate graphs, the final test and the exports.
-    trained_layer = TrainedLayer(sess, module_spec, class_count,
-                                 FLAGS.final_tensor_name,
+    # The trained values go to the eval graph for the intermediate graphs,
+    # the final test and the exports.
+    trained_layer = TrainedLayer(sess, module_spec, class_count, exports,
                                  FLAGS.checkpoint_path)
 
     distorted_batches = None
@@ -3217,7 +3319,8 @@ def main(_):
 
     # After training is complete, force one last save of the train checkpoint.
     trained_layer.save()
-    eval_session = trained_layer.eval_session()
+    export_graph = trained_layer.export_graph()
+    eval_session = export_graph.eval_session
 
     # We've completed all our training, so run a final test evaluation on
     # some new images we haven't used before.
@@ -3241,8 +3344,7 @@ def main(_):
     if FLAGS.saved_model_dir:
       tf.logging.info('Save SavedModel to : ' + FLAGS.saved_model_dir)
       export_model(module_spec, class_count, FLAGS.saved_model_dir,
-                   eval_session=eval_session,
-                   labels=list(image_lists.keys()))
+                   eval_session=eval_session, serving=export_graph.serving)
     if FLAGS.tflite_output_file:
       export_checked_tflite(
           TfliteOptions(FLAGS.tflite_output_file, FLAGS.tflite_quantize,
@@ -4638,6 +4740,28 @@ def run_main(argv=None):
     sys.stderr.write('Terminated: stopped cleanly. Cached bottlenecks are '
                      'kept; run the same command again to continue.\n')
     return 143
+
+
+def in_background(function, *args):
+  """Starts function(*args) in a daemon thread.
+
+  A daemon thread, so that a run stopped by an error or Ctrl-C does not wait
+  for it.
+
+  Returns:
+    A concurrent.futures.Future of what function returns (or raises).
+  """
+  future = concurrent.futures.Future()
+
+  def run():
+    future.set_running_or_notify_cancel()
+    try:
+      future.set_result(function(*args))
+    except BaseException as e:  # pylint: disable=broad-except
+      future.set_exception(e)
+
+  threading.Thread(target=run, name=function.__name__, daemon=True).start()
+  return future
 
 
 def exit_at_once(exit_code):

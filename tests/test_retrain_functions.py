@@ -577,6 +577,50 @@ def test_eval_session_freezes_and_exports(sample_module, tmp_path):
   assert os.listdir(str(tmp_path / 'saved')) == ['1']
 
 
+def test_exports_prepared_in_the_background_are_the_same_files(sample_module,
+                                                               tmp_path):
+  """main's way (prepare_exports while caching, then the trained values)
+  writes byte for byte what the original's checkpoint round trip writes."""
+  spec = hub.load_module_spec(sample_module)
+  labels = ['a', 'b', 'c', 'd']
+  exports = retrain.in_background(retrain.prepare_exports, spec, 4,
+                                  'final_result', labels)
+  graph, bottleneck, _, quantize = retrain.create_module_graph(spec)
+  with graph.as_default():
+    retrain.add_final_retrain_ops(4, 'final_result', bottleneck, quantize,
+                                  True, learning_rate=0.01)
+    sess = tf.Session()
+    sess.run(tf.global_variables_initializer())
+    sess.run(tf.assign(graph.get_tensor_by_name(
+        'final_retrain_ops/biases/final_biases:0'), [0.5, -1.0, 2.0, 0.0]))
+    checkpoint = str(tmp_path / 'ckpt' / 'model')
+    trained_layer = retrain.TrainedLayer(sess, spec, 4, exports, checkpoint)
+  trained_layer.save()
+  prepared = trained_layer.export_graph()
+  retrain.save_graph_to_file(str(tmp_path / 'prepared.pb'), spec, 4,
+                             eval_session=prepared.eval_session)
+  retrain.export_model(spec, 4, str(tmp_path / 'prepared'),
+                       eval_session=prepared.eval_session,
+                       serving=prepared.serving)
+  restored = retrain.build_eval_session(spec, 4, 'final_result', checkpoint)
+  retrain.save_graph_to_file(str(tmp_path / 'restored.pb'), spec, 4,
+                             eval_session=restored)
+  retrain.export_model(spec, 4, str(tmp_path / 'restored'),
+                       eval_session=restored, labels=labels)
+  trained_layer.close()
+  sess.close()
+  for prepared_file, restored_file in [
+      ('prepared.pb', 'restored.pb'),
+      ('prepared/saved_model.pb', 'restored/saved_model.pb'),
+      ('prepared/variables/variables.index',
+       'restored/variables/variables.index'),
+      ('prepared/variables/variables.data-00000-of-00001',
+       'restored/variables/variables.data-00000-of-00001')]:
+    assert ((tmp_path / prepared_file).read_bytes() ==
+            (tmp_path / restored_file).read_bytes()), prepared_file
+  assert isinstance(retrain.in_background(int, 'x').exception(), ValueError)
+
+
 # -------------------------------------------------------------- file system
 
 
