@@ -200,6 +200,24 @@ def test_distorted_run(sample_module, tmp_path):
   assert os.path.getsize(str(tmp_path / 'output_graph.pb')) > 0
 
 
+def test_bfloat16_run(sample_module, tmp_path):
+  """README (Speed): bfloat16 has a cache of its own and trains as well."""
+  saved_model_dir = str(tmp_path / 'saved_model')
+  result = run_tool('retrain.py', [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
+      '--bottleneck_precision', 'bfloat16', '--random_seed', '1',
+      '--how_many_training_steps', '400', '--saved_model_dir',
+      saved_model_dir] + retrain_output_args(str(tmp_path)))
+  assert result.returncode == 0, result.stdout[-3000:]
+  accuracy, _ = _final_accuracy(result.stdout)
+  assert accuracy >= 90.0
+  cached = glob.glob(str(tmp_path / 'bottleneck' / '*' / '*.txt'))
+  assert len(cached) == len(_sample_images())
+  assert all(path.endswith('~bfloat16.txt') for path in cached)
+  assert os.path.isfile(os.path.join(saved_model_dir, 'saved_model.pb'))
+  assert os.path.getsize(str(tmp_path / 'checkpoint' / 'model.index')) > 0
+
+
 def test_same_seed_gives_the_same_model(sample_module, tmp_path):
   graphs = []
   for attempt in ('a', 'b'):
