@@ -1389,48 +1389,74 @@ class DistortedBatches(object):
     # (a prefetched batch, a batch being filled, the parallel decoders) refill,
     # plus the failures.
     self._max_draws_per_batch = 10 * batch_size + 1000
+    self._batch_size = batch_size
     self._drawn = 0
     self._drawn_at_last_batch = 0
-    self.memory = DecodedImages(memory_mb, image_shape[2])
+    self.memory = DecodedImages(memory_mb)
+    held_images = self.memory.table
 
-    def load(path, label_index, seed, decoded, keep):
+    def load(path, image_key, label_index, seed, keep):
+      held = held_images.lookup(image_key)
       image = tf.cond(
-          tf.size(decoded) > 0, lambda: decoded,
+          tf.strings.length(held) > 0,
+          lambda: tf.io.parse_tensor(held, tf.uint8),
           lambda: _decode_image(tf.io.read_file(path), image_shape[2]))
-      to_keep = tf.cond(keep, lambda: tf.io.serialize_tensor(image),
-                        lambda: tf.constant(b''))
+      image.set_shape([None, None, image_shape[2]])
+
+      def keep_image():
+        with tf.control_dependencies([held_images.insert(
+            image_key, tf.io.serialize_tensor(image))]):
+          return tf.size(image, out_type=tf.int64)
+
+      kept_bytes = tf.cond(keep, keep_image,
+                           lambda: tf.constant(0, tf.int64))
       return (_distort_image(_to_float_4d(image), image_shape, distortions,
                              seed),
-              label_index, path, to_keep)
+              label_index, path, kept_bytes)
 
     with tf.name_scope('distorted_reader'):
+      # The draws come from Python a batch at a time: handing tf.data one
+      # element at a time costs ~0.1 ms each, on the thread that holds the GIL.
       dataset = tf.data.Dataset.from_generator(
-          self._samples,
-          output_types=(tf.string, tf.int64, tf.int32, tf.uint8, tf.bool),
-          output_shapes=([], [], [2], [None, None, image_shape[2]], []))
+          self._draws,
+          output_types=(tf.string, tf.int64, tf.int64, tf.int32, tf.bool),
+          output_shapes=([None], [None], [None], [None, 2], [None])).unbatch()
       dataset = parallel_map(dataset, load)
       dataset = dataset.apply(tf.data.experimental.ignore_errors())
       dataset = dataset.batch(batch_size).prefetch(1)
-      self._next_batch = tf.data.make_one_shot_iterator(dataset).get_next()
+      # Not a one-shot iterator: that cannot use the table.
+      self._iterator = tf.data.make_initializable_iterator(dataset)
+      self._next_batch = self._iterator.get_next()
+    self._started = False
 
-  def _samples(self):
+  def _draws(self):
+    """Yields the draws, a batch at a time: (paths, their DecodedImages
+    keys, label indices, seeds, whether to keep each decoded image)."""
     label_names = list(self._image_lists.keys())
-    while self._drawn - self._drawn_at_last_batch <= self._max_draws_per_batch:
-      rng = random.Random('%d/%d' % (self.seed,
-                                     self._first_draw + self._drawn))
-      self._drawn += 1
-      label_index = rng.choice(self._usable)
-      image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
-      path = get_image_path(self._image_lists, label_names[label_index],
-                            image_index, self._image_dir, self._category)
-      seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
-      decoded, keep = self.memory.lookup(path)
-      # A file that is not a regular file (any more) would fail, or block the
-      # reader for ever if it were a named pipe.
-      if decoded.size == 0 and is_local_path(path) and not os.path.isfile(
-          path):
-        continue
-      yield (path, label_index, seed, decoded, keep)
+    while True:
+      draws = []
+      while len(draws) < self._batch_size:
+        if (self._drawn - self._drawn_at_last_batch >
+            self._max_draws_per_batch):
+          break
+        rng = random.Random('%d/%d' % (self.seed,
+                                       self._first_draw + self._drawn))
+        self._drawn += 1
+        label_index = rng.choice(self._usable)
+        image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
+        path = get_image_path(self._image_lists, label_names[label_index],
+                              image_index, self._image_dir, self._category)
+        seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
+        # A file that is not a regular file (any more) would fail, or block
+        # the reader for ever if it were a named pipe.
+        if (not self.memory.is_held(path) and is_local_path(path) and
+            not os.path.isfile(path)):
+          continue
+        draws.append((path, self.memory.key(path), label_index, seed,
+                      self.memory.wants(path)))
+      if not draws:
+        return
+      yield tuple(list(column) for column in zip(*draws))
 
   def next(self, sess):
     """Returns the next (float images, int64 ground truths) batch.
@@ -1438,54 +1464,78 @@ class DistortedBatches(object):
     Raises:
       RetrainError: when the images can no longer be read.
     """
+    if not self._started:
+      sess.run(self._iterator.initializer)
+      self._started = True
     try:
-      images, ground_truths, paths, to_keep = sess.run(self._next_batch)
+      images, ground_truths, paths, kept_bytes = sess.run(self._next_batch)
     except tf.errors.OutOfRangeError:
       raise RetrainError(
           'The %s images in %s can no longer be read (were files removed or '
           'changed during the run?): check the folder and run the same '
           'command again.' % (self._category, self._image_dir))
     self._drawn_at_last_batch = self._drawn
-    for path, serialized in zip(paths, to_keep):
-      if serialized:
-        self.memory.keep(os.fsdecode(path), serialized)
+    for path, size in zip(paths, kept_bytes):
+      if size:
+        self.memory.kept(os.fsdecode(path), size)
     return images, ground_truths
 
 
 class DecodedImages(object):
   """Decoded images held in memory, up to a budget, by file path.
 
-  DistortedBatches's generator asks lookup() for each draw (on a tf.data
-  thread); next() hands the images decoded for the first time to keep() (on
-  the training thread). An image is asked for once only, so the budget is
-  exceeded by at most the images on their way through the pipeline.
+  The images live in a TensorFlow hash table (the path's key() -> the uint8
+  image as tf.io.serialize_tensor wrote it) that DistortedBatches's pipeline
+  reads and fills on its own threads, so they never pass through Python. This
+  object keeps the account: the pipeline keeps an image when wants() said so
+  at its draw, and next() reports it with kept(). An image is asked for once
+  only, so the budget is exceeded by at most the images on their way through
+  the pipeline.
   """
 
-  def __init__(self, memory_mb, depth):
+  def __init__(self, memory_mb):
+    """Adds the table to the default graph."""
     self.budget_bytes = memory_mb * 2 ** 20
     self.used_bytes = 0
-    self._images = {}  # path -> uint8 [height, width, depth]; None: asked.
-    self._nothing = np.zeros([0, 0, depth], np.uint8)
+    # TensorFlow has no string -> string MutableHashTable: keys are numbers.
+    self.table = tf.lookup.experimental.MutableHashTable(
+        tf.int64, tf.string, default_value=b'')
+    self._key = tf.placeholder(tf.int64, [])
+    self._held_image = self.table.lookup(self._key)
+    self._keys = {}
+    self._asked = set()
+    self._held = set()
 
-  def lookup(self, path):
-    """(the image or an empty array, whether to hand it to keep())."""
-    image = self._images.get(path)
-    if image is not None:
-      return image, False
-    wanted = (self.used_bytes < self.budget_bytes and
-              path not in self._images)
-    if wanted:
-      self._images[path] = None
-    return self._nothing, wanted
+  def key(self, path):
+    """The table's key of path's image."""
+    return self._keys.setdefault(path, len(self._keys))
 
-  def keep(self, path, serialized):
-    """Stores an image, as tf.io.serialize_tensor wrote it."""
-    image = tf.make_ndarray(tensor_pb2.TensorProto.FromString(serialized))
-    self._images[path] = image
-    self.used_bytes += image.nbytes
+  def wants(self, path):
+    """Whether to keep path's image: asked once only, within the budget."""
+    if path in self._asked or self.used_bytes >= self.budget_bytes:
+      return False
+    self._asked.add(path)
+    return True
+
+  def kept(self, path, size):
+    """Notes that the pipeline keeps path's image, of size bytes."""
+    self._held.add(path)
+    self.used_bytes += size
+
+  def is_held(self, path):
+    return path in self._held
+
+  def image(self, sess, path):
+    """The image held for path (uint8 [height, width, depth]), or None."""
+    if path not in self._keys:
+      return None
+    serialized = sess.run(self._held_image, {self._key: self._keys[path]})
+    if not serialized:
+      return None
+    return tf.make_ndarray(tensor_pb2.TensorProto.FromString(serialized))
 
   def __len__(self):
-    return sum(1 for image in self._images.values() if image is not None)
+    return len(self._held)
 
 
 def get_random_distorted_bottlenecks(

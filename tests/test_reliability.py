@@ -154,13 +154,19 @@ def test_decoded_images_in_memory_give_the_same_batches(module_pipeline,
                              'training')
       for label, lists in image_lists.items()
       for index in range(len(lists['training']))]
-  kept = [in_memory.memory.lookup(path)[0] for path in training_paths]
-  kept = [(path, image) for path, image in zip(training_paths, kept)
-          if image.size]
+  kept = [(path, in_memory.memory.image(module_pipeline.sess, path))
+          for path in training_paths]
+  kept = [(path, image) for path, image in kept if image is not None]
   assert len(from_files.memory) == 0
-  assert 30 <= len(in_memory.memory) == len(kept) <= len(training_paths)
+  assert not [path for path in training_paths
+              if from_files.memory.image(module_pipeline.sess, path)
+              is not None]
+  # The table also holds the images of the batches on their way.
+  held = [(path, image) for path, image in kept
+          if in_memory.memory.is_held(path)]
+  assert 30 <= len(in_memory.memory) == len(held) <= len(kept)
   assert in_memory.memory.used_bytes == sum(image.nbytes
-                                            for _, image in kept)
+                                            for _, image in held)
   with tf.Graph().as_default(), tf.Session() as sess:
     for path, image in kept[:5]:
       with open(path, 'rb') as f:
@@ -169,22 +175,21 @@ def test_decoded_images_in_memory_give_the_same_batches(module_pipeline,
 
 
 def test_decoded_images_stay_within_their_budget():
-  memory = retrain.DecodedImages(1, 3)
-  image = np.full([600, 400, 3], 7, np.uint8)  # 0.69 MB
-  serialized = tf.make_tensor_proto(image).SerializeToString()
+  with tf.Graph().as_default():
+    memory = retrain.DecodedImages(1)
+    nothing = retrain.DecodedImages(0)
+  image_bytes = 600 * 400 * 3  # 0.69 MB
   for name in ('a', 'b'):
-    _, wanted = memory.lookup(name)
-    assert wanted  # Both asked for while the memory is empty.
-  assert not memory.lookup('a')[1]  # Asked for once only.
-  memory.keep('a', serialized)
-  memory.keep('b', serialized)  # Already on its way: kept (1.4 MB).
-  kept, wanted = memory.lookup('b')
-  np.testing.assert_array_equal(kept, image)
-  assert not wanted
-  nothing, wanted = memory.lookup('c')  # Over the budget: read from file.
-  assert nothing.shape == (0, 0, 3) and not wanted
-  assert len(memory) == 2 and memory.used_bytes == 2 * image.nbytes
-  assert not retrain.DecodedImages(0, 3).lookup('a')[1]
+    assert memory.wants(name)  # Both asked for while the memory is empty.
+  assert not memory.wants('a')  # Asked for once only.
+  memory.kept('a', image_bytes)
+  memory.kept('b', image_bytes)  # Already on its way: kept (1.4 MB).
+  assert memory.is_held('b') and not memory.wants('b')
+  assert not memory.wants('c')  # Over the budget: read from file.
+  assert not memory.is_held('c')
+  assert len(memory) == 2 and memory.used_bytes == 2 * image_bytes
+  assert not nothing.wants('a')
+  assert len({memory.key(name) for name in ('a', 'b', 'c', 'a')}) == 3
 
 
 def test_skipped_images_reach_no_batch_and_no_test_set(module_pipeline,
