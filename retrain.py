@@ -38,7 +38,7 @@ The pipeline, in the order of this file:
 
 After main come the support sections: folders and file names, image safety and
 decoding, atomic files, TF2 modules, flag checks, progress display, and the
-process set-up (logging, signals, exit codes).
+process set-up (logging, signals, background work, exit codes).
 
 The frozen graph takes a float32 image batch [None, height, width, 3] with
 values in [0, 1] at the input 'Placeholder' and returns class probabilities at
@@ -4668,7 +4668,7 @@ def _quietly(function):
 
 
 # ===========================================================================
-# Support: process set-up (logging, command line, signals, exit codes)
+# Support: process set-up (logging, command line, signals, threads, exit codes)
 # ===========================================================================
 
 
