@@ -1932,8 +1932,13 @@ def run_training_loop(sess, training_ops, schedule, sources,
       purge_summaries_from(os.path.join(schedule.summaries_dir, run_name),
                            start_step)
   train_writer = tf.summary.FileWriter(
-      os.path.join(schedule.summaries_dir, 'train'),
-      None if start_step else sess.graph)
+      os.path.join(schedule.summaries_dir, 'train'))
+  # The graph for TensorBoard (seconds to serialize with a big module) is
+  # written beside the first steps, which wait for TensorFlow more than for
+  # Python; nothing adds to the graph until the loop ends.
+  graph_written = None
+  if not start_step:
+    graph_written = in_background(train_writer.add_graph, sess.graph)
   validation_writer = tf.summary.FileWriter(
       os.path.join(schedule.summaries_dir, 'validation'))
   has_validation_images = any(lists['validation']
@@ -1956,6 +1961,8 @@ def run_training_loop(sess, training_ops, schedule, sources,
           checkpoint.save(i + 1, log=interrupts.pending is not None)
         interrupts.raise_pending()
   finally:
+    if graph_written is not None:
+      graph_written.result()
     train_writer.close()
     validation_writer.close()
 

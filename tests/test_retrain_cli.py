@@ -159,6 +159,13 @@ def test_tensorboard_finds_the_original_scalars(default_run):
   assert 'final_retrain_ops/Wx_plus_b/pre_activations' in histograms
   assert 'activations' in histograms
   assert tags['train']['graph']
+  # The whole training graph, module and new layer, as the original wrote.
+  train = event_accumulator.EventAccumulator(
+      os.path.join(out_dir, 'retrain_logs', 'train'))
+  train.Reload()
+  names = {node.name for node in train.Graph().node}
+  assert {'Placeholder', 'final_result'} <= names
+  assert [name for name in names if name.startswith('module_apply_default/')]
 
 
 def test_checkpoint_intermediate_graphs_and_bottlenecks(default_run,
