@@ -535,8 +535,10 @@ def pruned_placement_config():
   times (the eval Session: the final test, the freezing, the save; the
   training Session when the module has a Session of its own): each new
   combination of fetches then costs a fraction of a second less. The module
-  runs 15-20% slower in such a Session (measured with an Inception-sized
-  module), so the Sessions that compute bottlenecks place their whole graph.
+  runs 15-25% slower in such a Session (an Inception-sized module measured:
+  TensorFlow's graph optimizer then leaves its convolutions, batch norms and
+  ReLUs unfused), so the Sessions that compute bottlenecks place their whole
+  graph.
 
   Returns:
     A tf.ConfigProto.
