@@ -1378,8 +1378,8 @@ class DistortedBatches(object):
     self._image_lists = image_lists
     self._image_dir = image_dir
     self._category = category
-    label_names = list(image_lists.keys())
-    self._usable = [i for i, name in enumerate(label_names)
+    self._label_names = list(image_lists.keys())
+    self._usable = [i for i, name in enumerate(self._label_names)
                     if image_lists[name][category]]
     # Draw number k comes from a generator of its own, seeded with (seed, k):
     # the prefetching thread never races the main thread for random numbers,
@@ -1434,31 +1434,34 @@ class DistortedBatches(object):
   def _draws(self):
     """Yields the draws, a batch at a time: (paths, their DecodedImages
     keys, label indices, seeds, whether to keep each decoded image)."""
-    label_names = list(self._image_lists.keys())
     while True:
       draws = []
-      while len(draws) < self._batch_size:
-        if (self._drawn - self._drawn_at_last_batch >
-            self._max_draws_per_batch):
-          break
-        rng = random.Random('%d/%d' % (self.seed,
-                                       self._first_draw + self._drawn))
-        self._drawn += 1
-        label_index = rng.choice(self._usable)
-        image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
-        path = get_image_path(self._image_lists, label_names[label_index],
-                              image_index, self._image_dir, self._category)
-        seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
-        # A file that is not a regular file (any more) would fail, or block
-        # the reader for ever if it were a named pipe.
-        if (not self.memory.is_held(path) and is_local_path(path) and
-            not os.path.isfile(path)):
-          continue
-        draws.append((path, self.memory.key(path), label_index, seed,
-                      self.memory.wants(path)))
+      while (len(draws) < self._batch_size and
+             self._drawn - self._drawn_at_last_batch <=
+             self._max_draws_per_batch):
+        draw = self._draw()
+        if draw is not None:
+          draws.append(draw)
       if not draws:
         return
       yield tuple(list(column) for column in zip(*draws))
+
+  def _draw(self):
+    """The next draw, or None when its file cannot be read."""
+    rng = random.Random('%d/%d' % (self.seed, self._first_draw + self._drawn))
+    self._drawn += 1
+    label_index = rng.choice(self._usable)
+    image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
+    path = get_image_path(self._image_lists, self._label_names[label_index],
+                          image_index, self._image_dir, self._category)
+    seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
+    # A file that is not a regular file (any more) would fail, or block the
+    # reader for ever if it were a named pipe.
+    if (not self.memory.is_held(path) and is_local_path(path) and
+        not os.path.isfile(path)):
+      return None
+    return (path, self.memory.key(path), label_index, seed,
+            self.memory.wants(path))
 
   def next(self, sess):
     """Returns the next (float images, int64 ground truths) batch.
