@@ -384,6 +384,35 @@ class _WorkerLogLines(logging.Filter):
     return False
 
 
+def _is_hang_up(error):
+  """Whether error is a gRPC stream that its peer cancelled."""
+  import grpc  # pylint: disable=g-import-not-at-top
+  return (isinstance(error, grpc.RpcError) and hasattr(error, 'code') and
+          error.code() == grpc.StatusCode.CANCELLED)
+
+
+class _DataPlaneHangUps(logging.Filter):
+  """Drops Beam's report, with a traceback, that a worker's data channel was
+  cancelled: a portable runner's job server (Spark) may hang up on the
+  in-process LOOPBACK worker as a finished job ends. Had it hung up during the
+  job, the job would fail, and say so."""
+
+  def filter(self, record):
+    return not (record.exc_info and _is_hang_up(record.exc_info[1]))
+
+
+def _ignoring_hang_ups(excepthook):
+  """threading.excepthook, quiet about the data channel reader's hang-up
+  (see _DataPlaneHangUps)."""
+  def hook(args):
+    if not (args.thread is not None and
+            args.thread.name == 'read_grpc_client_inputs' and
+            _is_hang_up(args.exc_value)):
+      excepthook(args)
+  hook.ignores_hang_ups = True
+  return hook
+
+
 def _configure_logging():
   """This tool's lines and worker lines as 'LEVEL:beam_bottlenecks:text'."""
   retrain.configure_logging('INFO')
@@ -396,6 +425,11 @@ def _configure_logging():
       'apache_beam.runners.portability.local_job_service')
   if not any(isinstance(f, _WorkerLogLines) for f in worker_lines.filters):
     worker_lines.addFilter(_WorkerLogLines())
+  data_plane = logging.getLogger('apache_beam.runners.worker.data_plane')
+  if not any(isinstance(f, _DataPlaneHangUps) for f in data_plane.filters):
+    data_plane.addFilter(_DataPlaneHangUps())
+  if not getattr(threading.excepthook, 'ignores_hang_ups', False):
+    threading.excepthook = _ignoring_hang_ups(threading.excepthook)
 
 
 def _let_local_workers_import(folder):

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import threading
 
 import numpy as np
 import pytest
@@ -141,6 +142,41 @@ def test_in_process_runner_reports_the_same_counts(sample_module,
   assert any(record.getMessage().startswith(
       'Skipping %s: it is not a JPEG, PNG or GIF image' % bad)
              for record in caplog.records)
+
+
+def test_job_server_hanging_up_as_the_job_ends_shows_no_traceback(
+    monkeypatch, caplog):
+  """Spark's job server may hang up on the in-process worker's data channel
+  as a finished job ends: Beam logs it with a traceback and its reader thread
+  raises. Neither reaches the user; other thread errors still do."""
+  import grpc  # pylint: disable=g-import-not-at-top
+
+  class HangUp(grpc.RpcError):
+
+    def code(self):
+      return grpc.StatusCode.CANCELLED
+
+  shown = []  # What reaches the thread exception hook that prints.
+  monkeypatch.setattr(threading, 'excepthook',
+                      lambda args: shown.append(args.exc_value))
+  beam_bottlenecks._configure_logging()
+  data_plane = logging.getLogger('apache_beam.runners.worker.data_plane')
+  for error in (HangUp(), ValueError('real trouble')):
+    try:
+      raise error
+    except Exception:  # pylint: disable=broad-except
+      data_plane.exception('Failed to read inputs in the data plane.')
+
+    def read(error=error):
+      raise error
+
+    reader = threading.Thread(target=read, name='read_grpc_client_inputs')
+    reader.start()
+    reader.join()
+  reported = [record.exc_info[1] for record in caplog.records
+              if record.name == data_plane.name]
+  assert [type(error) for error in reported] == [ValueError]
+  assert [type(error) for error in shown] == [ValueError]
 
 
 def test_bfloat16_values_are_cached_apart(sample_module, color_image_dir,
