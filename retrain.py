@@ -2293,12 +2293,15 @@ class EvalSession(collections.namedtuple('EvalSession', [
     saver: The Saver that restores the new layer (see restore).
     module_variables, layer_variables: The graph's variables, split into the
       module's (unchanged by training) and the rest.
+    inference_graph_def: The GraphDef of what final_tensor_name is computed
+      from: the frozen graph, before its variables become constants.
   """
 
   def __new__(cls, *values, final_tensor_name, apply_module, apply_layer,
-              saver, module_variables, layer_variables):
+              saver, module_variables, layer_variables, inference_graph_def):
     self = super(EvalSession, cls).__new__(cls, *values)
     self.final_tensor_name = final_tensor_name
+    self.inference_graph_def = inference_graph_def
     self.apply_module = apply_module
     self.apply_layer = apply_layer
     self.saver = saver
@@ -2373,7 +2376,9 @@ def build_eval_graph(module_spec, class_count, final_tensor_name):
       module_variables=module_variables, layer_variables=[
           variable for variable in eval_graph.get_collection(
               tf.GraphKeys.GLOBAL_VARIABLES)
-          if variable not in module_variables])
+          if variable not in module_variables],
+      inference_graph_def=tf.graph_util.extract_sub_graph(
+          eval_graph.as_graph_def(), [final_tensor_name]))
 
 
 def copy_variables(from_sess, to_sess, variables=None):
@@ -2778,10 +2783,11 @@ def write_evaluation_summaries(summaries_dir, report, label_names,
 # ---------------------------------------------------------------------------
 
 
-def _frozen_graph_def(sess, final_tensor_name):
-  """The eval graph up to final_tensor_name, with variables as constants."""
+def _frozen_graph_def(eval_session):
+  """The eval graph up to its final tensor, with variables as constants."""
   return tf.graph_util.convert_variables_to_constants(
-      sess, sess.graph.as_graph_def(), [final_tensor_name])
+      eval_session.sess, eval_session.inference_graph_def,
+      [eval_session.final_tensor_name])
 
 
 def save_graph_to_file(graph_file_name, module_spec, class_count,
@@ -2796,8 +2802,7 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
   """
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  output_graph_def = _frozen_graph_def(eval_session.sess,
-                                       eval_session.final_tensor_name)
+  output_graph_def = _frozen_graph_def(eval_session)
 
   write_file_atomically(graph_file_name,
                         output_graph_def.SerializeToString(deterministic=True),
@@ -2867,8 +2872,7 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
   """
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  graph_def = _frozen_graph_def(eval_session.sess,
-                                eval_session.final_tensor_name)
+  graph_def = _frozen_graph_def(eval_session)
   if any(node.op in FAKE_QUANT_OPS for node in graph_def.node):
     quantize = 'fake_quant'
   with tf.Graph().as_default() as graph:

@@ -607,6 +607,12 @@ def test_exports_prepared_in_the_background_are_the_same_files(sample_module,
                              eval_session=restored)
   retrain.export_model(spec, 4, str(tmp_path / 'restored'),
                        eval_session=restored, labels=labels)
+  # The original froze the whole eval graph; the exports freeze what the
+  # final tensor is computed from, extracted once: the same file.
+  whole_graph_frozen = tf.graph_util.convert_variables_to_constants(
+      restored.sess, restored.sess.graph.as_graph_def(), ['final_result'])
+  assert ((tmp_path / 'restored.pb').read_bytes() ==
+          whole_graph_frozen.SerializeToString(deterministic=True))
   trained_layer.close()
   sess.close()
   for prepared_file, restored_file in [
