@@ -923,6 +923,26 @@ def decode_in_batches(sess, decoding, inputs):
       return
 
 
+def decode_images(inputs, image_shape, batch_size=None, from_files=True):
+  """Yields (indices, images) of the inputs that decode, batch by batch.
+
+  add_batched_decoding and decode_in_batches in a graph and Session of their
+  own: adding the decoder to the module's graph would make its Session,
+  which has run already, take in the whole graph again (a fraction of a
+  second for a big module).
+
+  Args:
+    inputs: Image file paths, or image bytes if not from_files.
+    image_shape: (height, width, channels) of the decoded images.
+    batch_size: Images per batch; None for one batch of every input.
+    from_files: Whether the inputs are image file paths (else image bytes).
+  """
+  with tf.Graph().as_default() as graph:
+    decoding = add_batched_decoding(image_shape, batch_size, from_files)
+  with tf.Session(graph=graph) as sess:
+    yield from decode_in_batches(sess, decoding, inputs)
+
+
 def retry_failed_images(sess, tensors, failed, skip):
   """Decodes each image that failed in a batch on its own, or skips it.
 
@@ -1109,13 +1129,11 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
   missing = sum(1 for entry in entries if not entry.cached)
   if not missing:
     return []
-  with sess.graph.as_default():
-    decoding = add_batched_decoding(
-        tensors.resized_image.get_shape().as_list()[1:], batch_size)
   progress = _Progress(missing, 'bottlenecks computed')
   computed = set()
-  for indices, images in decode_in_batches(
-      sess, decoding, [entry.image_path for entry in entries]):
+  for indices, images in decode_images(
+      [entry.image_path for entry in entries],
+      tensors.resized_image.get_shape().as_list()[1:], batch_size):
     batch = [entries[index] for index in indices]
     _store_bottlenecks(sess, tensors, memory, batch, images)
     computed.update(indices)
@@ -1365,7 +1383,9 @@ class DistortedBatches(object):
     Args:
       image_shape: (height, width, depth) the module takes.
       distortions: The Distortions to apply.
-      image_lists: OrderedDict of training images for each label.
+      image_lists: OrderedDict of training images for each label, as it is
+        at the first batch (main makes the pipeline before the caching
+        leaves out the images that fail to decode).
       image_dir: Root folder of the class folders.
       category: The set to draw from, normally 'training'.
       batch_size: Images per batch.
@@ -1379,8 +1399,7 @@ class DistortedBatches(object):
     self._image_dir = image_dir
     self._category = category
     self._label_names = list(image_lists.keys())
-    self._usable = [i for i, name in enumerate(self._label_names)
-                    if image_lists[name][category]]
+    self._usable = None  # The classes to draw from, at the first batch.
     # Draw number k comes from a generator of its own, seeded with (seed, k):
     # the prefetching thread never races the main thread for random numbers,
     # and a resumed run draws what an uninterrupted one would (as long as no
@@ -1470,6 +1489,8 @@ class DistortedBatches(object):
       RetrainError: when the images can no longer be read.
     """
     if not self._started:
+      self._usable = [i for i, name in enumerate(self._label_names)
+                      if self._image_lists[name][self._category]]
       sess.run(self._iterator.initializer)
       self._started = True
     try:
@@ -2948,11 +2969,10 @@ def _calibration_samples(images):
 TfliteOptions = collections.namedtuple('TfliteOptions', [
     'tflite_file', 'quantize', 'calibration_images', 'seed'])
 
-# The run's images, decoded as training decodes them in the graph of sess
-# (which gets the decoding ops): the image lists, --image_dir and the
-# module's (height, width, channels).
+# The run's images, to decode as training decodes them: the image lists,
+# --image_dir and the module's (height, width, channels).
 RunImages = collections.namedtuple('RunImages', [
-    'sess', 'image_lists', 'image_dir', 'image_shape'])
+    'image_lists', 'image_dir', 'image_shape'])
 
 
 def export_checked_tflite(options, module_spec, eval_session, run_images):
@@ -2972,11 +2992,8 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
     The TfliteExport.
   """
   labels = list(run_images.image_lists.keys())
-  with run_images.sess.graph.as_default():
-    decoding = add_batched_decoding(run_images.image_shape,
-                                    _TFLITE_DECODING_BATCH)
-  decoded_batches = functools.partial(_decoded_batches, run_images.sess,
-                                      decoding)
+  decoded_batches = functools.partial(_decoded_batches,
+                                      run_images.image_shape)
   calibration_images = None
   if options.quantize == 'uint8':
     entries = _image_entries(run_images.image_lists, run_images.image_dir,
@@ -3020,14 +3037,14 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
 _TFLITE_DECODING_BATCH = 32
 
 
-def _decoded_batches(sess, decoding, entries):
+def _decoded_batches(image_shape, entries):
   """Yields (class indices, float images [n, H, W, 3]) batches of entries
-  (from _image_entries), decoded as training decodes them by decoding (from
-  add_batched_decoding in sess.graph); images that fail to decode are left
-  out."""
+  (from _image_entries), decoded to image_shape as training decodes them;
+  images that fail to decode are left out."""
   paths = [path for path, _ in entries]
   truth = np.array([class_index for _, class_index in entries])
-  for indices, images in decode_in_batches(sess, decoding, paths):
+  for indices, images in decode_images(paths, image_shape,
+                                       _TFLITE_DECODING_BATCH):
     yield truth[indices], images
 
 
@@ -3315,49 +3332,37 @@ def main(_):
     layer_variables = [variable for variable in tf.global_variables()
                        if variable not in module_variables]
 
+  # The eval graph of the final test and the exports is built meanwhile.
+  exports = in_background(
+      prepare_exports, module_spec, class_count, FLAGS.final_tensor_name,
+      list(image_lists.keys()) if FLAGS.saved_model_dir else None)
+
   # In bfloat16 the module gets a Session of its own (module_sess below);
   # this one then runs only small parts of the graph.
   training_config = (None if FLAGS.bottleneck_precision == 'float32' else
                      pruned_placement_config())
   with tf.Session(graph=graph, config=training_config) as sess:
-    # Initialize all weights: for the module to their pretrained values,
-    # and for the newly added retraining layer to random initial values.
-    init = tf.global_variables_initializer()
-    sess.run(init)
-    # The eval graph of the final test and the exports is built while the
-    # bottlenecks are computed.
-    exports = in_background(
-        prepare_exports, module_spec, class_count,
-        FLAGS.final_tensor_name,
-        list(image_lists.keys()) if FLAGS.saved_model_dir else None)
-    module_sess = sess
-    if FLAGS.bottleneck_precision != 'float32':
-      module_sess = tf.Session(graph=graph, config=module_session_config(
-          FLAGS.bottleneck_precision))
-      module_sess.run(init)
-
+    # The whole training graph is built before the Session first runs: each
+    # later addition would make it take in the whole graph again.
     # Set up the image decoding sub-graph.
     jpeg_data_tensor, decoded_image_tensor = add_jpeg_decoding(module_spec)
     tensors = ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
                             resized_image_tensor, bottleneck_tensor)
-    cache = BottleneckCache(
-        FLAGS.image_dir, FLAGS.bottleneck_dir,
-        module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision,
-                          module_spec), BottleneckMemory())
-
     distortion_tensors = None
+    distorted_batches = None
     if do_distort_images:
       # We will be applying distortions, so set up the operations we'll need.
       distortion_tensors = add_input_distortions(
           FLAGS.flip_left_right, FLAGS.random_crop, FLAGS.random_scale,
           FLAGS.random_brightness, module_spec)
-    # Every image's bottleneck is cached, with distortions too: evaluation
-    # uses the cached ones, and decoding each image once up front finds the
-    # bad ones before any training step.
-    skipped += cache_bottlenecks(
-        module_sess, image_lists, cache.image_dir, cache.bottleneck_dir,
-        *tensors, module_name=cache.module_name, memory=cache.memory)
-    _check_categories(image_lists, skipped)
+      distorted_batches = DistortedBatches(
+          module_image_shape(module_spec),
+          Distortions(FLAGS.flip_left_right, FLAGS.random_crop,
+                      FLAGS.random_scale, FLAGS.random_brightness),
+          image_lists, FLAGS.image_dir, 'training', FLAGS.train_batch_size,
+          seed=resume_point and resume_point.distortion_seed,
+          start_batch=resume_point.step if resume_point else 0,
+          memory_mb=FLAGS.decoded_images_mb)
 
     # Create the operations we need to evaluate the accuracy of our new layer.
     evaluation_step, _ = add_evaluation_step(final_tensor, ground_truth_input)
@@ -3369,21 +3374,33 @@ def main(_):
     # the final test and the exports.
     trained_layer = TrainedLayer(sess, module_spec, class_count, exports,
                                  FLAGS.checkpoint_path)
-
-    distorted_batches = None
-    if do_distort_images:
-      distorted_batches = DistortedBatches(
-          module_image_shape(module_spec),
-          Distortions(FLAGS.flip_left_right, FLAGS.random_crop,
-                      FLAGS.random_scale, FLAGS.random_brightness),
-          image_lists, FLAGS.image_dir, 'training', FLAGS.train_batch_size,
-          seed=resume_point and resume_point.distortion_seed,
-          start_batch=resume_point.step if resume_point else 0,
-          memory_mb=FLAGS.decoded_images_mb)
     checkpoint = TrainingCheckpoint(
         sess, layer_variables, FLAGS.checkpoint_path, fingerprint,
         resume_point, FLAGS.save_every_steps,
         distorted_batches and distorted_batches.seed)
+
+    # Initialize all weights: for the module to their pretrained values,
+    # and for the newly added retraining layer to random initial values.
+    init = tf.global_variables_initializer()
+    sess.run(init)
+    module_sess = sess
+    if FLAGS.bottleneck_precision != 'float32':
+      module_sess = tf.Session(graph=graph, config=module_session_config(
+          FLAGS.bottleneck_precision))
+      module_sess.run(init)
+
+    # Every image's bottleneck is cached, with distortions too: evaluation
+    # uses the cached ones, and decoding each image once up front finds the
+    # bad ones before any training step.
+    cache = BottleneckCache(
+        FLAGS.image_dir, FLAGS.bottleneck_dir,
+        module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision,
+                          module_spec), BottleneckMemory())
+    skipped += cache_bottlenecks(
+        module_sess, image_lists, cache.image_dir, cache.bottleneck_dir,
+        *tensors, module_name=cache.module_name, memory=cache.memory)
+    _check_categories(image_lists, skipped)
+
     run_training_loop(
         sess,
         TrainingOps(train_step, cross_entropy, bottleneck_input,
@@ -3431,7 +3448,7 @@ def main(_):
           TfliteOptions(FLAGS.tflite_output_file, FLAGS.tflite_quantize,
                         FLAGS.tflite_calibration_images, FLAGS.random_seed),
           module_spec, eval_session,
-          RunImages(module_sess, image_lists, cache.image_dir,
+          RunImages(image_lists, cache.image_dir,
                     module_image_shape(module_spec)))
     checkpoint.finish()
     trained_layer.close()

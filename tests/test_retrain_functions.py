@@ -196,10 +196,14 @@ def test_cache_bottlenecks_batched_matches_one_at_a_time(module_pipeline,
                                                          tmp_path):
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
   bottleneck_dir = str(tmp_path / 'bottleneck')
+  graph_version = module_pipeline.sess.graph.version
   skipped = retrain.cache_bottlenecks(
       module_pipeline.sess, image_lists, color_image_dir, bottleneck_dir,
       *module_pipeline.tensors, module_name='my/module:1', batch_size=16)
   assert skipped == []
+  # The images are decoded in a graph of their own: the module's Session
+  # does not have to take in its graph again.
+  assert module_pipeline.sess.graph.version == graph_version
   count = 0
   for label_name, label_lists in image_lists.items():
     for category in CATEGORIES:
