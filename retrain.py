@@ -54,6 +54,7 @@ written by make_image_module.py.
 import argparse
 import collections
 import concurrent.futures
+import contextlib
 import functools
 import hashlib
 import io
@@ -3415,41 +3416,46 @@ def main(_):
                           FLAGS.intermediate_output_graphs_dir),
         checkpoint=checkpoint)
 
-    # After training is complete, force one last save of the train checkpoint.
-    trained_layer.save()
-    export_graph = trained_layer.export_graph()
-    eval_session = export_graph.eval_session
+    # After training is complete, force one last save of the train checkpoint
+    # (beside the final test and the exports, which do not read it).
+    with meanwhile(trained_layer.save):
+      export_graph = trained_layer.export_graph()
+      eval_session = export_graph.eval_session
 
-    # We've completed all our training, so run a final test evaluation on
-    # some new images we haven't used before.
-    test_results = run_final_eval(
-        module_sess, module_spec, class_count, image_lists, *tensors,
-        eval_session=eval_session, cache=cache, options=FinalEvalOptions(
-            FLAGS.test_batch_size, FLAGS.print_misclassified_test_images,
-            FLAGS.summaries_dir, FLAGS.how_many_training_steps - 1))
-    check_accuracy_bar(test_results, FLAGS.assert_accuracy_at_least,
-                       FLAGS.checkpoint_path)
+      # We've completed all our training, so run a final test evaluation on
+      # some new images we haven't used before.
+      test_results = run_final_eval(
+          module_sess, module_spec, class_count, image_lists, *tensors,
+          eval_session=eval_session, cache=cache, options=FinalEvalOptions(
+              FLAGS.test_batch_size, FLAGS.print_misclassified_test_images,
+              FLAGS.summaries_dir, FLAGS.how_many_training_steps - 1))
+      check_accuracy_bar(test_results, FLAGS.assert_accuracy_at_least,
+                         FLAGS.checkpoint_path)
 
-    # Write out the trained graph and labels with the weights stored as
-    # constants.
-    tf.logging.info('Save final result to : ' + FLAGS.output_graph)
-    if wants_quantization:
-      tf.logging.info('The model is instrumented for quantization with TF-Lite')
-    save_graph_to_file(FLAGS.output_graph, module_spec, class_count,
-                       eval_session=eval_session)
-    write_labels_file(image_lists, FLAGS.output_labels)
-
-    if FLAGS.saved_model_dir:
-      tf.logging.info('Save SavedModel to : ' + FLAGS.saved_model_dir)
-      export_model(module_spec, class_count, FLAGS.saved_model_dir,
-                   eval_session=eval_session, serving=export_graph.serving)
-    if FLAGS.tflite_output_file:
-      export_checked_tflite(
-          TfliteOptions(FLAGS.tflite_output_file, FLAGS.tflite_quantize,
-                        FLAGS.tflite_calibration_images, FLAGS.random_seed),
-          module_spec, eval_session,
-          RunImages(image_lists, cache.image_dir,
-                    module_image_shape(module_spec)))
+      # Write out the trained graph and labels with the weights stored as
+      # constants, while the SavedModel is written beside them.
+      tf.logging.info('Save final result to : ' + FLAGS.output_graph)
+      if wants_quantization:
+        tf.logging.info('The model is instrumented for quantization with '
+                        'TF-Lite')
+      saved_model = None
+      if FLAGS.saved_model_dir:
+        tf.logging.info('Save SavedModel to : ' + FLAGS.saved_model_dir)
+        saved_model = functools.partial(
+            export_model, module_spec, class_count, FLAGS.saved_model_dir,
+            eval_session=eval_session, serving=export_graph.serving)
+      with meanwhile(saved_model):
+        save_graph_to_file(FLAGS.output_graph, module_spec, class_count,
+                           eval_session=eval_session)
+        write_labels_file(image_lists, FLAGS.output_labels)
+        if FLAGS.tflite_output_file:
+          export_checked_tflite(
+              TfliteOptions(FLAGS.tflite_output_file, FLAGS.tflite_quantize,
+                            FLAGS.tflite_calibration_images,
+                            FLAGS.random_seed),
+              module_spec, eval_session,
+              RunImages(image_lists, cache.image_dir,
+                        module_image_shape(module_spec)))
     checkpoint.finish()
     trained_layer.close()
     if module_sess is not sess:
@@ -4858,8 +4864,30 @@ def in_background(function, *args):
     except BaseException as e:  # pylint: disable=broad-except
       future.set_exception(e)
 
-  threading.Thread(target=run, name=function.__name__, daemon=True).start()
+  threading.Thread(target=run, daemon=True,
+                   name=getattr(function, '__name__', 'in_background')).start()
   return future
+
+
+@contextlib.contextmanager
+def meanwhile(function, *args):
+  """Runs function(*args) in the background while the with block runs.
+
+  Leaving the block waits for it to end, even when the block raises, so
+  that nothing it writes is left half-written; then what it raised is
+  raised, unless the block raised first. A function of None runs nothing.
+
+  Yields:
+    The concurrent.futures.Future of function (see in_background), or None.
+  """
+  future = in_background(function, *args) if function else None
+  try:
+    yield future
+  finally:
+    if future is not None:
+      concurrent.futures.wait([future])
+  if future is not None:
+    future.result()
 
 
 def exit_at_once(exit_code):

@@ -5,6 +5,7 @@ import logging
 import os
 import re
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -629,6 +630,28 @@ def test_exports_prepared_in_the_background_are_the_same_files(sample_module,
     assert ((tmp_path / prepared_file).read_bytes() ==
             (tmp_path / restored_file).read_bytes()), prepared_file
   assert isinstance(retrain.in_background(int, 'x').exception(), ValueError)
+
+
+def test_meanwhile_waits_for_its_function_and_raises_what_it_raised():
+  finished = []
+
+  def slow_append(value):
+    time.sleep(0.2)
+    finished.append(value)
+
+  with retrain.meanwhile(slow_append, 1) as future:
+    assert not future.done()
+  assert finished == [1]
+  # The block's error wins, but the function still ends first.
+  with pytest.raises(KeyError):
+    with retrain.meanwhile(slow_append, 2):
+      raise KeyError('block')
+  assert finished == [1, 2]
+  with pytest.raises(ValueError):
+    with retrain.meanwhile(int, 'x'):
+      pass
+  with retrain.meanwhile(None) as future:
+    assert future is None
 
 
 # -------------------------------------------------------------- file system
