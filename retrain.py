@@ -1985,6 +1985,10 @@ def run_training_loop(sess, training_ops, schedule, sources,
         if checkpoint is not None and (
             interrupts.pending or checkpoint.is_due(i + 1) or
             i + 1 == schedule.how_many_training_steps):
+          # The summaries so far must be in their files before the state
+          # says so: a run resumed after a kill writes only the later ones.
+          train_writer.flush()
+          validation_writer.flush()
           checkpoint.save(i + 1, log=interrupts.pending is not None)
         interrupts.raise_pending()
   finally:

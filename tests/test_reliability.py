@@ -1049,6 +1049,56 @@ def test_kill_9_during_training_then_rerun_resumes_with_the_same_outputs(
   assert not glob.glob(checkpoint + '.resume-*')
 
 
+def test_summaries_are_in_their_files_before_each_save_of_the_training_state(
+    sample_module, tmp_path):
+  """A kill right after a save loses no summary of the steps before it
+  (the resumed run writes only the later steps): at each save, the train
+  events on disk reach the step before it."""
+  out_dir = str(tmp_path / 'out')
+  args = ['--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
+          '--how_many_training_steps', '9', '--save_every_steps', '3'
+         ] + retrain_output_args(out_dir)
+  driver = '''
+import glob, json, os, sys
+args, train_dir, results_file = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+sys.argv = ['retrain.py']
+sys.path.insert(0, %r)
+import retrain
+import tensorflow.compat.v1 as tf
+on_disk = []
+save = retrain.TrainingCheckpoint.save
+
+def checked_save(self, step, log=False):
+  steps = [-1]
+  for path in glob.glob(os.path.join(train_dir, 'events*')):
+    try:
+      for record in tf.io.tf_record_iterator(path):
+        event = tf.Event.FromString(record)
+        if event.HasField('summary'):
+          steps.append(event.step)
+    except tf.errors.DataLossError:
+      pass
+  on_disk.append([step, max(steps)])
+  save(self, step, log)
+
+retrain.TrainingCheckpoint.save = checked_save
+code = retrain.run_main(args)
+json.dump([code, on_disk], open(results_file, 'w'))
+''' % REPO_DIR
+  results_file = str(tmp_path / 'results.json')
+  completed = subprocess.run(
+      [sys.executable, '-c', driver, json.dumps(args),
+       os.path.join(out_dir, 'retrain_logs', 'train'), results_file],
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      timeout=600, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3'),
+      check=False)
+  assert completed.returncode == 0, completed.stdout[-3000:]
+  with open(results_file) as f:
+    code, on_disk = json.load(f)
+  assert code == 0
+  assert on_disk == [[3, 2], [6, 5], [9, 8]]
+
+
 def _stop_at(args, step, signal_number=signal.SIGTERM):
   """Starts a run, stops it at step; returns everything it printed."""
   process = _start(args)
