@@ -3337,7 +3337,8 @@ def main(_):
     layer_variables = [variable for variable in tf.global_variables()
                        if variable not in module_variables]
 
-  # The eval graph of the final test and the exports is built meanwhile.
+  # The eval graph of the final test and the exports is built in the
+  # background, beside the initialization and the caching.
   exports = in_background(
       prepare_exports, module_spec, class_count, FLAGS.final_tensor_name,
       list(image_lists.keys()) if FLAGS.saved_model_dir else None)
@@ -3349,6 +3350,7 @@ def main(_):
   with tf.Session(graph=graph, config=training_config) as sess:
     # The whole training graph is built before the Session first runs: each
     # later addition would make it take in the whole graph again.
+
     # Set up the image decoding sub-graph.
     jpeg_data_tensor, decoded_image_tensor = add_jpeg_decoding(module_spec)
     tensors = ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
