@@ -592,14 +592,22 @@ def test_exports_prepared_in_the_background_are_the_same_files(sample_module,
                                   'final_result', labels)
   graph, bottleneck, _, quantize = retrain.create_module_graph(spec)
   with graph.as_default():
+    module_variables = tf.global_variables()
     retrain.add_final_retrain_ops(4, 'final_result', bottleneck, quantize,
                                   True, learning_rate=0.01)
-    sess = tf.Session()
-    sess.run(tf.global_variables_initializer())
-    sess.run(tf.assign(graph.get_tensor_by_name(
-        'final_retrain_ops/biases/final_biases:0'), [0.5, -1.0, 2.0, 0.0]))
+    biases = graph.get_tensor_by_name(
+        'final_retrain_ops/biases/final_biases:0')
+    set_biases = tf.assign(biases, [0.5, -1.0, 2.0, 0.0])
     checkpoint = str(tmp_path / 'ckpt' / 'model')
-    trained_layer = retrain.TrainedLayer(sess, spec, 4, exports, checkpoint)
+    # As in main, the training Session gets the module's weights only for
+    # the checkpoint, in the background.
+    sess = tf.Session(config=retrain.pruned_placement_config())
+    trained_layer = retrain.TrainedLayer(sess, spec, 4, exports, checkpoint,
+                                         module_variables)
+    sess.run(tf.variables_initializer(
+        tf.global_variables()[len(module_variables):]))
+    sess.run(set_biases)
+  trained_layer.load_module_weights()
   trained_layer.save()
   prepared = trained_layer.export_graph()
   retrain.save_graph_to_file(str(tmp_path / 'prepared.pb'), spec, 4,
