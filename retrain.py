@@ -2445,11 +2445,12 @@ def prepare_exports(module_spec, class_count, final_tensor_name,
                     labels=None):
   """Builds the eval graph that the final test and the exports share.
 
-  It runs in the background while the bottlenecks are computed (see
-  in_background): it instantiates the module again, seconds for a big one,
-  and sets the module's variables, which training does not change. The graph
-  is complete before its Session first runs, since each later addition makes
-  the Session take in the whole graph again.
+  It runs in the background while the training Sessions are initialized
+  and the bottlenecks computed (TrainedLayer.start_exports): it instantiates
+  the module again, seconds for a big one, and sets the module's variables,
+  which training does not change. The graph is complete before its Session
+  first runs, since each later addition makes the Session take in the whole
+  graph again.
 
   Args:
     module_spec: The hub.ModuleSpec for the image module being used.
@@ -2479,20 +2480,18 @@ class TrainedLayer(object):
   original did at the end); export_graph() and eval_session() return the
   eval graph with the training Session's current values, copied in memory.
   The intermediate graphs, the final test and every export share that graph,
-  which prepare_exports builds in the background. One per run; close()
-  closes the eval session.
+  which prepare_exports builds in the background from start_exports() on.
+  One per run; close() closes the eval session.
   """
 
-  def __init__(self, sess, module_spec, class_count, exports,
-               checkpoint_path, module_variables=None):
+  def __init__(self, sess, module_spec, class_count, checkpoint_path,
+               module_variables=None):
     """Makes the Saver of the training graph; call in sess.graph.
 
     Args:
       sess: The training Session.
       module_spec: The hub.ModuleSpec for the image module being used.
       class_count: Number of classes.
-      exports: The concurrent.futures.Future of prepare_exports's ExportGraph
-        (see in_background).
       checkpoint_path: Where save() writes the checkpoint.
       module_variables: The module's variables, when sess leaves them to
         load_module_weights (the module runs in a Session of its own); None
@@ -2501,7 +2500,7 @@ class TrainedLayer(object):
     self.module_spec = module_spec
     self.class_count = class_count
     self._sess = sess
-    self._exports = exports
+    self._exports = None
     self._checkpoint_path = checkpoint_path
     self._saver = tf.train.Saver()
     self._module_initializer = None
@@ -2509,6 +2508,23 @@ class TrainedLayer(object):
       self._module_initializer = tf.variables_initializer(module_variables)
     self._module_weights = None
     ensure_dir_exists(os.path.dirname(os.path.abspath(checkpoint_path)))
+
+  def start_exports(self, final_tensor_name, labels=None):
+    """Starts prepare_exports in the background (see in_background).
+
+    Best once the training graph is complete: Python runs one thread at a
+    time, so the module's second instantiation (seconds for a big one) then
+    overlaps the initialization and the caching, which TensorFlow runs, and
+    does not slow down the building of the training graph.
+
+    Args:
+      final_tensor_name: Name of the output.
+      labels: The class names in class-index order, for the SavedModel's
+        signatures; None for no SavedModel.
+    """
+    self._exports = in_background(prepare_exports, self.module_spec,
+                                  self.class_count, final_tensor_name,
+                                  labels)
 
   def load_module_weights(self):
     """Sets the module's variables in the training Session, in the
@@ -2535,7 +2551,8 @@ class TrainedLayer(object):
     return self.export_graph().eval_session
 
   def close(self):
-    self._exports.result().eval_session.sess.close()
+    if self._exports is not None:
+      self._exports.result().eval_session.sess.close()
 
 
 # How run_final_eval tests and reports: the flags of the same names, and the
@@ -3356,12 +3373,6 @@ def main(_):
              FLAGS.label_smoothing))
     layer_variables = tf.global_variables()[len(module_variables):]
 
-  # The eval graph of the final test and the exports is built in the
-  # background, beside the initialization and the caching.
-  exports = in_background(
-      prepare_exports, module_spec, class_count, FLAGS.final_tensor_name,
-      list(image_lists.keys()) if FLAGS.saved_model_dir else None)
-
   # The module gets a Session of its own (module_sess below); this one
   # trains the new layer, and holds the module's weights only for the
   # checkpoint (loaded in the background, see TrainedLayer).
@@ -3397,17 +3408,24 @@ def main(_):
 
     # The trained values go to the eval graph for the intermediate graphs,
     # the final test and the exports.
-    trained_layer = TrainedLayer(sess, module_spec, class_count, exports,
+    trained_layer = TrainedLayer(sess, module_spec, class_count,
                                  FLAGS.checkpoint_path, module_variables)
     checkpoint = TrainingCheckpoint(
         sess, layer_variables, FLAGS.checkpoint_path, fingerprint,
         resume_point, FLAGS.save_every_steps,
         distorted_batches and distorted_batches.seed)
 
-    # Initialize all weights: for the module to their pretrained values,
-    # and for the newly added retraining layer to random initial values.
     init = tf.global_variables_initializer()
     layer_init = tf.variables_initializer(layer_variables)
+
+    # The eval graph of the final test and the exports is built in the
+    # background, beside the initialization and the caching.
+    trained_layer.start_exports(
+        FLAGS.final_tensor_name,
+        list(image_lists.keys()) if FLAGS.saved_model_dir else None)
+
+    # Initialize all weights: for the module to their pretrained values,
+    # and for the newly added retraining layer to random initial values.
     module_sess = tf.Session(graph=graph, config=module_session_config(
         FLAGS.bottleneck_precision))
     module_sess.run(init)

@@ -588,8 +588,6 @@ def test_exports_prepared_in_the_background_are_the_same_files(sample_module,
   writes byte for byte what the original's checkpoint round trip writes."""
   spec = hub.load_module_spec(sample_module)
   labels = ['a', 'b', 'c', 'd']
-  exports = retrain.in_background(retrain.prepare_exports, spec, 4,
-                                  'final_result', labels)
   graph, bottleneck, _, quantize = retrain.create_module_graph(spec)
   with graph.as_default():
     module_variables = tf.global_variables()
@@ -602,8 +600,9 @@ def test_exports_prepared_in_the_background_are_the_same_files(sample_module,
     # As in main, the training Session gets the module's weights only for
     # the checkpoint, in the background.
     sess = tf.Session(config=retrain.pruned_placement_config())
-    trained_layer = retrain.TrainedLayer(sess, spec, 4, exports, checkpoint,
+    trained_layer = retrain.TrainedLayer(sess, spec, 4, checkpoint,
                                          module_variables)
+    trained_layer.start_exports('final_result', labels)
     sess.run(tf.variables_initializer(
         tf.global_variables()[len(module_variables):]))
     sess.run(set_biases)
