@@ -538,11 +538,10 @@ def pruned_placement_config():
   of its own): each new combination of fetches then costs a fraction of a
   second less (a training step's first run: 0.35 -> 0.13 s with an
   Inception-sized module, whose graph TensorFlow otherwise optimizes whole
-  again). The module
-  runs 15-25% slower in such a Session (an Inception-sized module measured:
-  TensorFlow's graph optimizer then leaves its convolutions, batch norms and
-  ReLUs unfused), so the Sessions that compute bottlenecks place their whole
-  graph.
+  again). The module runs 15-25% slower in such a Session (an
+  Inception-sized module measured: TensorFlow's graph optimizer then leaves
+  its convolutions, batch norms and ReLUs unfused), so the Sessions that
+  compute bottlenecks place their whole graph.
 
   Returns:
     A tf.ConfigProto.
@@ -1963,12 +1962,6 @@ def run_training_loop(sess, training_ops, schedule, sources,
                            start_step)
   train_writer = tf.summary.FileWriter(
       os.path.join(schedule.summaries_dir, 'train'))
-  # The graph for TensorBoard (seconds to serialize with a big module) is
-  # written beside the first steps, which wait for TensorFlow more than for
-  # Python; nothing adds to the graph until the loop ends.
-  graph_written = None
-  if not start_step:
-    graph_written = in_background(train_writer.add_graph, sess.graph)
   validation_writer = tf.summary.FileWriter(
       os.path.join(schedule.summaries_dir, 'validation'))
   has_validation_images = any(lists['validation']
@@ -1976,8 +1969,13 @@ def run_training_loop(sess, training_ops, schedule, sources,
   if not has_validation_images:
     tf.logging.warning('There are no validation images (see '
                        '--validation_percentage): validation is skipped.')
+  # The graph for TensorBoard (seconds to serialize with a big module) is
+  # written beside the first steps, which wait for TensorFlow more than for
+  # Python; nothing adds to the graph until the loop ends.
+  write_graph = None if start_step else train_writer.add_graph
   try:
-    with _DeferredInterrupts() as interrupts:
+    with meanwhile(write_graph, sess.graph), \
+         _DeferredInterrupts() as interrupts:
       for i in range(start_step, schedule.how_many_training_steps):
         _train_step(sess, training_ops, schedule, sources, i, train_writer,
                     validation_writer if has_validation_images else None)
@@ -1995,8 +1993,6 @@ def run_training_loop(sess, training_ops, schedule, sources,
           checkpoint.save(i + 1, log=interrupts.pending is not None)
         interrupts.raise_pending()
   finally:
-    if graph_written is not None:
-      graph_written.result()
     train_writer.close()
     validation_writer.close()
 
@@ -2330,12 +2326,12 @@ class EvalSession(collections.namedtuple('EvalSession', [
               saver, module_variables, layer_variables, inference_graph_def):
     self = super(EvalSession, cls).__new__(cls, *values)
     self.final_tensor_name = final_tensor_name
-    self.inference_graph_def = inference_graph_def
     self.apply_module = apply_module
     self.apply_layer = apply_layer
     self.saver = saver
     self.module_variables = module_variables
     self.layer_variables = layer_variables
+    self.inference_graph_def = inference_graph_def
     return self
 
   def restore(self, checkpoint_path):
