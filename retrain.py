@@ -1126,6 +1126,10 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
                                     batch_size):
   """Computes the entries batch by batch; writes and keeps the missing ones.
 
+  The module works on one batch at a time, always the same batches, while
+  the previous batch's files are written and the next batch is fetched from
+  the decoder: it waits for Python only to be handed each batch.
+
   Returns:
     The missing entries whose images failed to decode in their batch.
   """
@@ -1134,25 +1138,43 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
     return []
   progress = _Progress(missing, 'bottlenecks computed')
   computed = set()
+  image_shape = tensors.resized_image.get_shape().as_list()[1:]
+  run_module = functools.partial(sess.run, tensors.bottleneck)
+  # The module's first run prepares its graph, a second for a big module
+  # on one core: it runs on a blank image while the decoder starts.
+  running = ([], in_background(run_module, {
+      tensors.resized_image: np.zeros([1] + image_shape, np.float32)}))
   for indices, images in decode_images(
-      [entry.image_path for entry in entries],
-      tensors.resized_image.get_shape().as_list()[1:], batch_size):
-    batch = [entries[index] for index in indices]
-    _store_bottlenecks(sess, tensors, memory, batch, images)
+      [entry.image_path for entry in entries], image_shape, batch_size):
+    finished, finished_values = running[0], running[1].result()
+    running = ([entries[index] for index in indices],
+               in_background(run_module, {tensors.resized_image: images}))
     computed.update(indices)
-    progress.add(sum(1 for entry in batch if not entry.cached))
+    progress.add(_keep_bottlenecks(memory, finished, finished_values))
+  progress.add(_keep_bottlenecks(memory, running[0], running[1].result()))
   return [entry for index, entry in enumerate(entries)
           if index not in computed and not entry.cached]
 
 
 def _store_bottlenecks(sess, tensors, memory, entries, images):
   """Runs the module on decoded images; writes and keeps the missing ones."""
-  batch_values = sess.run(tensors.bottleneck,
-                          {tensors.resized_image: images})
+  _keep_bottlenecks(memory, entries, sess.run(
+      tensors.bottleneck, {tensors.resized_image: images}))
+
+
+def _keep_bottlenecks(memory, entries, batch_values):
+  """Writes and keeps the values of the entries that were missing.
+
+  Returns:
+    How many there were.
+  """
+  kept = 0
   for entry, values in zip(entries, batch_values):
     if not entry.cached:
       write_bottleneck_file(entry.bottleneck_path, values)
       memory.put(entry.bottleneck_path, values)
+      kept += 1
+  return kept
 
 
 def _bottleneck_loader(sess, image_lists, tensors, cache):

@@ -5,6 +5,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -225,6 +226,60 @@ def test_cache_bottlenecks_batched_matches_one_at_a_time(module_pipeline,
   assert count == 72
   assert not [n for n in os.listdir(os.path.join(bottleneck_dir, 'red'))
               if '.tmp-' in n]
+
+
+class _ModuleRunLog(object):
+  """A Session stand-in that logs each module run's start and end."""
+
+  def __init__(self, sess, bottleneck):
+    self._sess = sess
+    self._bottleneck = bottleneck
+    self._lock = threading.Lock()
+    self.running = 0
+    self.most_at_once = 0
+    self.batch_sizes = []
+    self.writes_during_a_run = 0
+
+  def run(self, fetches, feed_dict=None):
+    if fetches is not self._bottleneck:
+      return self._sess.run(fetches, feed_dict)
+    with self._lock:
+      self.running += 1
+      self.most_at_once = max(self.most_at_once, self.running)
+    try:
+      time.sleep(0.05)  # Long enough for the files to be written meanwhile.
+      return self._sess.run(fetches, feed_dict)
+    finally:
+      with self._lock:
+        self.running -= 1
+        self.batch_sizes.append(len(next(iter(feed_dict.values()))))
+
+  def count_write(self):
+    self.writes_during_a_run += self.running > 0
+
+
+def test_cache_bottlenecks_runs_one_batch_at_a_time_beside_the_writes(
+    module_pipeline, color_image_dir, tmp_path, monkeypatch):
+  image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  log = _ModuleRunLog(module_pipeline.sess, module_pipeline.bottleneck)
+  write = retrain.write_bottleneck_file
+
+  def logged_write(path, values):
+    log.count_write()
+    write(path, values)
+
+  monkeypatch.setattr(retrain, 'write_bottleneck_file', logged_write)
+  retrain.cache_bottlenecks(
+      log, image_lists, color_image_dir, str(tmp_path / 'bn'),
+      *module_pipeline.tensors, module_name='m', batch_size=16)
+  # Never two batches at once: each image's values depend on its batch.
+  assert log.most_at_once == 1
+  # A blank image first (the module's first run prepares its graph), then
+  # the 72 images in the same batches as before.
+  assert log.batch_sizes == [1, 16, 16, 16, 16, 8]
+  # The files of a batch are written while the module runs the next one
+  # (none would be, were the batches run and written in turn).
+  assert log.writes_during_a_run >= 16
 
 
 def test_cache_bottlenecks_skips_and_names_bad_images(module_pipeline,
