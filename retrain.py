@@ -2475,7 +2475,8 @@ def prepare_exports(module_spec, class_count, final_tensor_name,
     class_count: Number of classes.
     final_tensor_name: Name of the output.
     labels: The class names in class-index order, to add the SavedModel's
-      signatures (add_serving_signatures); None for no SavedModel.
+      signatures (add_serving_signatures) and export its graph
+      (export_meta_graph_ahead); None for no SavedModel.
 
   Returns:
     An ExportGraph, whose new layer TrainedLayer.export_graph sets.
@@ -2483,7 +2484,8 @@ def prepare_exports(module_spec, class_count, final_tensor_name,
   eval_session = build_eval_graph(module_spec, class_count, final_tensor_name)
   serving = None
   if labels is not None:
-    serving = add_serving_signatures(eval_session, module_spec, labels)
+    serving = export_meta_graph_ahead(eval_session, add_serving_signatures(
+        eval_session, module_spec, labels))
   # The module's initializers restore its weights from its files, as the
   # training graph's did: faster than copying them through Python.
   eval_session.sess.run([variable.initializer
@@ -3200,8 +3202,8 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
 
 
 # What export_model saves beside the eval graph: the signatures by name, the
-# op that initializes the tables when the model is loaded, and the Saver of
-# the variables.
+# op that initializes the tables when the model is loaded (None once it is in
+# the graph, see export_meta_graph_ahead), and the Saver of the variables.
 ServingSignatures = collections.namedtuple('ServingSignatures', [
     'signature_def_map', 'main_op', 'saver'])
 
@@ -3236,6 +3238,56 @@ def add_serving_signatures(eval_session, module_spec, labels):
             tf.GraphKeys.SAVEABLE_OBJECTS),
         sharded=True, write_version=tf.train.SaverDef.V2, allow_empty=True)
   return ServingSignatures(signatures, main_op, saver)
+
+
+def export_meta_graph_ahead(eval_session, serving):
+  """Does export_model's export of the eval graph now.
+
+  tf.saved_model.Builder adds the main op to the graph, then exports it:
+  about a second of Python for a big module's eval graph. prepare_exports
+  does that in the background, and the export at the end of the run only
+  saves the variables and writes the file. A graph with assets is left to
+  the Builder.
+
+  Args:
+    eval_session: An EvalSession, to which nothing is added later.
+    serving: Its ServingSignatures (add_serving_signatures).
+
+  Returns:
+    The ServingSignatures for export_model.
+  """
+  graph = eval_session.sess.graph
+  if graph.get_collection(tf.GraphKeys.ASSET_FILEPATHS):
+    return serving
+  with graph.as_default():
+    tf.add_to_collection(tf.saved_model.MAIN_OP_KEY, serving.main_op)
+    meta_graph_def = serving.saver.export_meta_graph(clear_devices=True)
+  return serving._replace(
+      main_op=None,
+      saver=_SaverWithMetaGraph(serving.saver, meta_graph_def))
+
+
+class _SaverWithMetaGraph(object):
+  """A Saver for tf.saved_model.Builder, with the MetaGraphDef made ahead.
+
+  The Builder saves the variables with save(), and exports the graph with
+  export_meta_graph(clear_devices=True): export_meta_graph_ahead did that.
+  """
+
+  def __init__(self, saver, meta_graph_def):
+    self._saver = saver
+    self._meta_graph_def = meta_graph_def
+
+  def save(self, *args, **kwargs):
+    return self._saver.save(*args, **kwargs)
+
+  def export_meta_graph(self, clear_devices=False, strip_default_attrs=False):
+    if not clear_devices or strip_default_attrs:
+      raise ValueError('The MetaGraphDef was made with clear_devices=True '
+                       'and strip_default_attrs=False.')
+    meta_graph_def = type(self._meta_graph_def)()
+    meta_graph_def.CopyFrom(self._meta_graph_def)  # The Builder adds to it.
+    return meta_graph_def
 
 
 def _add_image_bytes_signature(eval_session, module_spec, labels):

@@ -664,6 +664,8 @@ def test_exports_prepared_in_the_background_are_the_same_files(sample_module,
   trained_layer.load_module_weights()
   trained_layer.save()
   prepared = trained_layer.export_graph()
+  # Its graph was exported ahead, with the main op that the Builder adds.
+  assert prepared.serving.main_op is None
   retrain.save_graph_to_file(str(tmp_path / 'prepared.pb'), spec, 4,
                              eval_session=prepared.eval_session)
   retrain.export_model(spec, 4, str(tmp_path / 'prepared'),
