@@ -1140,8 +1140,8 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
   computed = set()
   image_shape = tensors.resized_image.get_shape().as_list()[1:]
   run_module = functools.partial(sess.run, tensors.bottleneck)
-  # The module's first run prepares its graph, a second for a big module
-  # on one core: it runs on a blank image while the decoder starts.
+  # The module's first run prepares its graph (half a second on one core
+  # for a big module): it runs on a blank image while the decoder starts.
   running = ([], in_background(run_module, {
       tensors.resized_image: np.zeros([1] + image_shape, np.float32)}))
   for indices, images in decode_images(
