@@ -229,7 +229,8 @@ def test_cache_bottlenecks_batched_matches_one_at_a_time(module_pipeline,
 
 
 class _ModuleRunLog(object):
-  """A Session stand-in that logs each module run's start and end."""
+  """A Session stand-in that watches the module's runs: how many at once,
+  their batch sizes, and how many files are written while one runs."""
 
   def __init__(self, sess, bottleneck):
     self._sess = sess
