@@ -71,6 +71,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 import zipfile
 from datetime import datetime
 
@@ -87,24 +88,41 @@ def _wants_debug_logs(argv):
 
 def _interrupted_while_loading(signum, frame):
   del signum, frame
-  os.write(2, b'\nInterrupted: stopped before anything was done.\n')
+  os.write(_USER_STDERR, b'\nInterrupted: stopped before anything was done.\n')
   os._exit(130)  # pylint: disable=protected-access
 
 
 # What must happen before TensorFlow loads: Ctrl-C during the seconds it takes
 # would print a traceback (run_main later turns Ctrl-C into a clean stop), and
 # TensorFlow's C++ start-up lines (CUDA plugin registration, CPU feature notes)
-# are noise for people running this tool.
+# are noise for people running this tool. TensorFlow >= 2.19 prints some of
+# them whatever TF_CPP_MIN_LOG_LEVEL says, so stderr is closed while it loads.
+_USER_STDERR = os.dup(2)
 if __name__ == '__main__':
   signal.signal(signal.SIGINT, _interrupted_while_loading)
 if not _wants_debug_logs(sys.argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
-from tensorflow.core.framework import tensor_pb2  # pylint: disable=g-import-not-at-top
-from tensorflow.core.protobuf import rewriter_config_pb2  # pylint: disable=g-import-not-at-top
+if os.environ.get('TF_CPP_MIN_LOG_LEVEL') == '3':
+  _devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(_devnull, 2)
+  os.close(_devnull)
+try:
+  # pylint: disable=g-import-not-at-top
+  import numpy as np
+  import tensorflow.compat.v1 as tf
+  from tensorflow.core.framework import tensor_pb2
+  from tensorflow.core.protobuf import rewriter_config_pb2
+  from tensorflow.core.protobuf import saved_model_pb2
+  from tensorflow.python.framework import op_def_registry
+  # pylint: enable=g-import-not-at-top
+except ImportError as e:
+  if __name__ != '__main__':
+    raise
+  os.dup2(_USER_STDERR, 2)
+  sys.exit('retrain.py: error: %s: install the requirements with "pip install '
+           '-r requirements.txt" (Python 3.10-3.13).' % e)
+finally:
+  os.dup2(_USER_STDERR, 2)
 
 # TF1 behaviour (graphs and Sessions) is switched on at the end of this file,
 # once its logging filter is in place (see the process set-up).
@@ -359,18 +377,22 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
 def load_module_spec(module_handle, image_size=None):
   """Loads an image feature-vector module, with one-line errors.
 
-  Takes modules in the TF1 Hub format (hub.Module) and TF2 SavedModels (the
-  format of current TF Hub / Kaggle image models), from a URL or a folder.
+  Takes modules in the TF1 Hub format and TF2 SavedModels (the format of
+  current TF Hub / Kaggle image models), from a URL or a folder. TF1 Hub
+  modules are read here, without hub.Module (which tensorflow_hub 0.16
+  removed): see TF1ImageModule.
 
   Args:
     module_handle: A module URL (downloaded and cached in TFHUB_CACHE_DIR by
       tensorflow_hub) or a local module folder.
-    image_size: The --image_size value: the input height and width for a TF2
-      SavedModel that takes images of any size; None to use the module's own.
+    image_size: The --image_size value: the input height and width for a
+      module that takes images of any size; None to use the module's own.
 
   Returns:
-    A hub.ModuleSpec for a TF1 Hub module, a TF2ImageModule for a TF2
-    SavedModel.
+    A TF1ImageModule for a TF1 Hub module, a TF2ImageModule for a TF2
+    SavedModel. Both tell the image size (image_size, module_image_shape) and
+    the number of features (feature_width), and apply_fn() puts the module
+    into the current graph.
 
   Raises:
     RetrainError: if the module cannot be found, downloaded or used here.
@@ -383,27 +405,255 @@ def load_module_spec(module_handle, image_size=None):
         '--tfhub_module %s is neither a TF1 Hub module (tfhub_module.pb) nor '
         'a TF2 SavedModel (saved_model.pb): pass a module URL or a module '
         'folder.' % module_handle)
-  try:
-    module_spec = hub.load_module_spec(path)
-  except Exception as e:  # pylint: disable=broad-except
-    raise RetrainError('Could not load the module %s: %s' %
-                       (module_handle, error_reason(e)))
-  signature_inputs = module_spec.get_input_info_dict()
-  signature_outputs = module_spec.get_output_info_dict()
-  if ('images' not in signature_inputs or 'default' not in signature_outputs or
-      signature_outputs['default'].get_shape().ndims != 2):
+  meta_graph = _read_tf1_meta_graph(module_handle, path)
+  signature = meta_graph.signature_def.get('default')
+  if (signature is None or 'images' not in signature.inputs or
+      'default' not in signature.outputs or
+      _info_shape(signature.outputs['default']).ndims != 2):
     raise RetrainError(
         '--tfhub_module %s is not an image feature vector module: its default '
         "signature must take 'images' and return 'default' [batch, features]."
         % module_handle)
-  if image_size is not None:
-    height, width = hub.get_expected_image_size(module_spec)
-    if (height, width) != (image_size, image_size):
-      raise RetrainError(
-          '--image_size %d does not fit --tfhub_module %s, which takes %dx%d '
-          'images: leave --image_size out.' % (image_size, module_handle,
-                                              height, width))
-  return module_spec
+  height, width = _tf1_image_size(meta_graph, signature)
+  variable_size = not (height and width)
+  height, width = _checked_image_size(module_handle, (height, width),
+                                      variable_size, image_size)
+  return TF1ImageModule(
+      module_handle, path, meta_graph, (height, width), variable_size,
+      _info_shape(signature.outputs['default']).as_list()[1])
+
+
+def _checked_image_size(module_handle, module_size, variable_size,
+                        image_size):
+  """The (height, width) to resize images to for a module.
+
+  Args:
+    module_handle: The --tfhub_module value.
+    module_size: The module's own (height, width).
+    variable_size: Whether the module takes images of any size.
+    image_size: The --image_size value, or None.
+
+  Raises:
+    RetrainError: if --image_size is missing for a module of any size, or
+      disagrees with a module's own size.
+  """
+  if variable_size and image_size is None:
+    raise RetrainError(
+        '--tfhub_module %s takes images of any size: pass the size it was '
+        'trained for with --image_size (e.g. --image_size 224, see the '
+        "model's documentation)." % module_handle)
+  if image_size is None:
+    return tuple(module_size)
+  if not variable_size and tuple(module_size) != (image_size, image_size):
+    raise RetrainError(
+        '--image_size %d does not fit --tfhub_module %s, which takes %dx%d '
+        'images: leave --image_size out.' % ((image_size, module_handle) +
+                                            tuple(module_size)))
+  return image_size, image_size
+
+
+class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
+    'handle', 'path', 'meta_graph', 'image_size', 'variable_size',
+    'feature_width'])):
+  """A TF1 Hub format image feature vector, as load_module_spec reads it.
+
+  Such a module is a SavedModel whose graph (tags {}) has the signature
+  'default': float images [batch, height, width, 3] in [0, 1] at 'images',
+  features [batch, width] at 'default'; its variables are in a checkpoint
+  beside it, and tfhub_module.pb marks the format.
+
+  Attributes:
+    handle: The --tfhub_module value.
+    path: The local module folder (a URL is downloaded and cached by
+      tensorflow_hub).
+    meta_graph: The module's MetaGraphDef (tags {}).
+    image_size: (height, width) the images are resized to.
+    variable_size: Whether the module takes images of any size, so that
+      image_size came from --image_size.
+    feature_width: The number of features per image.
+  """
+
+  def apply_fn(self):
+    """Puts the module's variables into the current graph, as hub.Module did.
+
+    They live under the name scope 'module', and the global variables
+    initializer sets them to the module's pretrained values.
+
+    Returns:
+      A function from images (float [None, height, width, 3] in [0, 1]) to
+      features [None, feature_width]; each call adds the module's ops under
+      'module_apply_default' (then '..._1', ...), sharing the variables.
+    """
+    return _TF1ModuleInstance(self)
+
+
+class _TF1ModuleInstance(object):
+  """One instantiation of a TF1ImageModule's variables in a graph.
+
+  The module's graph is imported twice, as hub.Module did: once for its
+  state (the variables, restored from the checkpoint by their initializers),
+  then at each call for its computation, with the state ops replaced by the
+  imported variables and 'images' by the given tensor. The arithmetic is
+  therefore hub.Module's, op for op.
+  """
+
+  def __init__(self, module):
+    self._meta_graph = module.meta_graph
+    graph_def = module.meta_graph.graph_def
+    self._state_ops = {
+        node.name for node in graph_def.node if _is_state_op(node.op)}
+    scope = _import_module_graph(module.meta_graph, 'module', (
+        tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.MODEL_VARIABLES), {})
+    graph = tf.get_default_graph()
+    self._state_map = {
+        name + ':0': graph.get_tensor_by_name('%s/%s:0' % (scope, name))
+        for name in self._state_ops}
+    variables = {
+        variable.op.name[len(scope) + 1:]: variable
+        for variable in tf.global_variables()
+        if variable.op.name.startswith(scope + '/')}
+    if variables:
+      tf.train.init_from_checkpoint(os.path.join(
+          module.path, 'variables', 'variables'), variables)
+
+  def __call__(self, images):
+    apply_graph = tf.MetaGraphDef()
+    apply_graph.CopyFrom(self._meta_graph)
+    # Placeholders instead of the state ops: the input map feeds them the
+    # variables imported once in __init__.
+    for node in apply_graph.graph_def.node:
+      if node.name in self._state_ops:
+        node.op = 'Placeholder'
+        shape = node.attr['shape'] if 'shape' in node.attr else None
+        node.attr.clear()
+        if shape is not None:
+          node.attr['shape'].CopyFrom(shape)
+        node.attr['dtype'].type = tf.resource.as_datatype_enum
+    signature = apply_graph.signature_def['default']
+    input_map = dict(self._state_map)
+    input_map[signature.inputs['images'].name] = images
+    scope = _import_module_graph(apply_graph, 'module_apply_default', (),
+                                 input_map)
+    return tf.get_default_graph().get_tensor_by_name(
+        '%s/%s' % (scope, signature.outputs['default'].name))
+
+
+def _is_state_op(op_name):
+  """Whether an op holds state and takes no inputs (a variable, a table)."""
+  op_def = op_def_registry.get(op_name)
+  return op_def is not None and op_def.is_stateful and not op_def.input_arg
+
+
+def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
+  """Imports a module's MetaGraphDef under a new name scope.
+
+  Args:
+    meta_graph: The MetaGraphDef (not changed).
+    name: The name scope, made unique in the current graph.
+    collections_to_keep: The names of the collections to import; the module's
+      other collections (trainable variables, update ops, signatures' data)
+      are not, as for hub.Module(trainable=False).
+    input_map: Tensor names of the module's graph -> tensors to use instead.
+
+  Returns:
+    The absolute name scope of the imported ops.
+  """
+  graph = tf.get_default_graph()
+  absolute_scope = graph.unique_name(name, mark_as_used=False)
+  kept = tf.MetaGraphDef()
+  kept.CopyFrom(meta_graph)
+  for key in list(kept.collection_def):
+    if key not in collections_to_keep + (tf.GraphKeys.COND_CONTEXT,
+                                         tf.GraphKeys.WHILE_CONTEXT):
+      del kept.collection_def[key]
+  tf.train.import_meta_graph(kept, input_map=input_map,
+                             import_scope=absolute_scope.split('/')[-1])
+  return absolute_scope
+
+
+def _read_tf1_meta_graph(module_handle, path):
+  """The MetaGraphDef with tags {} of a TF1 Hub module's saved_model.pb.
+
+  Raises:
+    RetrainError: if the file cannot be read or has no such graph.
+  """
+  saved_model = saved_model_pb2.SavedModel()
+  try:
+    with tf.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
+      saved_model.ParseFromString(f.read())
+  except Exception as e:  # pylint: disable=broad-except
+    raise RetrainError('Could not load the module %s: its saved_model.pb '
+                       'cannot be read (%s).' % (module_handle,
+                                                 error_reason(e)))
+  for meta_graph in saved_model.meta_graphs:
+    if not meta_graph.meta_info_def.tags:
+      return meta_graph
+  raise RetrainError('Could not load the module %s: its saved_model.pb has no '
+                     'graph with the tags {} of a TF1 Hub module.' %
+                     module_handle)
+
+
+def _info_shape(tensor_info):
+  """The tf.TensorShape of a signature's TensorInfo."""
+  return tf.TensorShape(tensor_info.tensor_shape)
+
+
+# Where a TF1 Hub module keeps its attached messages: serialized
+# ModuleAttachment protos (key = 1, value = 2) in this collection. The
+# attachment 'image_module_info' is an ImageModuleInfo: default_image_size = 1,
+# holding height = 1 and width = 2.
+_HUB_ATTACHMENTS = 'hub_module_attachments'
+
+
+def _tf1_image_size(meta_graph, signature):
+  """(height, width) of a TF1 Hub module's images, 0 for 'any size'.
+
+  Read as hub.get_expected_image_size did: the attached ImageModuleInfo
+  first, else the static shape of the 'images' input.
+  """
+  attachments = meta_graph.collection_def.get(_HUB_ATTACHMENTS)
+  for attachment in attachments.bytes_list.value if attachments else ():
+    fields = dict(_proto_fields(attachment))
+    if fields.get(1) == b'image_module_info':
+      size = dict(_proto_fields(dict(_proto_fields(fields.get(2, b''))).get(
+          1, b'')))
+      if size.get(1) and size.get(2):
+        return size[1], size[2]
+  shape = _info_shape(signature.inputs['images'])
+  if shape.ndims != 4:
+    return 0, 0
+  height, width = shape.as_list()[1:3]
+  return height or 0, width or 0
+
+
+def _proto_fields(data):
+  """Yields (field number, value) of a serialized protocol buffer message's
+  integer (varint) and bytes fields; tensorflow_hub 0.16 no longer ships the
+  message classes of its attachments."""
+  position = 0
+  while position < len(data):
+    key, position = _read_varint(data, position)
+    if key & 7 == 0:
+      value, position = _read_varint(data, position)
+    elif key & 7 == 2:
+      length, position = _read_varint(data, position)
+      value, position = data[position:position + length], position + length
+    else:
+      return  # Not a field of the messages read here.
+    yield key >> 3, value
+
+
+def _read_varint(data, position):
+  """(value, next position) of the varint at data[position:]."""
+  value, shift = 0, 0
+  while position < len(data):
+    byte = data[position]
+    position += 1
+    value |= (byte & 0x7f) << shift
+    shift += 7
+    if byte < 0x80:
+      break
+  return value, position
 
 
 def _module_folder(module_handle):
@@ -415,7 +665,7 @@ def _module_folder(module_handle):
   """
   if is_module_url(module_handle):
     try:
-      return hub.resolve(module_handle)
+      return tensorflow_hub().resolve(module_handle)
     except Exception as e:  # pylint: disable=broad-except
       raise RetrainError(
           'Could not download the module %s (%s). Without network access, pass '
@@ -441,6 +691,16 @@ def _module_folder(module_handle):
   return path
 
 
+def tensorflow_hub():
+  """The tensorflow_hub package, imported when a module URL or a TF2
+  SavedModel needs it (tensorflow_hub 0.16 warns at import that
+  pkg_resources is deprecated: nothing a user of this tool can act on)."""
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')
+    import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+  return hub
+
+
 def is_module_url(module_handle):
   """Tells whether --tfhub_module is a URL to download (not a folder)."""
   return not is_local_path(module_handle) and not module_handle.startswith(
@@ -449,18 +709,12 @@ def is_module_url(module_handle):
 
 def module_image_shape(module_spec):
   """(height, width, channels) of the images a module (TF1 or TF2) takes."""
-  if isinstance(module_spec, TF2ImageModule):
-    return tuple(module_spec.image_size) + (3,)
-  return tuple(hub.get_expected_image_size(module_spec)) + (
-      hub.get_num_image_channels(module_spec),)
+  return tuple(module_spec.image_size) + (3,)
 
 
 def module_feature_width(module_spec):
   """The number of features per image a module (TF1 or TF2) returns."""
-  if isinstance(module_spec, TF2ImageModule):
-    return module_spec.feature_width
-  return module_spec.get_output_info_dict()['default'].get_shape().as_list()[
-      -1]
+  return module_spec.feature_width
 
 
 # create_module_graph's values, and the module itself (images -> features,
@@ -475,8 +729,7 @@ def create_module_graph(module_spec):
   """Creates a graph and loads Hub Module into it.
 
   Args:
-    module_spec: the hub.ModuleSpec (or TF2ImageModule) for the image module
-      being used.
+    module_spec: The image module, as load_module_spec returns it.
 
   Returns:
     graph: the tf.Graph that was created.
@@ -493,10 +746,7 @@ def _module_graph(module_spec):
   height, width, _ = module_image_shape(module_spec)
   with tf.Graph().as_default() as graph:
     resized_input_tensor = tf.placeholder(tf.float32, [None, height, width, 3])
-    if isinstance(module_spec, TF2ImageModule):
-      m = module_spec.apply_fn()
-    else:
-      m = hub.Module(module_spec)
+    m = module_spec.apply_fn()
     bottleneck_tensor = m(resized_input_tensor)
     wants_quantization = any(node.op in FAKE_QUANT_OPS
                              for node in graph.as_graph_def().node)
@@ -567,7 +817,7 @@ def module_cache_name(module_handle, bottleneck_precision='float32',
     The name to pass as module_name to get_bottleneck_path.
   """
   name = module_handle
-  if isinstance(module_spec, TF2ImageModule) and module_spec.variable_size:
+  if module_spec is not None and module_spec.variable_size:
     name += '@%dx%d' % tuple(module_spec.image_size)
   if bottleneck_precision != 'float32':
     name += '~' + bottleneck_precision
@@ -585,7 +835,7 @@ def add_jpeg_decoding(module_spec):
   PNG images are decoded by the same operation.
 
   Args:
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
 
   Returns:
     Tensors for the node to feed JPEG data into, and the output of the
@@ -1329,7 +1579,7 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
     random_scale: Integer percentage of how much to vary the scale by.
     random_brightness: Integer range to randomly multiply the pixel values by.
     graph.
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
 
   Returns:
     The jpeg input layer and the distorted result tensor.
@@ -2366,7 +2616,7 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
   """Builds an restored eval session without train operations for exporting.
 
   Args:
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
     class_count: Number of classes
     final_tensor_name: Name of the output; --final_tensor_name if None (the
       original read the flag).
@@ -2390,7 +2640,7 @@ def build_eval_graph(module_spec, class_count, final_tensor_name):
   """The eval graph of build_eval_session in a Session, its values unset.
 
   Args:
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
     class_count: Number of classes.
     final_tensor_name: Name of the output.
 
@@ -2471,7 +2721,7 @@ def prepare_exports(module_spec, class_count, final_tensor_name,
   graph again.
 
   Args:
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
     class_count: Number of classes.
     final_tensor_name: Name of the output.
     labels: The class names in class-index order, to add the SavedModel's
@@ -2510,7 +2760,7 @@ class TrainedLayer(object):
 
     Args:
       sess: The training Session.
-      module_spec: The hub.ModuleSpec for the image module being used.
+      module_spec: The image module, as load_module_spec returns it.
       class_count: Number of classes.
       checkpoint_path: Where save() writes the checkpoint.
       module_variables: The module's variables, when sess leaves them to
@@ -2594,7 +2844,7 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
 
   Args:
     train_session: Session for the train graph with the tensors below.
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
     class_count: Number of classes
     image_lists: OrderedDict of training images for each label.
     jpeg_data_tensor: The layer to feed jpeg image data into.
@@ -2879,7 +3129,7 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
 
   Args:
     graph_file_name: Where to write the frozen GraphDef.
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
     class_count: Number of classes.
     eval_session: An EvalSession to reuse; built if None.
   """
@@ -2938,7 +3188,7 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
 
   Args:
     tflite_file: Where to write the .tflite file.
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
     class_count: Number of classes.
     eval_session: An EvalSession to reuse; built if None.
     quantize: One of TFLITE_QUANTIZATIONS.
@@ -3046,7 +3296,7 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
 
   Args:
     options: TfliteOptions.
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
     eval_session: The run's EvalSession.
     run_images: RunImages, for the calibration and the check.
 
@@ -3181,7 +3431,7 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
   place once complete.
 
   Args:
-    module_spec: The hub.ModuleSpec for the image module being used.
+    module_spec: The image module, as load_module_spec returns it.
     class_count: The number of classes.
     saved_model_dir: Directory in which to save exported model and variables.
     eval_session: An EvalSession to reuse; built if None.
@@ -3213,7 +3463,7 @@ def add_serving_signatures(eval_session, module_spec, labels):
 
   Args:
     eval_session: An EvalSession.
-    module_spec: The hub.ModuleSpec (or TF2ImageModule) of the module.
+    module_spec: The image module, as load_module_spec returns it.
     labels: The class names in class-index order.
 
   Returns:
@@ -3299,7 +3549,7 @@ def _add_image_bytes_signature(eval_session, module_spec, labels):
 
   Args:
     eval_session: An EvalSession.
-    module_spec: The hub.ModuleSpec (or TF2ImageModule) of the module.
+    module_spec: The image module, as load_module_spec returns it.
     labels: The class names in class-index order.
 
   Returns:
@@ -4259,7 +4509,7 @@ def write_file_atomically(path, contents, mode='w'):
 class TF2ImageModule(object):
   """A TF2 SavedModel image feature vector, as load_module_spec describes it.
 
-  It stands in for hub.ModuleSpec where the module is a TF2 SavedModel (the
+  It stands in for TF1ImageModule where the module is a TF2 SavedModel (the
   format of every current TF Hub / Kaggle image model): the functions of this
   file that take a module_spec accept either.
 
@@ -4296,8 +4546,8 @@ class TF2ImageModule(object):
       features [None, feature_width]; calling it again shares the variables.
     """
     if self.signature is None:
-      return hub.KerasLayer(self.path, trainable=False)
-    layer = hub.KerasLayer(self.path, trainable=False,
+      return tensorflow_hub().KerasLayer(self.path, trainable=False)
+    layer = tensorflow_hub().KerasLayer(self.path, trainable=False,
                            signature=self.signature,
                            output_key=self.output_key)
     return lambda images: layer({self.input_key: images})
@@ -4364,7 +4614,7 @@ def _load_tf2_module(module_handle, path, image_size):
       module_handle)
   with tf.Graph().as_default():
     try:
-      loaded = hub.load(path)
+      loaded = tensorflow_hub().load(path)
     except Exception as e:  # pylint: disable=broad-except
       raise RetrainError('Could not load the TF2 SavedModel %s: %s' %
                          (module_handle, error_reason(e)))
@@ -4379,18 +4629,8 @@ def _load_tf2_module(module_handle, path, image_size):
         raise RetrainError(not_a_feature_vector)
     height, width = spec.shape.as_list()[1:3]
     variable_size = height is None or width is None
-    if variable_size and image_size is None:
-      raise RetrainError(
-          '--tfhub_module %s takes images of any size: pass the size it was '
-          'trained for with --image_size (e.g. --image_size 224, see the '
-          "model's documentation)." % module_handle)
-    if image_size is not None:
-      if not variable_size and (height, width) != (image_size, image_size):
-        raise RetrainError(
-            '--image_size %d does not fit --tfhub_module %s, which takes '
-            '%dx%d images: leave --image_size out.' %
-            (image_size, module_handle, height, width))
-      height, width = image_size, image_size
+    height, width = _checked_image_size(module_handle, (height, width),
+                                        variable_size, image_size)
     module = TF2ImageModule(module_handle, path, (height, width),
                             variable_size, None, signature, input_key,
                             output_key)

@@ -11,15 +11,17 @@ import sys
 # a user.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-# pylint: disable=g-import-not-at-top,wrong-import-position
-import numpy as np
-import pytest
-import tensorflow.compat.v1 as tf
-# pylint: enable=g-import-not-at-top,wrong-import-position
-
 REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SAMPLE_DIR = os.path.join(REPO_DIR, 'flower_photos_sample')
 sys.path.insert(0, REPO_DIR)
+
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+import pytest
+# First, so that TensorFlow loads as for a user: quietly, in TF1 mode.
+import retrain  # pylint: disable=unused-import
+import tensorflow.compat.v1 as tf
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 
 def run_tool(script, args, timeout=900, env=None):

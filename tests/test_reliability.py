@@ -22,7 +22,6 @@ import time
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
 
 import retrain
 from conftest import (NON_UTF8_NAME, REPO_DIR, SAMPLE_DIR, retrain_output_args,
@@ -432,7 +431,7 @@ def test_stale_temporary_files_of_dead_runs_are_removed(tmp_path):
 
 def test_saved_model_dir_filled_during_the_run_keeps_the_new_model(
     sample_module, tmp_path):
-  spec = hub.load_module_spec(sample_module)
+  spec = retrain.load_module_spec(sample_module)
   graph, bottleneck, _, _ = retrain.create_module_graph(spec)
   with graph.as_default():
     retrain.add_final_retrain_ops(3, 'final_result', bottleneck, False, True,
@@ -812,8 +811,7 @@ def test_two_runs_sharing_one_bottleneck_dir_both_finish(sample_module,
   assert graphs[0] == graphs[1]
   files = glob.glob(os.path.join(cache, '*', '*'))
   assert len(files) == 250
-  width = hub.load_module_spec(sample_module).get_output_info_dict()[
-      'default'].get_shape().as_list()[1]
+  width = retrain.load_module_spec(sample_module).feature_width
   for path in files:
     assert retrain.read_bottleneck_file(path, width) is not None, path
   assert not _tmp_files(str(tmp_path))
@@ -883,8 +881,7 @@ def test_ctrl_c_and_sigterm_stop_cleanly(sample_module, big_sample, tmp_path,
     assert len(cached) < 1000
   else:
     assert len(cached) == 1000
-  width = hub.load_module_spec(sample_module).get_output_info_dict()[
-      'default'].get_shape().as_list()[1]
+  width = retrain.load_module_spec(sample_module).feature_width
   for path in cached:
     assert retrain.read_bottleneck_file(path, width) is not None, path
 

@@ -10,7 +10,8 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
+
+import retrain
 
 from conftest import SAMPLE_DIR, retrain_output_args, run_tool
 
@@ -74,8 +75,7 @@ def test_labels_file_lists_classes_in_index_order(default_run):
 
 def test_frozen_graph_classifies_the_sample_photos(default_run, sample_module):
   out_dir, _, _ = default_run
-  spec = hub.load_module_spec(sample_module)
-  height, width = hub.get_expected_image_size(spec)
+  height, width = retrain.load_module_spec(sample_module).image_size
   graph_def = tf.GraphDef()
   with open(os.path.join(out_dir, 'output_graph.pb'), 'rb') as f:
     graph_def.ParseFromString(f.read())
@@ -103,8 +103,7 @@ def test_frozen_graph_classifies_the_sample_photos(default_run, sample_module):
 def test_saved_model_loads_and_serves_probabilities(default_run,
                                                     sample_module):
   _, saved_model_dir, _ = default_run
-  height, width = hub.get_expected_image_size(
-      hub.load_module_spec(sample_module))
+  height, width = retrain.load_module_spec(sample_module).image_size
   # tf.saved_model.load needs TF2 behaviour: a fresh Python, as a server has.
   script = (
       'import json, sys\n'
@@ -174,8 +173,7 @@ def test_checkpoint_intermediate_graphs_and_bottlenecks(default_run,
   assert tf.train.latest_checkpoint(os.path.join(out_dir, 'checkpoint'))
   assert sorted(os.listdir(os.path.join(out_dir, 'intermediate'))) == [
       'intermediate_1500.pb', 'intermediate_3000.pb']
-  width = hub.load_module_spec(sample_module).get_output_info_dict()[
-      'default'].get_shape().as_list()[1]
+  width = retrain.load_module_spec(sample_module).feature_width
   files = glob.glob(os.path.join(out_dir, 'bottleneck', '*', '*.txt'))
   assert len(files) == len(_sample_images())
   for path in files[:40]:

@@ -11,7 +11,6 @@ import time
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
 
 import retrain
 from conftest import decode_images, write_color_images
@@ -129,8 +128,8 @@ def test_ensure_dir_exists(tmp_path):
 
 
 def test_create_module_graph(sample_module, quantized_module):
-  spec = hub.load_module_spec(sample_module)
-  height, width = hub.get_expected_image_size(spec)
+  spec = retrain.load_module_spec(sample_module)
+  height, width = spec.image_size
   graph, bottleneck, resized_input, wants_quantization = (
       retrain.create_module_graph(spec))
   assert resized_input.graph is graph and bottleneck.graph is graph
@@ -139,7 +138,7 @@ def test_create_module_graph(sample_module, quantized_module):
   assert bottleneck.get_shape().as_list()[1] > 0
   assert not wants_quantization
   assert retrain.create_module_graph(
-      hub.load_module_spec(quantized_module))[3]
+      retrain.load_module_spec(quantized_module))[3]
 
 
 def test_load_module_spec_errors(tmp_path, sample_module):
@@ -177,7 +176,7 @@ def test_half_plus_two_is_not_an_image_module(tmp_path):
 def test_add_jpeg_decoding_and_run_bottleneck_on_image(module_pipeline,
                                                        color_image_dir):
   assert module_pipeline.jpeg_data.op.name == 'DecodeJPGInput'
-  height, width = hub.get_expected_image_size(module_pipeline.spec)
+  height, width = module_pipeline.spec.image_size
   for name in ('image_00.png', 'image_01.jpg'):
     path = os.path.join(color_image_dir, 'red', name)
     image_data = open(path, 'rb').read()
@@ -407,7 +406,7 @@ def test_add_input_distortions_and_distorted_bottlenecks(module_pipeline,
         True, 20, 20, 20, module_pipeline.spec)
   assert jpeg_input.op.name == 'DistortJPGInput'
   assert distorted.op.name == 'DistortResult'
-  height, width = hub.get_expected_image_size(module_pipeline.spec)
+  height, width = module_pipeline.spec.image_size
   image_data = open(os.path.join(color_image_dir, 'red', 'image_03.jpg'),
                     'rb').read()
   first = module_pipeline.sess.run(distorted, {jpeg_input: image_data})
@@ -599,7 +598,7 @@ def test_run_final_eval_with_the_original_signature_reads_the_flags(
 
 def test_eval_session_freezes_and_exports(sample_module, tmp_path):
   """A checkpoint of a training graph restores into the eval graph."""
-  spec = hub.load_module_spec(sample_module)
+  spec = retrain.load_module_spec(sample_module)
   graph, bottleneck, _, quantize = retrain.create_module_graph(spec)
   with graph.as_default():
     retrain.add_final_retrain_ops(4, 'final_result', bottleneck, quantize,
@@ -623,7 +622,7 @@ def test_eval_session_freezes_and_exports(sample_module, tmp_path):
   graph_def.ParseFromString(open(graph_file, 'rb').read())
   assert not [n for n in graph_def.node if n.op in ('VariableV2',
                                                       'VarHandleOp')]
-  height, width = hub.get_expected_image_size(spec)
+  height, width = spec.image_size
   with tf.Graph().as_default():
     probabilities, = tf.import_graph_def(
         graph_def, return_elements=['final_result:0'], name='')
@@ -642,7 +641,7 @@ def test_exports_prepared_in_the_background_are_the_same_files(sample_module,
                                                                tmp_path):
   """main's way (prepare_exports while caching, then the trained values)
   writes byte for byte what the original's checkpoint round trip writes."""
-  spec = hub.load_module_spec(sample_module)
+  spec = retrain.load_module_spec(sample_module)
   labels = ['a', 'b', 'c', 'd']
   graph, bottleneck, _, quantize = retrain.create_module_graph(spec)
   with graph.as_default():
