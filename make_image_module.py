@@ -3,10 +3,12 @@
 
 retrain.py needs an image feature-vector module, but tfhub.dev may be out of
 reach, so this script makes one locally. It writes the same kind of module
-that tfhub.dev used to serve: signature `default` with input `images`
-(float32 [None, H, W, 3], values in [0, 1]) and output `default`
-(float32 [None, D]), with the image size attached, so that
-hub.get_expected_image_size() and hub.get_num_image_channels() work.
+that tfhub.dev used to serve: a SavedModel whose graph (tags {}) has the
+signature `default`, with input `images` (float32 [None, H, W, 3], values in
+[0, 1]) and output `default` (float32 [None, D]), its variables in the
+SavedModel's checkpoint and `tfhub_module.pb` marking the format. It is
+written by hand, on TensorFlow 2.15 and 2.21 alike; retrain.py reads it, and
+so does hub.Module of tensorflow_hub <= 0.15.
 
 Kinds of module:
 
@@ -45,22 +47,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 from google.protobuf import message as protobuf_message
+# retrain.py loads TensorFlow without its C++ start-up lines, in TF1 mode.
+import retrain  # pylint: disable=unused-import
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
-
-
-def _disable_v2_behavior_quietly():
-  """tf.disable_v2_behavior() without its deprecation warning."""
-  logger = tf.get_logger()
-  level = logger.level
-  logger.setLevel('ERROR')
-  try:
-    tf.disable_v2_behavior()
-  finally:
-    logger.setLevel(level)
-
-
-_disable_v2_behavior_quietly()
 
 DEFAULT_SAMPLE_IMAGE_SIZE = 128
 MIN_IMAGE_SIZE = 16
@@ -125,11 +114,11 @@ def export_module(module_fn, export_dir, variable_values=None):
   half-written module behind.
 
   Args:
-    module_fn: function without arguments that builds the module's graph and
-      calls hub.add_signature(), as for hub.create_module_spec().
+    module_fn: function without arguments that builds the module's graph in
+      the current graph and returns its (images, features) tensors.
     export_dir: folder to create; it must not exist or be empty.
     variable_values: optional function without arguments, called once the
-      spec exists, that returns {variable name in the module: value} to load
+      graph exists, that returns {variable name in the module: value} to load
       over the variables' initial values.
 
   Returns:
@@ -142,19 +131,20 @@ def export_module(module_fn, export_dir, variable_values=None):
   _check_export_dir(export_dir)
   parent = os.path.dirname(export_dir)
   os.makedirs(parent, exist_ok=True)
-  spec = hub.create_module_spec(module_fn)
   staging_root = tempfile.mkdtemp(
       prefix='.%s.tmp-' % os.path.basename(export_dir), dir=parent)
   try:
     staging_dir = os.path.join(staging_root, 'module')
     with tf.Graph().as_default():
-      module = hub.Module(spec)
+      images, features = module_fn()
+      variables = {variable.op.name: variable
+                   for variable in tf.global_variables()}
       with tf.Session() as session:
         session.run(tf.global_variables_initializer())
         for name, value in (variable_values() if variable_values else
                             {}).items():
-          module.variable_map[name].load(value, session)
-        module.export(staging_dir, session)
+          variables[name].load(value, session)
+        write_hub_module(session, staging_dir, images, features)
     _check_export_dir(export_dir)
     # Renaming onto an empty folder replaces it (POSIX rename semantics).
     os.rename(staging_dir, export_dir)
@@ -163,15 +153,24 @@ def export_module(module_fn, export_dir, variable_values=None):
   return export_dir
 
 
-def _add_image_signature(images, features):
-  """Declares the `default` signature and the module's image size."""
-  _, height, width, _ = images.shape.as_list()
-  info = hub.ImageModuleInfo()
-  info.default_image_size.height = height
-  info.default_image_size.width = width
-  hub.attach_image_module_info(info)
-  hub.add_signature(name='default', inputs={'images': images},
-                    outputs={'default': features})
+def write_hub_module(session, module_dir, images, features):
+  """Writes the session's graph as a TF1 Hub format image module.
+
+  Args:
+    session: a Session on the module's graph, its variables set.
+    module_dir: folder to create (it must not exist).
+    images: the float32 [None, H, W, 3] input; H and W give the image size.
+    features: the float32 [None, D] output.
+  """
+  builder = tf.saved_model.Builder(module_dir)
+  builder.add_meta_graph_and_variables(
+      session, tags=[], signature_def_map={
+          'default': tf.saved_model.predict_signature_def(
+              {'images': images}, {'default': features})})
+  builder.save()
+  # A ModuleDef message, format = 3 (FORMAT_V3): the TF1 Hub format's marker.
+  with open(os.path.join(module_dir, 'tfhub_module.pb'), 'wb') as f:
+    f.write(b'\x08\x03')
 
 
 def _images_placeholder(image_size):
@@ -423,12 +422,15 @@ def _fake_quant_weights(weights, values, name):
 
 
 def sample_cnn_module_fn(params, image_size, quantize):
-  """Builds the sample CNN module graph (for hub.create_module_spec).
+  """Builds the sample CNN module graph.
 
   Args:
     params: dict from sample_cnn_parameters().
     image_size: input height and width.
     quantize: whether to fake-quantize weights, activations and features.
+
+  Returns:
+    (images, features).
   """
   images = _images_placeholder(image_size)
   maybe_quant = _fake_quant if quantize else (lambda x, *unused: x)
@@ -461,8 +463,7 @@ def sample_cnn_module_fn(params, image_size, quantize):
   features = features * tf.constant(params['feature_scale'])
   features = maybe_quant(features, 'features_quant', 0.0,
                          params['feature_max'])
-  features = tf.identity(features, name='features')
-  _add_image_signature(images, features)
+  return images, tf.identity(features, name='features')
 
 
 def export_sample_cnn_module(export_dir, image_size=DEFAULT_SAMPLE_IMAGE_SIZE,
@@ -644,6 +645,9 @@ def frozen_graph_module_fn(graph_def, input_tensor, bottleneck_tensor,
     input_range: (low, high) of the pixel values the graph expects.
     feature_size: number of values in one image's bottleneck.
     per_image: whether to run the graph on one image at a time.
+
+  Returns:
+    (images, features).
   """
   images = _images_placeholder(image_size)
   low, high = input_range
@@ -663,8 +667,7 @@ def frozen_graph_module_fn(graph_def, input_tensor, bottleneck_tensor,
         scaled, dtype=tf.float32, back_prop=False)
   else:
     features = tf.reshape(bottleneck_of(scaled), [-1, feature_size])
-  features = tf.identity(features, name='features')
-  _add_image_signature(images, features)
+  return images, tf.identity(features, name='features')
 
 
 def export_frozen_graph_module(export_dir, frozen_graph_path, input_tensor,
@@ -707,44 +710,61 @@ def export_frozen_graph_module(export_dir, frozen_graph_path, input_tensor,
 
 
 # ---------------------------------------------------------------------------
-# tf.keras.applications architectures.
+# Keras applications architectures.
 # ---------------------------------------------------------------------------
 
-# Architecture -> (constructor, default image size). Both take pixel values
-# in [-1, 1] ("tf" preprocessing).
+# Architecture -> (name in keras.applications, default image size). Both take
+# pixel values in [-1, 1] ("tf" preprocessing).
 KERAS_ARCHITECTURES = {
-    'inception_v3': (tf.keras.applications.InceptionV3, 299),
-    'mobilenet_v2': (tf.keras.applications.MobileNetV2, 224),
+    'inception_v3': ('InceptionV3', 299),
+    'mobilenet_v2': ('MobileNetV2', 224),
 }
 
 
+def keras_2():
+  """The Keras 2 API, which builds into a TF1 graph and Session.
+
+  tf.keras is Keras 2 up to TensorFlow 2.15; from 2.16 on it is Keras 3, and
+  Keras 2 is the tf_keras package (which tensorflow-hub 0.16 installs).
+  """
+  try:
+    import tf_keras  # pylint: disable=g-import-not-at-top
+    return tf_keras
+  except ImportError:
+    return tf.keras
+
+
 def _keras_feature_model(architecture, image_size, weights):
-  constructor, _ = KERAS_ARCHITECTURES[architecture]
+  constructor = getattr(keras_2().applications,
+                        KERAS_ARCHITECTURES[architecture][0])
   return constructor(input_shape=(image_size, image_size, 3),
                      include_top=False, pooling='avg', weights=weights)
 
 
 def keras_module_fn(architecture, image_size, weight_names):
-  """Builds a module graph around a tf.keras.applications network.
+  """Builds a module graph around a Keras applications network.
 
   Args:
     architecture: a key of KERAS_ARCHITECTURES.
     image_size: input height and width.
     weight_names: a list that receives the module's variable names in the
       order of the Keras model's weights (filled on the first call).
+
+  Returns:
+    (images, features).
   """
   images = _images_placeholder(image_size)
   model = _keras_feature_model(architecture, image_size, weights=None)
   features = model(images * 2.0 - 1.0, training=False)
   if not weight_names:
     weight_names.extend(weight.name.split(':')[0] for weight in model.weights)
-  _add_image_signature(images, tf.identity(features, name='features'))
+  return images, tf.identity(features, name='features')
 
 
 def _keras_weight_values(architecture, image_size, weights):
   """Loads 'imagenet' or a weights file into the model; returns the values."""
-  with tf.Graph().as_default(), tf.Session() as session:
-    tf.keras.backend.set_session(session)
+  # Keras 2 loads the weights into the default Session.
+  with tf.Graph().as_default(), tf.Session():
     try:
       model = _keras_feature_model(architecture, image_size, weights)
     except Exception as e:  # pylint: disable=broad-except
@@ -761,7 +781,7 @@ def _keras_weight_values(architecture, image_size, weights):
 
 def export_keras_module(export_dir, architecture, image_size=None,
                         weights='none'):
-  """Exports a tf.keras.applications network as a feature-vector module.
+  """Exports a Keras applications network as a feature-vector module.
 
   Args:
     export_dir: folder to create; it must not exist or be empty.
@@ -861,7 +881,7 @@ def parse_args(argv=None):
                       'graph expects (default: -1,1).')
   parser.add_argument('--architecture', default=None,
                       choices=sorted(KERAS_ARCHITECTURES),
-                      help='keras: the tf.keras.applications network '
+                      help='keras: the Keras applications network '
                       '(default: inception_v3).')
   parser.add_argument('--weights', default=None,
                       help='keras: none (random, for benchmarks), imagenet '

@@ -6,17 +6,15 @@ import sys
 
 import numpy as np
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
 
 import make_image_module
+import retrain
 from conftest import run_tool
-
-tf.disable_v2_behavior()
 
 
 def _features(module_dir, images):
   with tf.Graph().as_default():
-    features = hub.Module(module_dir)(images)
+    features = retrain.load_module_spec(module_dir).apply_fn()(images)
     with tf.Session() as sess:
       sess.run(tf.global_variables_initializer())
       return sess.run(features)
@@ -29,16 +27,18 @@ def _random_images(count, size, seed=0):
 
 def test_sample_cnn_is_an_image_feature_vector_and_deterministic(
     sample_module, tmp_path):
-  spec = hub.load_module_spec(sample_module)
-  assert hub.get_expected_image_size(spec) == [128, 128]
-  assert hub.get_num_image_channels(spec) == 3
-  output = spec.get_output_info_dict()['default']
-  assert output.get_shape().as_list()[0] is None
+  spec = retrain.load_module_spec(sample_module)
+  assert retrain.module_image_shape(spec) == (128, 128, 3)
+  signature = spec.meta_graph.signature_def['default']
+  assert tf.TensorShape(signature.inputs['images'].tensor_shape).as_list() == [
+      None, 128, 128, 3]
+  assert tf.TensorShape(signature.outputs['default'].tensor_shape).as_list(
+      ) == [None, spec.feature_width]
   images = _random_images(3, 128)
   first = _features(sample_module, images)
   again = make_image_module.export_sample_cnn_module(str(tmp_path / 'again'))
   np.testing.assert_array_equal(first, _features(again, images))
-  assert first.shape == (3, output.get_shape().as_list()[1])
+  assert first.shape == (3, spec.feature_width)
   assert first.min() >= 0.0
   other_seed = make_image_module.export_sample_cnn_module(
       str(tmp_path / 'seed1'), seed=1)
@@ -47,7 +47,8 @@ def test_sample_cnn_is_an_image_feature_vector_and_deterministic(
 
 def test_quantized_sample_cnn_has_fake_quant_ops(quantized_module):
   with tf.Graph().as_default() as graph:
-    hub.Module(quantized_module)(_random_images(1, 128))
+    retrain.load_module_spec(quantized_module).apply_fn()(
+        _random_images(1, 128))
     ops = {op.type for op in graph.get_operations()}
   assert 'FakeQuantWithMinMaxVars' in ops
 
@@ -88,8 +89,7 @@ def test_frozen_graph_module_runs_batches_like_the_graph(tmp_path):
   module_dir = make_image_module.export_frozen_graph_module(
       str(tmp_path / 'module'), graph_path, 'input:0', 'AvgPool:0',
       input_range=(-1.0, 1.0))
-  assert hub.get_expected_image_size(hub.load_module_spec(module_dir)) == [
-      32, 32]
+  assert retrain.load_module_spec(module_dir).image_size == (32, 32)
   images = _random_images(3, 32)
   np.testing.assert_allclose(
       _features(module_dir, images),
@@ -128,14 +128,19 @@ def test_refuses_a_non_empty_output_folder(tmp_path):
 
 
 def test_keras_architecture_with_a_local_weights_file(tmp_path):
-  # Keras saves the weights file in TF2 behaviour, as its users do.
+  # Keras 2 (make_image_module.keras_2()) saves the weights file in TF2
+  # behaviour, as its users do.
   weights = str(tmp_path / 'mobilenet_v2_96.h5')
   expected = str(tmp_path / 'expected.npy')
   images = _random_images(2, 96)
   np.save(str(tmp_path / 'images.npy'), images)
   script = (
       'import sys, numpy as np, tensorflow as tf\n'
-      'model = tf.keras.applications.MobileNetV2(input_shape=(96, 96, 3), '
+      'try:\n'
+      '  import tf_keras as keras\n'
+      'except ImportError:\n'
+      '  keras = tf.keras\n'
+      'model = keras.applications.MobileNetV2(input_shape=(96, 96, 3), '
       'include_top=False, pooling="avg", weights=None)\n'
       'rng = np.random.RandomState(5)\n'
       'model.set_weights([w + rng.normal(0, 0.05, w.shape) '
@@ -149,10 +154,8 @@ def test_keras_architecture_with_a_local_weights_file(tmp_path):
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   module_dir = make_image_module.export_keras_module(
       str(tmp_path / 'module'), 'mobilenet_v2', image_size=96, weights=weights)
-  spec = hub.load_module_spec(module_dir)
-  assert hub.get_expected_image_size(spec) == [96, 96]
-  assert spec.get_output_info_dict()['default'].get_shape().as_list() == [
-      None, 1280]
+  spec = retrain.load_module_spec(module_dir)
+  assert spec.image_size == (96, 96) and spec.feature_width == 1280
   reference = np.load(expected)
   assert np.abs(reference).max() > 1e-3
   np.testing.assert_allclose(_features(module_dir, images), reference,
