@@ -11,12 +11,27 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-r"""Builds, exports and reuses the smallest possible TF1 Hub module.
+r"""Builds, exports and reads back the smallest possible TF1 Hub module.
 
 The module computes y = a*x + b for a float32 vector x, with the variables
 a = 0.5 and b = 2.0 stored in the module's checkpoint, so that
 
-  hub.Module(EXPORT_PATH)([10, 3, 4])  ==  [7, 3.5, 4]
+  y([10, 3, 4])  ==  [7, 3.5, 4]
+
+A module in the TF1 Hub format is a SavedModel with
+
+  1. one graph with the empty set of tags,
+  2. the signature 'default' in it (inputs and outputs by name),
+  3. the variables' values in its checkpoint (variables/),
+  4. the file tfhub_module.pb, a ModuleDef message that says format 3.
+
+This script writes those four parts by hand, with the SavedModel Builder of
+TensorFlow 2.15 and 2.21 alike. hub.Module of tensorflow_hub <= 0.15 reads
+the result (hub.Module(EXPORT_PATH)([10, 3, 4])); tensorflow_hub 0.16 no
+longer has hub.Module, so the script then reads the module back itself, the
+way retrain.py reads image modules: it imports the graph, feeds x through
+the signature's input and lets the variables' initializers restore their
+values from the checkpoint.
 
 Usage:
 
@@ -38,16 +53,24 @@ if __name__ == '__main__':
   # a traceback; main() catches interrupts itself once there is work to undo.
   signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-# TensorFlow 2.15 logs spurious C++ errors at import ("Unable to register
-# cuDNN factory ..."), so level 2 (hide INFO and WARNING) is not quiet enough.
-# Real failures still reach the user as Python exceptions.
+# TensorFlow's C++ code logs spurious lines at import ("Unable to register
+# cuDNN factory ...", oneDNN notes), so level 2 (hide INFO and WARNING) is not
+# quiet enough; TensorFlow >= 2.19 prints some whatever the level says, so
+# stderr is closed while it loads. Real failures still reach the user as
+# Python exceptions, raised once stderr is back.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from absl import logging as absl_logging
-import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
-# pylint: enable=g-import-not-at-top,wrong-import-position
+_stderr = os.dup(2)
+_devnull = os.open(os.devnull, os.O_WRONLY)
+os.dup2(_devnull, 2)
+os.close(_devnull)
+try:
+  # pylint: disable=g-import-not-at-top,wrong-import-position
+  from absl import logging as absl_logging
+  import tensorflow.compat.v1 as tf
+  from tensorflow.core.protobuf import saved_model_pb2
+  # pylint: enable=g-import-not-at-top,wrong-import-position
+finally:
+  os.dup2(_stderr, 2)
 
 # Before disable_v2_behavior(), which itself logs deprecation warnings.
 tf.logging.set_verbosity(tf.logging.ERROR)
@@ -55,16 +78,19 @@ absl_logging.set_verbosity(absl_logging.ERROR)
 tf.disable_v2_behavior()
 
 USAGE = 'Usage: half_plus_two.py <export-path>'
+# What main feeds the module it read back: y is [7.0, 3.5, 4.0].
+READ_BACK_X = [10.0, 3.0, 4.0]
 
 
 class ExportError(Exception):
   """An export that cannot be done, with a message meant for the user."""
 
 
-def half_plus_two_module_fn():
-  """Defines the module's graph: y = a*x + b.
+def half_plus_two_graph():
+  """Defines the module's graph, y = a*x + b, in the current graph.
 
-  Called by hub.create_module_spec() inside a graph of its own.
+  Returns:
+    (x, y): the input and output tensors.
   """
   # Zeros, not 0.5 and 2.0: the real values are assigned later and reach the
   # users of the module only through its checkpoint.
@@ -73,8 +99,46 @@ def half_plus_two_module_fn():
   b = tf.get_variable('b', shape=[], dtype=tf.float32,
                       initializer=tf.zeros_initializer())
   x = tf.placeholder(tf.float32, shape=[None], name='x')
-  y = a * x + b
-  hub.add_signature(inputs=x, outputs=y)
+  return x, a * x + b
+
+
+def apply_module(module_dir, x):
+  """Reads a TF1 Hub module into the current graph and applies it to x.
+
+  Args:
+    module_dir: the module's folder.
+    x: the tensor to feed to the signature 'default' input 'default'.
+
+  Returns:
+    The tensor of the signature's output 'default'. Running the global
+    variables initializer sets the module's variables to the checkpoint's
+    values.
+  """
+  saved_model = saved_model_pb2.SavedModel()
+  with open(os.path.join(module_dir, 'saved_model.pb'), 'rb') as f:
+    saved_model.ParseFromString(f.read())
+  meta_graph, = [meta_graph for meta_graph in saved_model.meta_graphs
+                 if not meta_graph.meta_info_def.tags]
+  signature = meta_graph.signature_def['default']
+  tf.train.import_meta_graph(
+      meta_graph, import_scope='module',
+      input_map={signature.inputs['default'].name: x})
+  tf.train.init_from_checkpoint(
+      os.path.join(module_dir, 'variables', 'variables'),
+      {variable.op.name[len('module/'):]: variable
+       for variable in tf.global_variables()
+       if variable.op.name.startswith('module/')})
+  return tf.get_default_graph().get_tensor_by_name(
+      'module/' + signature.outputs['default'].name)
+
+
+def read_back(module_dir, x_values):
+  """Returns the module's y for x_values, computed in a graph of its own."""
+  with tf.Graph().as_default():
+    y = apply_module(module_dir, tf.constant(x_values, tf.float32))
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      return session.run(y).tolist()
 
 
 def _check_free(export_path):
@@ -88,19 +152,23 @@ def _write_module(module_dir):
   """Builds the module, sets a = 0.5 and b = 2.0 and exports it to module_dir.
 
   Args:
-    module_dir: existing, empty folder to write the module into.
+    module_dir: path of the module folder to create; must not exist.
   """
-  spec = hub.create_module_spec(half_plus_two_module_fn)
   with tf.Graph().as_default():
-    module = hub.Module(spec)
-    assign_ops = [
-        tf.assign(module.variable_map['a'], 0.5),
-        tf.assign(module.variable_map['b'], 2.0),
-    ]
+    x, y = half_plus_two_graph()
+    a, b = tf.global_variables()
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
-      session.run(assign_ops)
-      module.export(module_dir, session)
+      session.run([tf.assign(a, 0.5), tf.assign(b, 2.0)])
+      builder = tf.saved_model.Builder(module_dir)
+      builder.add_meta_graph_and_variables(
+          session, tags=[], signature_def_map={
+              'default': tf.saved_model.predict_signature_def(
+                  {'default': x}, {'default': y})})
+      builder.save()
+  # A ModuleDef message with format = 3 (FORMAT_V3): field 1, varint 3.
+  with open(os.path.join(module_dir, 'tfhub_module.pb'), 'wb') as f:
+    f.write(b'\x08\x03')
 
 
 def export_module(export_path):
@@ -198,6 +266,8 @@ def main(argv):
     for signum, handler in zip(interrupts, previous_handlers):
       signal.signal(signum, handler)
   print('Exported half-plus-two module to %s' % export_path)
+  print('Read back: y(%s) = %s' % (READ_BACK_X, read_back(export_path,
+                                                          READ_BACK_X)))
   return 0
 
 

@@ -1,7 +1,9 @@
 """Tests for half_plus_two.py: export a Hub module by hand, then reuse it.
 
 The script is run as a user would run it (a subprocess of this Python, from
-the repository root); the export is done once per module and reused.
+the repository root); the export is done once per module and reused. The
+tests of hub.Module reading the module run where tensorflow_hub still has it
+(the classic stack, which run_tests.sh runs this file on too).
 """
 
 import importlib.util
@@ -12,9 +14,19 @@ import sys
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
-import tensorflow_hub as hub
+from tensorflow.core.protobuf import saved_model_pb2
 
 tf.disable_v2_behavior()
+try:
+  import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
+except ImportError:
+  hub = None
+
+# hub.Module exists in tensorflow_hub <= 0.15 (the classic stack).
+needs_hub_module = pytest.mark.skipif(
+    not hasattr(hub, 'Module'), reason='tensorflow_hub %s has no hub.Module '
+    '(it went in 0.16); run_tests.sh runs these on the classic stack' %
+    getattr(hub, '__version__', '(not installed)'))
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO_ROOT, 'half_plus_two.py')
@@ -69,11 +81,42 @@ def exported(tmp_path_factory):
   return export_path, result
 
 
-def test_export_succeeds_quietly(exported):
+def test_export_succeeds_quietly_and_reads_the_module_back(exported):
   export_path, result = exported
   assert result.returncode == 0, result.stderr
-  assert result.stdout == 'Exported half-plus-two module to %s\n' % export_path
+  assert result.stdout == (
+      'Exported half-plus-two module to %s\n'
+      'Read back: y([10.0, 3.0, 4.0]) = [7.0, 3.5, 4.0]\n' % export_path)
   assert result.stderr == ''
+
+
+def test_module_has_the_tf1_hub_format(exported):
+  export_path, _ = exported
+  with open(export_path / 'tfhub_module.pb', 'rb') as f:
+    assert f.read() == b'\x08\x03'  # ModuleDef(format=FORMAT_V3).
+  saved_model = saved_model_pb2.SavedModel()
+  with open(export_path / 'saved_model.pb', 'rb') as f:
+    saved_model.ParseFromString(f.read())
+  meta_graph, = saved_model.meta_graphs
+  assert list(meta_graph.meta_info_def.tags) == []
+  signature = meta_graph.signature_def['default']
+  assert list(signature.inputs) == ['default']
+  assert list(signature.outputs) == ['default']
+  assert tf.train.load_checkpoint(str(export_path / 'variables' / 'variables')
+                                  ).get_variable_to_shape_map() == {
+                                      'a': [], 'b': []}
+
+
+def test_apply_module_restores_the_checkpoint_in_a_graph(exported):
+  export_path, _ = exported
+  script = load_script_module()
+  with tf.Graph().as_default():
+    x = tf.placeholder(tf.float32, [None])
+    y = script.apply_module(str(export_path), x)
+    with tf.Session() as session:
+      session.run(tf.global_variables_initializer())
+      np.testing.assert_allclose(session.run(y, {x: [10, 3, 4, -2]}),
+                                 [7, 3.5, 4, 1])
 
 
 def test_export_creates_missing_parents_and_leaves_no_temp(exported):
@@ -84,6 +127,7 @@ def test_export_creates_missing_parents_and_leaves_no_temp(exported):
   assert os.listdir(export_path.parent) == ['1']
 
 
+@needs_hub_module
 def test_reuse_computes_half_plus_two(exported):
   export_path, _ = exported
   with tf.Graph().as_default():
@@ -93,6 +137,7 @@ def test_reuse_computes_half_plus_two(exported):
       np.testing.assert_allclose(session.run(y), [7, 3.5, 4])
 
 
+@needs_hub_module
 def test_variables_come_from_the_checkpoint(exported):
   export_path, _ = exported
   with tf.Graph().as_default():
@@ -111,6 +156,7 @@ def test_variables_come_from_the_checkpoint(exported):
       np.testing.assert_allclose(session.run(y), [7.0])
 
 
+@needs_hub_module
 def test_spec_describes_the_signature(exported):
   export_path, _ = exported
   spec = hub.load_module_spec(str(export_path))
@@ -124,6 +170,7 @@ def test_spec_describes_the_signature(exported):
   assert outputs['default'].get_shape().as_list() == [None]
 
 
+@needs_hub_module
 def test_trainable_module_learns(exported):
   export_path, _ = exported
   spec = hub.load_module_spec(str(export_path))
