@@ -32,10 +32,12 @@ import zipfile
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL',
                       '0' if '--verbose' in sys.argv else '3')
 
-import numpy as np  # pylint: disable=g-import-not-at-top
-import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top
-
-import retrain  # pylint: disable=g-import-not-at-top
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+# First: it loads TensorFlow quietly (but with --verbose) and in TF1 mode.
+import retrain
+import tensorflow.compat.v1 as tf
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 DEFAULT_LABELS = '/tmp/output_labels.txt'

@@ -163,11 +163,14 @@ def test_undecodable_image_is_skipped_with_the_reason(trained_run, label,
             'serving_bytes']
   code, output = label(*(args + ['--image', str(tmp_path), '--top_k', '1']))
   assert code == 0, output
-  assert output.strip().splitlines() == [
-      '%s: skipped, cannot be decoded (Unknown image file format. One of '
-      'JPEG, PNG, GIF, BMP required.)' % (tmp_path / 'broken.jpg'),
-      '%s: roses %s' % (tmp_path / 'rose.jpg', output.split('roses ')[1][:7]),
-  ]
+  skipped, classified = output.strip().splitlines()
+  # TensorFlow's reason names the formats it decodes (more in 2.21 than 2.15).
+  assert re.fullmatch(
+      re.escape('%s: skipped, cannot be decoded (Unknown image file format. '
+                'One of JPEG, ' % (tmp_path / 'broken.jpg')) +
+      r'[A-Za-z, ]+ required\.\)', skipped), skipped
+  assert classified == '%s: roses %s' % (tmp_path / 'rose.jpg',
+                                         output.split('roses ')[1][:7])
 
 
 def test_tflite_file_classifies_a_folder_like_the_graph(trained_run, label):
