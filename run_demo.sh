@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole job on the shipped sample, offline: sets up .venv, builds the sample image module,
+# The whole job on the shipped sample, offline: sets up .venv (RETRAIN_STACK=classic: .venv-classic), builds the sample image module,
 # retrains it on flower_photos_sample/ and classifies one photo with the frozen graph.
 # Outputs go to $DEMO_DIR (default /tmp/retrain_demo).
 set -euo pipefail
@@ -12,11 +12,11 @@ photo="flower_photos_sample/roses/$(ls flower_photos_sample/roses | head -n 1)"
 
 if [ ! -f "$module_dir/tfhub_module.pb" ]; then
   echo "== Building the sample image module in $module_dir"
-  .venv/bin/python make_image_module.py "$module_dir"
+  "$venv_python" make_image_module.py "$module_dir"
 fi
 
 echo "== Retraining on flower_photos_sample/"
-.venv/bin/python retrain.py \
+"$venv_python" retrain.py \
   --image_dir flower_photos_sample \
   --tfhub_module "$module_dir" \
   --output_graph "$demo_dir/output_graph.pb" \
@@ -29,9 +29,9 @@ echo "== Retraining on flower_photos_sample/"
   "$@"
 
 echo "== Classifying $photo with the frozen graph"
-.venv/bin/python label_image.py \
+"$venv_python" label_image.py \
   --graph "$demo_dir/output_graph.pb" \
   --labels "$demo_dir/output_labels.txt" \
   --image "$photo"
 
-echo "== Done. TensorBoard: .venv/bin/tensorboard --logdir $demo_dir/retrain_logs"
+echo "== Done. TensorBoard: $(dirname "$venv_python")/tensorboard --logdir $demo_dir/retrain_logs"

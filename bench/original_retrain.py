@@ -26,8 +26,10 @@ bench/bench.py --whole_commands can time it next to ours as users run it:
   again) restored from it for the final test, another for the frozen graph
   and the labels, and a third for the SavedModel.
 
-The graph pieces are retrain.py's public functions that keep the original's
-names, signatures and ops (the split, decoding, distortions, the new layer and
+It instantiates the module with hub.Module, as the original did, so it runs
+on the classic stack (requirements-classic.txt: tensorflow_hub <= 0.15), the
+bench in .venv-classic. The graph pieces are retrain.py's public functions
+that keep the original's names, signatures and ops (the split, decoding, distortions, the new layer and
 the accuracy). Flags the bench does not use are left out. Options that
 retrain.py added since (resuming, bfloat16, TF Lite, ...) are not here.
 """
@@ -49,6 +51,10 @@ import tensorflow_hub as hub
 
 import retrain
 # pylint: enable=g-import-not-at-top,wrong-import-position
+
+if not hasattr(hub, 'Module'):
+  sys.exit('original_retrain.py needs hub.Module (tensorflow_hub <= 0.15): run '
+           'it with the classic stack, e.g. .venv-classic/bin/python.')
 
 MAX_NUM_IMAGES_PER_CLASS = retrain.MAX_NUM_IMAGES_PER_CLASS
 
@@ -232,10 +238,10 @@ def create_module_graph(module_spec):
     (graph, bottleneck tensor, resized input placeholder, whether the module
     has fake quantization ops).
   """
-  height, width = hub.get_expected_image_size(module_spec)
+  height, width = module_spec.image_size
   with tf.Graph().as_default() as graph:
     resized_input = tf.placeholder(tf.float32, [None, height, width, 3])
-    bottleneck = hub.Module(module_spec)(resized_input)
+    bottleneck = hub.Module(module_spec.path)(resized_input)
     wants_quantization = any(node.op in retrain.FAKE_QUANT_OPS
                              for node in graph.as_graph_def().node)
   return graph, bottleneck, resized_input, wants_quantization
@@ -407,7 +413,9 @@ def main(flags):
                      flags.image_dir)
     return 1
   class_count = len(image_lists)
-  module_spec = hub.load_module_spec(flags.tfhub_module)
+  # retrain.py's description of the module (its size) for retrain.py's
+  # functions; hub.Module instantiates it, as in the original.
+  module_spec = retrain.load_module_spec(flags.tfhub_module)
   graph, tensors, ops, distortion_tensors, final_tensor = (
       build_training_graph(module_spec, class_count, flags))
   files = BottleneckFiles(image_lists, flags.image_dir, flags.bottleneck_dir,
