@@ -5,6 +5,7 @@ r"""Benchmarks retrain.py on this machine and prints one table (and JSON).
   python bench/bench.py --quick         # smaller sizes, for a smoke test
   python bench/bench.py --whole_commands [--image_dir DIR [--images N]]
                         [--runs 2] [--quick]   # whole commands, as users time
+  python bench/bench.py --whole_commands --stacks   # today's stack vs classic
 
 --whole_commands times what users time: whole processes, cold (fresh output
 and bottleneck folders each run), on real photos (flower_photos_sample/ by
@@ -13,7 +14,9 @@ exit. Each scenario runs --runs times as our retrain.py with its flags and as
 bench/original_retrain.py, the original TF Hub retrain.py's path re-implemented
 (one image at a time, two Session calls per image, text files re-read every
 step, the eval graph rebuilt for the test and each export), with the same
-flags and module:
+flags and module. The original needs hub.Module, so it runs on the classic
+stack: --classic_python, by default .venv-classic/bin/python (run_tests.sh
+sets it up; or RETRAIN_STACK=classic with tools/setup_venv.sh).
 
 - an Inception-v3-sized module (random weights), 10 steps, float32, and the
   same with --bottleneck_precision bfloat16 (ours only: the original has no
@@ -29,6 +32,12 @@ line, plus the last "Step" line to exit) and its caching images/s (the scan
 line to the last "N/N bottlenecks computed" line); the JSON
 (bench/results/bench_whole.json) has every phase of every run. With --quick:
 the sample module, a few steps, one run (about a minute and a half).
+
+--whole_commands --stacks times our retrain.py on the classic stack
+(--classic_python) against our retrain.py on the Python that runs the bench
+(today's stack), side by side: an Inception-v3-sized module cold, MobileNet
+v1 0.25@128 with the defaults and, where ../shared has them, MobileNet v2
+1.0@224 with the defaults on the 500 real photos of --dev_photos.
 
 Without --whole_commands, it measures, all in one run, through retrain.py's own
 functions:
@@ -74,12 +83,14 @@ REPO_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_DIR)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
-import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow.compat.v1 as tf  # pylint: disable=g-import-not-at-top,wrong-import-position
-import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top,wrong-import-position
+# pylint: disable=g-import-not-at-top,wrong-import-position
+import numpy as np
+# First: it loads TensorFlow without its C++ start-up lines.
+import retrain
+import tensorflow.compat.v1 as tf
 
-import make_image_module  # pylint: disable=g-import-not-at-top,wrong-import-position
-import retrain  # pylint: disable=g-import-not-at-top,wrong-import-position
+import make_image_module
+# pylint: enable=g-import-not-at-top,wrong-import-position
 
 SAMPLE_DIR = os.path.join(REPO_DIR, 'flower_photos_sample')
 
@@ -179,10 +190,10 @@ def matmul_peak(dtype, size, repeats):
 
 def module_gflop_per_image(module_dir):
   """Floating point operations of one image through the module, in GFLOP."""
-  spec = hub.load_module_spec(module_dir)
-  height, width = hub.get_expected_image_size(spec)
+  spec = retrain.load_module_spec(module_dir)
+  height, width = spec.image_size
   with tf.Graph().as_default() as graph:
-    hub.Module(spec)(tf.placeholder(tf.float32, [1, height, width, 3]))
+    spec.apply_fn()(tf.placeholder(tf.float32, [1, height, width, 3]))
     options = tf.profiler.ProfileOptionBuilder(
         tf.profiler.ProfileOptionBuilder.float_operation()).with_empty_output(
         ).build()
@@ -503,14 +514,25 @@ def format_beam_table(results):
 # ----------------------------------------------------------- whole commands
 
 ORIGINAL_SCRIPT = os.path.join(REPO_DIR, 'bench', 'original_retrain.py')
+RETRAIN_SCRIPT = os.path.join(REPO_DIR, 'retrain.py')
+# The classic stack's venv (tools/setup_venv.sh with RETRAIN_STACK=classic):
+# the original needs its hub.Module.
+CLASSIC_PYTHON = os.path.join(REPO_DIR, '.venv-classic', 'bin', 'python')
+SHARED_DIR = os.path.join(os.path.dirname(REPO_DIR), 'shared')
 DISTORTION_FLAGS = ['--flip_left_right', '--random_crop', '10',
                     '--random_scale', '10', '--random_brightness', '10']
 
 # One row of the whole-command table: flags go to both commands, our_flags to
-# ours only; original_from names the row whose original runs this row is
-# compared with (None: the original runs with this row's flags).
+# ours only; baseline_from names the row whose baseline runs this row is
+# compared with (None: the baseline runs with this row's flags); image_dir
+# is the row's own photos (None: the table's).
 Scenario = collections.namedtuple('Scenario', [
-    'name', 'module_dir', 'flags', 'our_flags', 'target', 'original_from'])
+    'name', 'module_dir', 'flags', 'our_flags', 'target', 'baseline_from',
+    'image_dir'], defaults=[None])
+
+# A command that the whole-command table times: its name in the table, the
+# Python that runs it and the script.
+Command = collections.namedtuple('Command', ['name', 'python', 'script'])
 
 
 def copy_first_images(source_dir, root, count):
@@ -602,9 +624,52 @@ def whole_command_scenarios(work, args):
                mobilenet, steps(100) + DISTORTION_FLAGS, [], 3.5, None)]
 
 
-def whole_command(script, scenario, image_dir, out_dir, ours):
+def stack_scenarios(work, args):
+  """The Scenarios of the stacks table (--stacks): a cold Inception-sized
+  run, MobileNet with the defaults and, where ../shared has them, MobileNet
+  v2 1.0@224 with the defaults on the 500 real dev photos."""
+  steps = lambda count: ['--how_many_training_steps', str(count)]
+  if args.quick:
+    sample = make_image_module.export_sample_cnn_module(
+        os.path.join(work, 'sample_cnn'))
+    return [Scenario('sample CNN, 100 steps', sample, steps(100), [], None,
+                     None)]
+  inception = make_image_module.export_keras_module(
+      os.path.join(work, 'inception_v3'), 'inception_v3',
+      image_size=args.inception_size)
+  mobilenet, mobilenet_name = mobilenet_module(work, args.shared_modules)
+  scenarios = [
+      Scenario('Inception-v3-sized module, 10 steps, float32', inception,
+               steps(10), [], None, None),
+      Scenario(mobilenet_name + ', defaults (4000 steps)', mobilenet, [], [],
+               None, None)]
+  mobilenet_v2 = os.path.join(args.shared_modules,
+                              'mobilenet_v2_1.0_224_dequantized',
+                              'frozen_graph.pb')
+  if os.path.exists(mobilenet_v2) and os.path.isdir(args.dev_photos):
+    module = make_image_module.export_frozen_graph_module(
+        os.path.join(work, 'mobilenet_v2'), mobilenet_v2, 'input:0',
+        'MobilenetV2/Logits/AvgPool:0', 224, (-1.0, 1.0))
+    scenarios.append(Scenario(
+        'MobileNet v2 1.0@224, defaults, %d real photos' % len(
+            retrain_images(args.dev_photos)), module, [], [], None, None,
+        args.dev_photos))
+  else:
+    print('No %s or %s: no MobileNet v2 row.' % (mobilenet_v2,
+                                                  args.dev_photos), flush=True)
+  return scenarios
+
+
+def retrain_images(image_dir):
+  """The image paths that retrain.py's split lists for image_dir."""
+  return [name for lists in retrain.create_image_lists(image_dir, 10,
+                                                       10).values()
+          for category in retrain.CATEGORIES for name in lists[category]]
+
+
+def whole_command(command, scenario, image_dir, out_dir, ours):
   """The command line of one cold run, its outputs all under out_dir."""
-  return ([sys.executable, script, '--image_dir', image_dir,
+  return ([command.python, command.script, '--image_dir', image_dir,
            '--tfhub_module', scenario.module_dir] + scenario.flags +
           (scenario.our_flags if ours else []) +
           ['--bottleneck_dir', os.path.join(out_dir, 'bottlenecks'),
@@ -675,17 +740,16 @@ def our_phases(stamped, seconds):
           'fixed': startup + finish}
 
 
-def time_scenario_once(work, scenario, image_dir, ours):
-  """One cold run (fresh output and cache folders) of ours or the original.
+def time_scenario_once(work, scenario, image_dir, command, ours):
+  """One cold run (fresh output and cache folders) of a Command.
 
   Returns:
     dict with 'seconds', and for ours the our_phases values.
   """
   out_dir = tempfile.mkdtemp(prefix='whole_run_', dir=work)
-  script = os.path.join(REPO_DIR, 'retrain.py') if ours else ORIGINAL_SCRIPT
   try:
     seconds, stamped = time_whole_command(whole_command(
-        script, scenario, image_dir, out_dir, ours))
+        command, scenario, scenario.image_dir or image_dir, out_dir, ours))
   finally:
     shutil.rmtree(out_dir, ignore_errors=True)
   run = {'seconds': seconds}
@@ -698,47 +762,56 @@ def _mean(values):
   return sum(values) / len(values)
 
 
-def summarize_whole_row(scenario, original_runs, our_runs):
-  """One table row from the runs of the original and of ours.
+def summarize_whole_row(scenario, baseline_runs, our_runs):
+  """One table row from the runs of the baseline and of ours.
 
   Returns:
     dict with 'scenario', 'target' (the ratio aimed at, or None),
-    'original_from', 'original_seconds' and 'ours_seconds' (per run), 'ratio'
-    (original mean / ours mean), 'ours_phases' (per run, see our_phases),
+    'baseline_from', 'baseline_seconds' and 'ours_seconds' (per run), 'ratio'
+    (baseline mean / ours mean), 'ours_phases' (per run, see our_phases),
     'fixed_seconds' and 'caching_images_per_s' (means over our runs).
   """
-  original = [run['seconds'] for run in original_runs]
+  baseline = [run['seconds'] for run in baseline_runs]
   ours = [run['seconds'] for run in our_runs]
   caching_rates = [run['cached_images'] / run['caching'] for run in our_runs
                    if run['caching'] > 0]
   return {'scenario': scenario.name, 'target': scenario.target,
-          'original_from': scenario.original_from,
-          'original_seconds': original, 'ours_seconds': ours,
-          'ratio': _mean(original) / _mean(ours), 'ours_phases': our_runs,
+          'baseline_from': scenario.baseline_from,
+          'baseline_seconds': baseline, 'ours_seconds': ours,
+          'ratio': _mean(baseline) / _mean(ours), 'ours_phases': our_runs,
           'fixed_seconds': _mean([run['fixed'] for run in our_runs]),
           'caching_images_per_s': (_mean(caching_rates) if caching_rates
                                    else None)}
 
 
-def whole_command_rows(work, scenarios, image_dir, runs):
-  """Times each scenario runs times, the original and ours in turn.
+def whole_command_rows(work, scenarios, image_dir, runs, commands):
+  """Times each scenario runs times, the baseline and ours in turn.
+
+  Args:
+    work: A folder for the runs' outputs.
+    scenarios: The Scenarios.
+    image_dir: The photos of the scenarios without their own.
+    runs: How many times to run each.
+    commands: (baseline, ours) Commands.
 
   Returns:
     The summarize_whole_row dicts, in the scenarios' order.
   """
-  original_runs = {scenario.name: [] for scenario in scenarios}
+  baseline_runs = {scenario.name: [] for scenario in scenarios}
   our_runs = {scenario.name: [] for scenario in scenarios}
   for run_index in range(runs):
     for scenario in scenarios:
-      timed = [(False, original_runs)] if scenario.original_from is None else []
+      timed = ([(False, baseline_runs)] if scenario.baseline_from is None
+               else [])
       for ours, runs_of in timed + [(True, our_runs)]:
-        run = time_scenario_once(work, scenario, image_dir, ours)
+        command = commands[ours]
+        run = time_scenario_once(work, scenario, image_dir, command, ours)
         runs_of[scenario.name].append(run)
-        print('  run %d/%d %-8s %s: %.1f s' % (
-            run_index + 1, runs, 'ours' if ours else 'original',
-            scenario.name, run['seconds']), flush=True)
+        print('  run %d/%d %s, %s: %.1f s' % (
+            run_index + 1, runs, command.name, scenario.name,
+            run['seconds']), flush=True)
   return [summarize_whole_row(
-      scenario, original_runs[scenario.original_from or scenario.name],
+      scenario, baseline_runs[scenario.baseline_from or scenario.name],
       our_runs[scenario.name]) for scenario in scenarios]
 
 
@@ -760,19 +833,51 @@ def add_caching_fraction_of_peak(results, scenarios):
         if rate else None)
 
 
+def whole_command_commands(args):
+  """The (baseline, ours) Commands of the whole-command table.
+
+  Without --stacks, the original (on the classic stack, for hub.Module)
+  against retrain.py on this Python; with it, retrain.py on the classic
+  stack against retrain.py on this Python.
+  """
+  if not os.path.isfile(args.classic_python):
+    sys.exit('ERROR: no classic stack at %s, which %s needs: set it up with '
+             '"RETRAIN_STACK=classic bash -c \'source tools/setup_venv.sh\'" '
+             'or pass --classic_python.' % (
+                 args.classic_python, 'the baseline' if args.stacks else
+                 "the original's hub.Module"))
+  if args.stacks:
+    return (Command('ours, classic stack', args.classic_python,
+                    RETRAIN_SCRIPT),
+            Command("ours, today's stack", sys.executable, RETRAIN_SCRIPT))
+  return (Command('original', args.classic_python, ORIGINAL_SCRIPT),
+          Command('ours', sys.executable, RETRAIN_SCRIPT))
+
+
+def tensorflow_version(python):
+  """The TensorFlow version that a Python runs."""
+  return subprocess.run(
+      [python, '-c', 'import tensorflow as tf; print(tf.__version__)'],
+      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+      check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL='3')
+  ).stdout.strip()
+
+
 def run_whole_commands(args):
   """The whole-command table: builds modules and images, times the runs."""
   work = tempfile.mkdtemp(prefix='retrain_bench_whole_')
   results = {'machine': machine_info(), 'quick': args.quick,
              'runs': args.runs}
   try:
+    commands = whole_command_commands(args)
+    results['commands'] = [command._asdict() for command in commands]
+    results['tensorflow'] = [tensorflow_version(command.python)
+                             for command in commands]
     print('Building modules ...', flush=True)
-    scenarios = whole_command_scenarios(work, args)
+    scenarios = (stack_scenarios if args.stacks else
+                 whole_command_scenarios)(work, args)
     image_dir = whole_command_images(work, args)
-    image_lists = retrain.create_image_lists(image_dir, 10, 10)
-    results['images'] = sum(len(lists[category])
-                            for lists in image_lists.values()
-                            for category in retrain.CATEGORIES)
+    results['images'] = len(retrain_images(image_dir))
     results['image_source'] = args.image_dir or SAMPLE_DIR
     print('Matmul peaks ...', flush=True)
     size = 1024 if args.quick else 4096
@@ -780,7 +885,7 @@ def run_whole_commands(args):
                               'bfloat16': matmul_peak(tf.bfloat16, size, 5)}
     print('Whole commands (%d images) ...' % results['images'], flush=True)
     results['whole_commands'] = whole_command_rows(work, scenarios, image_dir,
-                                                   args.runs)
+                                                   args.runs, commands)
     add_caching_fraction_of_peak(results, scenarios)
   finally:
     shutil.rmtree(work, ignore_errors=True)
@@ -791,17 +896,20 @@ def format_whole_table(results):
   """The whole-command rows as a Markdown table, after the machine's peaks."""
   peaks = results['peak_gflops']
   runs = results['runs']
+  baseline, ours = (command['name'] for command in results['commands'])
   lines = ['matmul peak: float32 %.0f GFLOP/s, bfloat16 %.0f GFLOP/s; %d '
-           'images from %s' % (peaks['float32'], peaks['bfloat16'],
-                               results['images'], results['image_source']),
+           'images from %s; TensorFlow %s (%s), %s (%s)' % (
+               peaks['float32'], peaks['bfloat16'], results['images'],
+               results['image_source'], results['tensorflow'][0], baseline,
+               results['tensorflow'][1], ours),
            '',
-           '| scenario (whole process, cold cache; %s) | original | ours | '
+           '| scenario (whole process, cold cache; %s) | %s | %s | '
            'ratio | target | fixed costs (ours) | caching (ours) |' % (
-               'one run' if runs == 1 else '%d runs' % runs),
+               'one run' if runs == 1 else '%d runs' % runs, baseline, ours),
            '|---|---|---|---|---|---|---|']
   for row in results['whole_commands']:
-    original = ' / '.join('%.1f' % s for s in row['original_seconds']) + ' s'
-    if row['original_from']:
+    original = ' / '.join('%.1f' % s for s in row['baseline_seconds']) + ' s'
+    if row['baseline_from']:
       original = '(%s)' % original
     caching = row['caching_images_per_s']
     caching = ('%.0f images/s, %.0f%% of peak' % (
@@ -812,8 +920,9 @@ def format_whole_table(results):
         row['ratio'], '≥ %.1f×' % row['target'] if row['target'] else '-',
         row['fixed_seconds'], caching))
   lines.append('')
-  lines.append('ratio = original mean / ours mean; fixed costs = start-up '
-               '(spawn -> cache scan) + finish (last Step line -> exit).')
+  lines.append('ratio = %s mean / %s mean; fixed costs = start-up '
+               '(spawn -> cache scan) + finish (last Step line -> exit).' % (
+                   baseline, ours))
   return '\n'.join(lines)
 
 
@@ -987,6 +1096,19 @@ def build_parser():
                       help='Only the whole-command table: retrain.py and the '
                       "original's path (bench/original_retrain.py) timed as "
                       'whole processes, cold.')
+  parser.add_argument('--stacks', action='store_true',
+                      help='With --whole_commands: retrain.py on the classic '
+                      "stack (--classic_python) against retrain.py on this "
+                      "Python (today's stack), instead of the original "
+                      'against ours.')
+  parser.add_argument('--classic_python', default=CLASSIC_PYTHON,
+                      help='The classic stack\'s Python, which runs the '
+                      "original (it needs hub.Module) and --stacks' baseline "
+                      '(default: .venv-classic/bin/python).')
+  parser.add_argument('--dev_photos',
+                      default=os.path.join(SHARED_DIR, 'photos',
+                                           'flower_photos_dev'),
+                      help="--stacks' real photos for the MobileNet v2 row.")
   parser.add_argument('--runs', type=int, default=None,
                       help='Cold runs of each whole command (default 2; 1 '
                       'with --quick).')
@@ -998,8 +1120,7 @@ def build_parser():
                       'samples), spread over its classes (copied to a '
                       'temporary folder).')
   parser.add_argument('--shared_modules',
-                      default=os.path.join(os.path.dirname(REPO_DIR),
-                                           'shared', 'modules'),
+                      default=os.path.join(SHARED_DIR, 'modules'),
                       help='Folder holding mobilenet_v1_0.25_128_frozen/ for '
                       'the whole commands (without it, the sample module '
                       'stands in).')
