@@ -111,6 +111,7 @@ try:
   import numpy as np
   import tensorflow.compat.v1 as tf
   from tensorflow.core.framework import tensor_pb2
+  from tensorflow.core.framework import variable_pb2
   from tensorflow.core.protobuf import rewriter_config_pb2
   from tensorflow.core.protobuf import saved_model_pb2
   from tensorflow.python.framework import op_def_registry
@@ -502,8 +503,9 @@ class _TF1ModuleInstance(object):
     graph_def = module.meta_graph.graph_def
     self._state_ops = {
         node.name for node in graph_def.node if _is_state_op(node.op)}
-    scope = _import_module_graph(module.meta_graph, 'module', (
-        tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.MODEL_VARIABLES), {})
+    scope = _import_module_graph(
+        _state_meta_graph(module.meta_graph, self._state_ops), 'module',
+        (tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.MODEL_VARIABLES), {})
     graph = tf.get_default_graph()
     self._state_map = {
         name + ':0': graph.get_tensor_by_name('%s/%s:0' % (scope, name))
@@ -532,10 +534,33 @@ class _TF1ModuleInstance(object):
     signature = apply_graph.signature_def['default']
     input_map = dict(self._state_map)
     input_map[signature.inputs['images'].name] = images
-    scope = _import_module_graph(apply_graph, 'module_apply_default', (),
-                                 input_map)
+    scope = _import_module_graph(
+        apply_graph, 'module_apply_default',
+        (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
     return tf.get_default_graph().get_tensor_by_name(
         '%s/%s' % (scope, signature.outputs['default'].name))
+
+
+def _state_meta_graph(meta_graph, state_ops):
+  """The part of a module's MetaGraphDef that holds its state.
+
+  The state ops and what the variables' descriptions name (initializers,
+  initial values, snapshots): the state needs none of the module's
+  computation, whose import would cost a second of Python for an
+  Inception-sized module.
+  """
+  keep = set(state_ops)
+  variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
+  for serialized in variables.bytes_list.value if variables else ():
+    variable = variable_pb2.VariableDef.FromString(serialized)
+    keep.update(name.split(':')[0] for name in (
+        variable.variable_name, variable.initializer_name,
+        variable.snapshot_name, variable.initial_value_name) if name)
+  state = tf.MetaGraphDef()
+  state.CopyFrom(meta_graph)
+  state.graph_def.CopyFrom(tf.graph_util.extract_sub_graph(
+      meta_graph.graph_def, sorted(keep)))
+  return state
 
 
 def _is_state_op(op_name):
@@ -552,7 +577,8 @@ def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
     name: The name scope, made unique in the current graph.
     collections_to_keep: The names of the collections to import; the module's
       other collections (trainable variables, update ops, signatures' data)
-      are not, as for hub.Module(trainable=False).
+      are not, as for hub.Module(trainable=False). The control flow contexts
+      go with the ops that use them.
     input_map: Tensor names of the module's graph -> tensors to use instead.
 
   Returns:
@@ -563,8 +589,7 @@ def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
   kept = tf.MetaGraphDef()
   kept.CopyFrom(meta_graph)
   for key in list(kept.collection_def):
-    if key not in collections_to_keep + (tf.GraphKeys.COND_CONTEXT,
-                                         tf.GraphKeys.WHILE_CONTEXT):
+    if key not in collections_to_keep:
       del kept.collection_def[key]
   tf.train.import_meta_graph(kept, input_map=input_map,
                              import_scope=absolute_scope.split('/')[-1])
