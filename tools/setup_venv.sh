@@ -55,7 +55,7 @@ if [ -x "$venv_python" ] && ! python_in_range "$venv_python" "$min_minor" "$max_
 fi
 if [ ! -x "$venv_python" ]; then
   python_bin="$(pick_python "$min_minor" "$max_minor")" || {
-    echo "ERROR: $no_python; ${PYTHON:+PYTHON=$PYTHON is not one of them; }set PYTHON=/path/to/python3.12 (or another)." >&2
+    echo "ERROR: $no_python; ${PYTHON:+PYTHON=$PYTHON is not one of them; }set PYTHON=/path/to/python3.$max_minor (or another)." >&2
     exit 3  # run_tests.sh tells this apart from a failed install.
   }
   "$python_bin" -m venv "$venv_dir"
