@@ -160,12 +160,25 @@ def _write_module(module_dir):
     with tf.Session() as session:
       session.run(tf.global_variables_initializer())
       session.run([tf.assign(a, 0.5), tf.assign(b, 2.0)])
-      builder = tf.saved_model.Builder(module_dir)
-      builder.add_meta_graph_and_variables(
-          session, tags=[], signature_def_map={
-              'default': tf.saved_model.predict_signature_def(
-                  {'default': x}, {'default': y})})
-      builder.save()
+      write_hub_module(session, module_dir, {'default': x}, {'default': y})
+
+
+def write_hub_module(session, module_dir, inputs, outputs):
+  """Writes a Session's graph and variables as a TF1 Hub format module.
+
+  make_image_module.py writes its image modules with it too.
+
+  Args:
+    session: A Session on the module's graph, its variables set.
+    module_dir: The folder to write (it must not exist, or be empty).
+    inputs: The signature 'default''s inputs, {name: tensor}.
+    outputs: Its outputs, {name: tensor}.
+  """
+  builder = tf.saved_model.Builder(module_dir)
+  builder.add_meta_graph_and_variables(
+      session, tags=[], signature_def_map={
+          'default': tf.saved_model.predict_signature_def(inputs, outputs)})
+  builder.save()
   # A ModuleDef message with format = 3 (FORMAT_V3): field 1, varint 3.
   with open(os.path.join(module_dir, 'tfhub_module.pb'), 'wb') as f:
     f.write(b'\x08\x03')

@@ -51,6 +51,9 @@ from google.protobuf import message as protobuf_message
 import retrain  # pylint: disable=unused-import
 import tensorflow.compat.v1 as tf
 
+# Writes the TF1 Hub format by hand, as that example shows.
+import half_plus_two
+
 DEFAULT_SAMPLE_IMAGE_SIZE = 128
 MIN_IMAGE_SIZE = 16
 MAX_IMAGE_SIZE = 1024
@@ -144,33 +147,15 @@ def export_module(module_fn, export_dir, variable_values=None):
         for name, value in (variable_values() if variable_values else
                             {}).items():
           variables[name].load(value, session)
-        write_hub_module(session, staging_dir, images, features)
+        half_plus_two.write_hub_module(session, staging_dir,
+                                       {'images': images},
+                                       {'default': features})
     _check_export_dir(export_dir)
     # Renaming onto an empty folder replaces it (POSIX rename semantics).
     os.rename(staging_dir, export_dir)
   finally:
     shutil.rmtree(staging_root, ignore_errors=True)
   return export_dir
-
-
-def write_hub_module(session, module_dir, images, features):
-  """Writes the session's graph as a TF1 Hub format image module.
-
-  Args:
-    session: a Session on the module's graph, its variables set.
-    module_dir: folder to create (it must not exist).
-    images: the float32 [None, H, W, 3] input; H and W give the image size.
-    features: the float32 [None, D] output.
-  """
-  builder = tf.saved_model.Builder(module_dir)
-  builder.add_meta_graph_and_variables(
-      session, tags=[], signature_def_map={
-          'default': tf.saved_model.predict_signature_def(
-              {'images': images}, {'default': features})})
-  builder.save()
-  # A ModuleDef message, format = 3 (FORMAT_V3): the TF1 Hub format's marker.
-  with open(os.path.join(module_dir, 'tfhub_module.pb'), 'wb') as f:
-    f.write(b'\x08\x03')
 
 
 def _images_placeholder(image_size):
