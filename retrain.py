@@ -415,6 +415,7 @@ def load_module_spec(module_handle, image_size=None):
         '--tfhub_module %s is not an image feature vector module: its default '
         "signature must take 'images' and return 'default' [batch, features]."
         % module_handle)
+  _check_module_variables(module_handle, path, meta_graph)
   height, width = _tf1_image_size(meta_graph, signature)
   variable_size = not (height and width)
   height, width = _checked_image_size(module_handle, (height, width),
@@ -616,6 +617,37 @@ def _read_tf1_meta_graph(module_handle, path):
   raise RetrainError('Could not load the module %s: its saved_model.pb has no '
                      'graph with the tags {} of a TF1 Hub module.' %
                      module_handle)
+
+
+def _check_module_variables(module_handle, path, meta_graph):
+  """Reads every variable of a TF1 Hub module from its checkpoint once.
+
+  The variables' initializers read them again later; a missing, truncated or
+  damaged checkpoint is found here, with a line that says so.
+
+  Raises:
+    RetrainError: if a variable is missing from the checkpoint or cannot be
+      read.
+  """
+  variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
+  if not variables or not variables.bytes_list.value:
+    return
+  try:
+    reader = tf.train.load_checkpoint(os.path.join(path, 'variables',
+                                                   'variables'))
+    stored = reader.get_variable_to_shape_map()
+    for serialized in variables.bytes_list.value:
+      name = variable_pb2.VariableDef.FromString(
+          serialized).variable_name.split(':')[0]
+      if name not in stored:
+        raise RetrainError('Could not load the module %s: its checkpoint '
+                           '(variables/) has no value for the variable %s.'
+                           % (module_handle, name))
+      reader.get_tensor(name)
+  # The reader's own bindings raise IndexError, ValueError or RuntimeError.
+  except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
+    raise RetrainError('Could not load the module %s: its variables/ cannot '
+                       'be read (%s).' % (module_handle, error_reason(e)))
 
 
 def _info_shape(tensor_info):

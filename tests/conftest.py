@@ -204,6 +204,48 @@ def module_pipeline(sample_module):
   pipeline.close()
 
 
+def write_any_size_module(module_dir, attached_size=None):
+  """Writes a TF1 Hub module that takes images of any size: their mean colour.
+
+  Args:
+    module_dir: The folder to write.
+    attached_size: (height, width) to attach as the module's ImageModuleInfo,
+      as hub.attach_image_module_info did, or None.
+
+  Returns:
+    module_dir.
+  """
+  import half_plus_two  # pylint: disable=g-import-not-at-top
+  from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():
+    images = tf.placeholder(tf.float32, [None, None, None, 3], name='images')
+    scale = tf.get_variable('scale', initializer=2.0)
+    features = tf.reduce_mean(images, axis=[1, 2]) * scale
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      half_plus_two.write_hub_module(sess, module_dir, {'images': images},
+                                     {'default': features})
+  if attached_size:
+    # ModuleAttachment(key='image_module_info', value=ImageModuleInfo(
+    # default_image_size=(height, width))), encoded by hand: field numbers
+    # and wire types (2: bytes, 0: varint) as in tensorflow_hub's protos.
+    height, width = attached_size
+    size = b'\x08' + bytes([height]) + b'\x10' + bytes([width])
+    info = b'\x0a' + bytes([len(size)]) + size
+    key = b'image_module_info'
+    attachment = (b'\x0a' + bytes([len(key)]) + key + b'\x12' +
+                  bytes([len(info)]) + info)
+    path = os.path.join(module_dir, 'saved_model.pb')
+    saved_model = saved_model_pb2.SavedModel()
+    with open(path, 'rb') as f:
+      saved_model.ParseFromString(f.read())
+    saved_model.meta_graphs[0].collection_def[
+        'hub_module_attachments'].bytes_list.value.append(attachment)
+    with open(path, 'wb') as f:
+      f.write(saved_model.SerializeToString())
+  return module_dir
+
+
 @pytest.fixture(scope='session')
 def sample_module(tmp_path_factory):
   """The default sample CNN module (what the README's demo builds)."""

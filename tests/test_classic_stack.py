@@ -16,7 +16,9 @@ import numpy as np
 import pytest
 
 import make_image_module
-from conftest import REPO_DIR, SAMPLE_DIR, retrain_cache, run_tool
+import retrain
+from conftest import (REPO_DIR, SAMPLE_DIR, retrain_cache, run_tool,
+                      write_any_size_module)
 
 SHARED_DIR = os.path.join(os.path.dirname(REPO_DIR), 'shared')
 MOBILENET_V2 = os.path.join(SHARED_DIR, 'modules',
@@ -100,6 +102,10 @@ def test_hub_module_reads_what_today_writes(tmp_path):
   assert run_tool('half_plus_two.py', [half_plus_two]).returncode == 0
   sample = make_image_module.export_sample_cnn_module(
       str(tmp_path / 'sample'), image_size=32)
+  # The image size attached by hand as tensorflow_hub's attach_image_module_info
+  # did: hub.get_expected_image_size must read what load_module_spec reads.
+  sized = write_any_size_module(str(tmp_path / 'sized'), (96, 80))
+  assert retrain.load_module_spec(sized).image_size == (96, 80)
   script = (
       'import sys, numpy as np, tensorflow.compat.v1 as tf\n'
       'import tensorflow_hub as hub\n'
@@ -110,8 +116,9 @@ def test_hub_module_reads_what_today_writes(tmp_path):
       'with tf.Session() as sess:\n'
       '  sess.run(tf.global_variables_initializer())\n'
       '  print(sess.run(y).tolist(), hub.get_expected_image_size(spec),\n'
-      '        sess.run(features).shape)\n')
-  result = _run_classic(python, ['-c', script, half_plus_two, sample])
+      '        sess.run(features).shape,\n'
+      '        hub.get_expected_image_size(hub.load_module_spec(sys.argv[3])))\n')
+  result = _run_classic(python, ['-c', script, half_plus_two, sample, sized])
   assert result.returncode == 0, result.stdout[-3000:]
   assert result.stdout.strip().splitlines()[-1] == (
-      '[7.0, 3.5, 4.0] [32, 32] (1, 1024)')
+      '[7.0, 3.5, 4.0] [32, 32] (1, 1024) [96, 80]')

@@ -11,9 +11,10 @@ import time
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 import retrain
-from conftest import decode_images, write_color_images
+from conftest import decode_images, write_any_size_module, write_color_images
 
 tf.disable_v2_behavior()
 
@@ -160,6 +161,58 @@ def test_load_module_spec_errors(tmp_path, sample_module):
   with pytest.raises(retrain.RetrainError, match='--image_size 224 does not '
                      'fit'):
     retrain.load_module_spec(sample_module, image_size=224)
+
+
+def test_damaged_tf1_modules_are_one_line_errors(tmp_path, sample_module):
+  def copy(name):
+    shutil.copytree(sample_module, str(tmp_path / name))
+    return tmp_path / name
+
+  garbage = copy('garbage')
+  (garbage / 'saved_model.pb').write_bytes(b'\x00not a SavedModel' * 20)
+  no_variables = copy('no_variables')
+  shutil.rmtree(str(no_variables / 'variables'))
+  truncated = copy('truncated')
+  data, = (truncated / 'variables').glob('variables.data-*')
+  data.write_bytes(data.read_bytes()[:1000])
+  tagged = copy('tagged')
+  saved_model = saved_model_pb2.SavedModel()
+  saved_model.ParseFromString((tagged / 'saved_model.pb').read_bytes())
+  saved_model.meta_graphs[0].meta_info_def.tags.append('serve')
+  (tagged / 'saved_model.pb').write_bytes(saved_model.SerializeToString())
+  for folder, reason in [
+      (garbage, 'its saved_model.pb cannot be read'),
+      (no_variables, 'its variables/ cannot be read'),
+      (truncated, 'its variables/ cannot be read'),
+      (tagged, 'no graph with the tags {} of a TF1 Hub module')]:
+    with pytest.raises(retrain.RetrainError) as raised:
+      retrain.load_module_spec(str(folder))
+    message = str(raised.value)
+    assert message.startswith('Could not load the module %s: ' % folder)
+    assert reason in message and '\n' not in message, message
+
+
+def test_tf1_module_of_any_size_takes_image_size_or_its_attached_size(
+    tmp_path):
+  any_size = write_any_size_module(str(tmp_path / 'any_size'))
+  with pytest.raises(retrain.RetrainError, match='takes images of any size: '
+                     'pass the size it was trained for with --image_size'):
+    retrain.load_module_spec(any_size)
+  spec = retrain.load_module_spec(any_size, image_size=64)
+  assert (spec.image_size, spec.variable_size, spec.feature_width) == (
+      (64, 64), True, 3)
+  assert retrain.module_cache_name(any_size, module_spec=spec) == (
+      any_size + '@64x64')
+  sized = write_any_size_module(str(tmp_path / 'sized'), (96, 80))
+  spec = retrain.load_module_spec(sized)
+  assert (spec.image_size, spec.variable_size) == ((96, 80), False)
+  with tf.Graph().as_default():
+    images = tf.placeholder(tf.float32, [None, 96, 80, 3])
+    features = spec.apply_fn()(images)
+    with tf.Session() as sess:
+      sess.run(tf.global_variables_initializer())
+      values = sess.run(features, {images: np.full([2, 96, 80, 3], 0.25)})
+  np.testing.assert_allclose(values, np.full([2, 3], 0.5))
 
 
 def test_half_plus_two_is_not_an_image_module(tmp_path):
