@@ -410,7 +410,9 @@ def load_module_spec(module_handle, image_size=None):
   signature = meta_graph.signature_def.get('default')
   if (signature is None or 'images' not in signature.inputs or
       'default' not in signature.outputs or
-      _info_shape(signature.outputs['default']).ndims != 2):
+      _info_shape(signature.outputs['default']).ndims != 2 or
+      not _info_shape(signature.inputs['images']).is_compatible_with(
+          [None, None, None, 3])):
     raise RetrainError(
         '--tfhub_module %s is not an image feature vector module: its default '
         "signature must take 'images' and return 'default' [batch, features]."
@@ -527,10 +529,8 @@ class _TF1ModuleInstance(object):
     for node in apply_graph.graph_def.node:
       if node.name in self._state_ops:
         node.op = 'Placeholder'
-        shape = node.attr['shape'] if 'shape' in node.attr else None
-        node.attr.clear()
-        if shape is not None:
-          node.attr['shape'].CopyFrom(shape)
+        for key in [key for key in node.attr if key != 'shape']:
+          del node.attr[key]
         node.attr['dtype'].type = tf.resource.as_datatype_enum
     signature = apply_graph.signature_def['default']
     input_map = dict(self._state_map)

@@ -204,13 +204,14 @@ def module_pipeline(sample_module):
   pipeline.close()
 
 
-def write_any_size_module(module_dir, attached_size=None):
+def write_any_size_module(module_dir, attached_size=None, channels=3):
   """Writes a TF1 Hub module that takes images of any size: their mean colour.
 
   Args:
     module_dir: The folder to write.
     attached_size: (height, width) to attach as the module's ImageModuleInfo,
       as hub.attach_image_module_info did, or None.
+    channels: The images' channels (3 for an image feature vector).
 
   Returns:
     module_dir.
@@ -218,7 +219,8 @@ def write_any_size_module(module_dir, attached_size=None):
   import half_plus_two  # pylint: disable=g-import-not-at-top
   from tensorflow.core.protobuf import saved_model_pb2  # pylint: disable=g-import-not-at-top
   with tf.Graph().as_default():
-    images = tf.placeholder(tf.float32, [None, None, None, 3], name='images')
+    images = tf.placeholder(tf.float32, [None, None, None, channels],
+                            name='images')
     scale = tf.get_variable('scale', initializer=2.0)
     features = tf.reduce_mean(images, axis=[1, 2]) * scale
     with tf.Session() as sess:

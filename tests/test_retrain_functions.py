@@ -221,6 +221,9 @@ def test_half_plus_two_is_not_an_image_module(tmp_path):
   assert run_tool('half_plus_two.py', [export_path]).returncode == 0
   with pytest.raises(retrain.RetrainError, match='not an image feature'):
     retrain.load_module_spec(export_path)
+  grey = write_any_size_module(str(tmp_path / 'grey'), channels=1)
+  with pytest.raises(retrain.RetrainError, match='not an image feature'):
+    retrain.load_module_spec(grey, image_size=32)
 
 
 # ----------------------------------------------------------------- bottlenecks
