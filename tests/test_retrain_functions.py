@@ -215,7 +215,7 @@ def test_tf1_module_of_any_size_takes_image_size_or_its_attached_size(
   np.testing.assert_allclose(values, np.full([2, 3], 0.5))
 
 
-def test_half_plus_two_is_not_an_image_module(tmp_path):
+def test_modules_that_take_no_rgb_images_are_refused(tmp_path):
   from conftest import run_tool  # pylint: disable=g-import-not-at-top
   export_path = str(tmp_path / 'hp2')
   assert run_tool('half_plus_two.py', [export_path]).returncode == 0
