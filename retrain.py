@@ -524,14 +524,7 @@ class _TF1ModuleInstance(object):
   def __call__(self, images):
     apply_graph = tf.MetaGraphDef()
     apply_graph.CopyFrom(self._meta_graph)
-    # Placeholders instead of the state ops: the input map feeds them the
-    # variables imported once in __init__.
-    for node in apply_graph.graph_def.node:
-      if node.name in self._state_ops:
-        node.op = 'Placeholder'
-        for key in [key for key in node.attr if key != 'shape']:
-          del node.attr[key]
-        node.attr['dtype'].type = tf.resource.as_datatype_enum
+    _without_state_ops(apply_graph.graph_def, self._state_ops)
     signature = apply_graph.signature_def['default']
     input_map = dict(self._state_map)
     input_map[signature.inputs['images'].name] = images
@@ -540,6 +533,27 @@ class _TF1ModuleInstance(object):
         (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
     return tf.get_default_graph().get_tensor_by_name(
         '%s/%s' % (scope, signature.outputs['default'].name))
+
+
+def _without_state_ops(graph_def, state_ops):
+  """Removes the state ops from a module's GraphDef, in place.
+
+  The input map feeds their outputs (the variables imported once), so that
+  they are not imported again; the ops placed beside them (colocated, such
+  as a variable's read) are no longer tied to them, which would keep them in
+  the frozen graph.
+  """
+  nodes = [node for node in graph_def.node if node.name not in state_ops]
+  del graph_def.node[:]
+  graph_def.node.extend(nodes)
+  for node in graph_def.node:
+    if '_class' in node.attr:
+      places = [place for place in node.attr['_class'].list.s
+                if place.decode()[len('loc:@'):] not in state_ops]
+      del node.attr['_class'].list.s[:]
+      node.attr['_class'].list.s.extend(places)
+      if not places:
+        del node.attr['_class']
 
 
 def _state_meta_graph(meta_graph, state_ops):
