@@ -3290,7 +3290,7 @@ RunImages = collections.namedtuple('RunImages', [
 def export_checked_tflite(options, module_spec, eval_session, run_images):
   """Writes the TF Lite model, then logs its accuracy beside the graph's.
 
-  The model is run with tf.lite.Interpreter on the test images (or the
+  The model is run with TF Lite's interpreter on the test images (or the
   validation images when there is no test image), and one line compares it
   with the frozen graph on the same images.
 
@@ -3392,11 +3392,36 @@ def check_tflite_model(tflite_model, eval_session, batches):
   return TfliteCheck(count, tflite_correct, graph_correct, agreeing)
 
 
+def tflite_interpreter(model_content=None, model_path=None):
+  """TF Lite's interpreter for a model's bytes or file.
+
+  LiteRT's (ai_edge_litert, requirements.txt), which replaces the deprecated
+  tf.lite.Interpreter; that one where LiteRT is not installed (TensorFlow
+  2.15's stack, requirements-classic.txt, has no LiteRT).
+
+  Args:
+    model_content: The .tflite file's bytes, or None.
+    model_path: The .tflite file, if model_content is None.
+
+  Returns:
+    The interpreter, its tensors not allocated yet.
+
+  Raises:
+    ValueError: if the bytes or the file are not a TF Lite model.
+  """
+  try:
+    from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return tf.lite.Interpreter(model_content=model_content,
+                               model_path=model_path)
+  return litert.Interpreter(model_content=model_content, model_path=model_path)
+
+
 def tflite_predictor(tflite_model):
   """Returns a function from a float image [H, W, 3] in [0, 1] to the TF
   Lite model's probabilities, quantizing input and output as the model
   says."""
-  interpreter = tf.lite.Interpreter(model_content=tflite_model)
+  interpreter = tflite_interpreter(model_content=tflite_model)
   _quietly(interpreter.allocate_tensors)  # Not its XNNPACK line.
   input_details = interpreter.get_input_details()[0]
   output_details = interpreter.get_output_details()[0]

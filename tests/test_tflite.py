@@ -1,10 +1,11 @@
-"""TF Lite: the models retrain.py writes, run with tf.lite.Interpreter as an app
-would (README: What next, TF Lite)."""
+"""TF Lite: the models retrain.py writes, run with TF Lite's interpreter as an
+app would (README: What next, TF Lite)."""
 
 import logging
 import os
 import re
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -36,6 +37,21 @@ def test_tflite_float_model_agrees_with_the_frozen_graph(trained_run,
   agreement = np.mean(actual.argmax(axis=1) == expected.argmax(axis=1))
   assert agreement >= 0.99, agreement
   np.testing.assert_allclose(actual, expected, atol=1e-3)
+
+
+def test_the_interpreter_is_litert_where_installed_and_warns_nothing(
+    trained_run):
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    interpreter = retrain.tflite_interpreter(model_path=trained_run['tflite'])
+  assert not [str(warning.message) for warning in caught]
+  assert 'Interpreter is deprecated' not in trained_run['output']
+  try:
+    import ai_edge_litert  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:  # TensorFlow 2.15's stack.
+    assert isinstance(interpreter, tf.lite.Interpreter)
+  else:
+    assert type(interpreter).__module__ == 'ai_edge_litert.interpreter'
 
 
 def test_tflite_output_file_must_be_a_file_name(tmp_path):
@@ -73,7 +89,7 @@ def test_tflite_quantized_model_is_uint8_and_agrees(quantized_run,
   assert zero_point == 0 and abs(scale - 1 / 255.0) < 1e-6
   assert output_details['dtype'] == np.uint8
   # Every op of a fully quantized model works on integers.
-  interpreter = tf.lite.Interpreter(model_path=tflite_file)
+  interpreter = retrain.tflite_interpreter(model_path=tflite_file)
   float_tensors = [detail['name'] for detail in
                    interpreter.get_tensor_details()
                    if detail['dtype'] == np.float32]
@@ -168,7 +184,7 @@ def test_every_quantization_mode_agrees_with_the_frozen_graph(
     assert input_details['dtype'] == output_details['dtype'] == np.uint8
     scale, zero_point = input_details['quantization']
     assert zero_point == 0 and abs(scale - 1 / 255.0) < 1e-6  # 0-255 as is
-    interpreter = tf.lite.Interpreter(model_path=exports[mode])
+    interpreter = retrain.tflite_interpreter(model_path=exports[mode])
     assert not [detail['name'] for detail in interpreter.get_tensor_details()
                 if detail['dtype'] == np.float32]
   else:
