@@ -17,7 +17,7 @@ encoded file bytes, the way a TensorFlow Serving client sends them; the
 labels come from the SavedModel's serving_bytes signature then.
 
 With --tflite_file, the images go through the TF Lite model that retrain.py
---tflite_output_file wrote, run by tf.lite.Interpreter as an app would (float
+--tflite_output_file wrote, run by TF Lite's interpreter as an app would (float
 or uint8 input); the labels come from the model's metadata when it has some.
 """
 
@@ -253,7 +253,7 @@ def _tflite_classifier(sess, args):
   try:
     with tf.gfile.GFile(args.tflite_file, 'rb') as f:
       content = f.read()
-    interpreter = tf.lite.Interpreter(model_content=content)
+    interpreter = retrain.tflite_interpreter(model_content=content)
   except (tf.errors.OpError, IOError) as e:
     raise LabelImageError('Cannot read the TF Lite model %s: %s' % (
         args.tflite_file, retrain.error_reason(e)))

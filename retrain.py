@@ -65,14 +65,12 @@ import random
 import re
 import signal
 import socket
-import struct
 import sys
 import tempfile
 import threading
 import time
 import uuid
 import warnings
-import zipfile
 from datetime import datetime
 
 
@@ -3253,9 +3251,9 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
   q / 256). A module instrumented for quantization (FakeQuant ops) always
   gives the 'uint8' model, without calibration.
 
-  With MediaPipe installed (requirements-tflite.txt), the file holds TF Lite
-  metadata: the labels, the input normalisation and range, a name and a
-  description, which MediaPipe's and the Task Library's classifiers read.
+  The file holds TF Lite metadata (tflite_with_metadata): the labels, the
+  input normalisation and range, a name and a description, which MediaPipe's
+  and the Task Library's classifiers read.
 
   Args:
     tflite_file: Where to write the .tflite file.
@@ -3299,8 +3297,9 @@ def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
       'Image classifier retrained by retrain.py (%s)' % quantize)
   if with_metadata is None:
     tf.logging.info('TF Lite metadata (labels, normalisation) not written: '
-                    'it needs MediaPipe (pip install -r '
-                    'requirements-tflite.txt).')
+                    'put tflite_metadata.py (it comes with retrain.py) '
+                    'beside retrain.py, in %s.',
+                    os.path.dirname(os.path.abspath(__file__)))
   write_file_atomically(tflite_file, with_metadata or tflite_model, mode='wb')
   return TfliteExport(with_metadata or tflite_model, quantize,
                       with_metadata is not None)
@@ -3361,7 +3360,7 @@ RunImages = collections.namedtuple('RunImages', [
 def export_checked_tflite(options, module_spec, eval_session, run_images):
   """Writes the TF Lite model, then logs its accuracy beside the graph's.
 
-  The model is run with tf.lite.Interpreter on the test images (or the
+  The model is run with TF Lite's interpreter on the test images (or the
   validation images when there is no test image), and one line compares it
   with the frozen graph on the same images.
 
@@ -3463,11 +3462,36 @@ def check_tflite_model(tflite_model, eval_session, batches):
   return TfliteCheck(count, tflite_correct, graph_correct, agreeing)
 
 
+def tflite_interpreter(model_content=None, model_path=None):
+  """TF Lite's interpreter for a model's bytes or file.
+
+  LiteRT's (ai_edge_litert, requirements.txt), which replaces the deprecated
+  tf.lite.Interpreter; that one where LiteRT is not installed (TensorFlow
+  2.15's stack, requirements-classic.txt, has no LiteRT).
+
+  Args:
+    model_content: The .tflite file's bytes, or None.
+    model_path: The .tflite file, if model_content is None.
+
+  Returns:
+    The interpreter, its tensors not allocated yet.
+
+  Raises:
+    ValueError: if the bytes or the file are not a TF Lite model.
+  """
+  try:
+    from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
+  except ImportError:
+    return tf.lite.Interpreter(model_content=model_content,
+                               model_path=model_path)
+  return litert.Interpreter(model_content=model_content, model_path=model_path)
+
+
 def tflite_predictor(tflite_model):
   """Returns a function from a float image [H, W, 3] in [0, 1] to the TF
   Lite model's probabilities, quantizing input and output as the model
   says."""
-  interpreter = tf.lite.Interpreter(model_content=tflite_model)
+  interpreter = tflite_interpreter(model_content=tflite_model)
   _quietly(interpreter.allocate_tensors)  # Not its XNNPACK line.
   input_details = interpreter.get_input_details()[0]
   output_details = interpreter.get_output_details()[0]
@@ -4039,8 +4063,8 @@ def build_parser():
       '--tflite_output_file', type=str, default='',
       help="""Also write the trained classifier as a TF Lite model here (fully
       quantized uint8 with a module instrumented for quantization), with its
-      labels and input normalisation as TF Lite metadata if MediaPipe is
-      installed (pip install -r requirements-tflite.txt).""")
+      labels and input normalisation as TF Lite metadata (written by
+      tflite_metadata.py, which comes with retrain.py).""")
   parser.add_argument(
       '--tflite_quantize', type=str, default='none',
       choices=TFLITE_QUANTIZATIONS,
@@ -4995,68 +5019,32 @@ TfliteNormalization = collections.namedtuple('TfliteNormalization', [
 
 
 def tflite_with_metadata(tflite_model, labels, normalization, description):
-  """Adds image classifier metadata to a TF Lite model, with MediaPipe.
+  """Adds image classifier metadata to a TF Lite model.
 
   The metadata holds a name and description, the input's normalisation and
   range, and the labels as an associated file (labels.txt), which MediaPipe's
-  ImageClassifier, the TF Lite Task Library and Android Studio read.
+  ImageClassifier, the TF Lite Task Library and Android Studio read. It is
+  written by tflite_metadata.py, which comes with retrain.py.
 
   Args:
-    tflite_model: The model's bytes, without metadata.
+    tflite_model: The model's bytes.
     labels: The class names in class-index order.
     normalization: A TfliteNormalization.
     description: The model's description.
 
   Returns:
-    The model's bytes with the metadata, or None if MediaPipe (see
-    requirements-tflite.txt) is not installed.
+    The model's bytes with the metadata, or None if tflite_metadata.py is not
+    beside retrain.py.
   """
   try:
-    from mediapipe.tasks.python.metadata.metadata_writers import metadata_writer  # pylint: disable=g-import-not-at-top
-  except ImportError:
+    import tflite_metadata  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    if e.name != 'tflite_metadata':  # Not missing, broken: say what broke.
+      raise
     return None
-  writer = metadata_writer.MetadataWriter(bytearray(tflite_model))
-  writer.add_general_info('retrained_image_classifier', description)
-  writer.add_image_input([normalization.mean], [normalization.std])
-  writer.add_classification_output(
-      metadata_writer.Labels().add([str(label) for label in labels]))
-  with_metadata, _ = writer.populate()
-  return _undated_zip_entries(bytes(with_metadata))
-
-
-# Where a zip archive's local file headers ('PK\x03\x04') and central
-# directory entries ('PK\x01\x02') keep an entry's time and date of change:
-# two 16-bit MS-DOS fields at these offsets from the entry's signature.
-_ZIP_LOCAL_HEADER_TIME = 10
-_ZIP_CENTRAL_ENTRY_TIME = 12
-_ZIP_DOS_1980_01_01 = b'\x00\x00\x21\x00'  # 00:00:00, 1980-01-01.
-
-
-def _undated_zip_entries(model):
-  """The model with its associated files dated 1980-01-01, in place.
-
-  MediaPipe appends the labels file as a zip archive entry dated with the
-  time of the export; without that date a seeded run writes the same bytes
-  again (a resumed run too). Only the date fields change, so every offset and
-  checksum stays valid.
-  """
-  content = bytearray(model)
-  with zipfile.ZipFile(io.BytesIO(model)) as archive:
-    header_offsets = [info.header_offset for info in archive.infolist()]
-    central_offset = archive.start_dir
-  for offset in header_offsets:
-    assert content[offset:offset + 4] == b'PK\x03\x04'
-    time_at = offset + _ZIP_LOCAL_HEADER_TIME
-    content[time_at:time_at + 4] = _ZIP_DOS_1980_01_01
-  offset = central_offset
-  for _ in header_offsets:
-    assert content[offset:offset + 4] == b'PK\x01\x02'
-    time_at = offset + _ZIP_CENTRAL_ENTRY_TIME
-    content[time_at:time_at + 4] = _ZIP_DOS_1980_01_01
-    name_length, extra_length, comment_length = struct.unpack(
-        '<HHH', bytes(content[offset + 28:offset + 34]))
-    offset += 46 + name_length + extra_length + comment_length
-  return bytes(content)
+  return tflite_metadata.with_image_classifier_metadata(
+      tflite_model, labels, normalization.mean, normalization.std,
+      'retrained_image_classifier', description)
 
 
 # ===========================================================================

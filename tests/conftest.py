@@ -19,7 +19,7 @@ sys.path.insert(0, REPO_DIR)
 import numpy as np
 import pytest
 # First, so that TensorFlow loads as for a user: quietly, in TF1 mode.
-import retrain  # pylint: disable=unused-import
+import retrain
 import tensorflow.compat.v1 as tf
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -77,7 +77,7 @@ def graph_probabilities(graph_file, images):
 
 def tflite_probabilities(tflite_file, images):
   """Runs a .tflite on each image; returns (probabilities, in/out details)."""
-  interpreter = tf.lite.Interpreter(model_path=tflite_file)
+  interpreter = retrain.tflite_interpreter(model_path=tflite_file)
   interpreter.allocate_tensors()
   input_details = interpreter.get_input_details()[0]
   output_details = interpreter.get_output_details()[0]

@@ -191,8 +191,6 @@ def test_tflite_file_classifies_a_folder_like_the_graph(trained_run, label):
     ('--saved_model_dir', 'saved_model'),  # Its serving_bytes signature's.
 ])
 def test_model_brings_its_own_labels(trained_run, capsys, flag, model):
-  if model == 'tflite':
-    pytest.importorskip('mediapipe')  # What writes the metadata.
   code = label_image.main([flag, trained_run[model], '--image', ROSE])
   output = capsys.readouterr().out
   assert code == 0, output

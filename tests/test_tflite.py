@@ -1,19 +1,24 @@
-"""TF Lite: the models retrain.py writes, run with tf.lite.Interpreter as an app
-would (README: What next, TF Lite)."""
+"""TF Lite: the models retrain.py writes, run with TF Lite's interpreter as an
+app would (README: What next, TF Lite)."""
 
+import io
 import logging
 import os
 import re
 import sys
+import warnings
+import zipfile
 
 import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
+from tensorflow.lite.python import schema_py_generated as tflite_schema
 
 import label_image
 import retrain
-from conftest import (SAMPLE_DIR, decode_images, graph_probabilities,
-                      retrain_output_args, run_tool, tflite_probabilities)
+from conftest import (REPO_DIR, SAMPLE_DIR, decode_images,
+                      graph_probabilities, retrain_output_args, run_tool,
+                      tflite_probabilities)
 
 tf.disable_v2_behavior()
 
@@ -36,6 +41,21 @@ def test_tflite_float_model_agrees_with_the_frozen_graph(trained_run,
   agreement = np.mean(actual.argmax(axis=1) == expected.argmax(axis=1))
   assert agreement >= 0.99, agreement
   np.testing.assert_allclose(actual, expected, atol=1e-3)
+
+
+def test_the_interpreter_is_litert_where_installed_and_warns_nothing(
+    trained_run):
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('always')
+    interpreter = retrain.tflite_interpreter(model_path=trained_run['tflite'])
+  assert not [str(warning.message) for warning in caught]
+  assert 'Interpreter is deprecated' not in trained_run['output']
+  try:
+    import ai_edge_litert  # pylint: disable=g-import-not-at-top,unused-import
+  except ImportError:  # TensorFlow 2.15's stack.
+    assert isinstance(interpreter, tf.lite.Interpreter)
+  else:
+    assert type(interpreter).__module__ == 'ai_edge_litert.interpreter'
 
 
 def test_tflite_output_file_must_be_a_file_name(tmp_path):
@@ -73,7 +93,7 @@ def test_tflite_quantized_model_is_uint8_and_agrees(quantized_run,
   assert zero_point == 0 and abs(scale - 1 / 255.0) < 1e-6
   assert output_details['dtype'] == np.uint8
   # Every op of a fully quantized model works on integers.
-  interpreter = tf.lite.Interpreter(model_path=tflite_file)
+  interpreter = retrain.tflite_interpreter(model_path=tflite_file)
   float_tensors = [detail['name'] for detail in
                    interpreter.get_tensor_details()
                    if detail['dtype'] == np.float32]
@@ -107,8 +127,8 @@ def exports(trained_run, sample_module, tmp_path_factory):
 
   Returns:
     {mode: .tflite path}, and 'plain': the float model without metadata
-    (exported as if MediaPipe were not installed), with the log lines of that
-    export under 'plain_log'.
+    (exported as if retrain.py had been copied without tflite_metadata.py),
+    with the log lines of that export under 'plain_log'.
   """
   out_dir = tmp_path_factory.mktemp('tflite_exports')
   spec = retrain.load_module_spec(sample_module)
@@ -130,9 +150,7 @@ def exports(trained_run, sample_module, tmp_path_factory):
   level = logger.level
   logger.setLevel(logging.INFO)
   with pytest.MonkeyPatch.context() as patch:
-    for name in ('mediapipe',
-                 'mediapipe.tasks.python.metadata.metadata_writers'):
-      patch.setitem(sys.modules, name, None)  # Importing it fails.
+    patch.setitem(sys.modules, 'tflite_metadata', None)  # Importing fails.
     exported = retrain.export_tflite(paths['plain'], spec,
                                      len(SAMPLE_CLASSES), eval_session)
   logger.removeHandler(handler)
@@ -168,7 +186,7 @@ def test_every_quantization_mode_agrees_with_the_frozen_graph(
     assert input_details['dtype'] == output_details['dtype'] == np.uint8
     scale, zero_point = input_details['quantization']
     assert zero_point == 0 and abs(scale - 1 / 255.0) < 1e-6  # 0-255 as is
-    interpreter = tf.lite.Interpreter(model_path=exports[mode])
+    interpreter = retrain.tflite_interpreter(model_path=exports[mode])
     assert not [detail['name'] for detail in interpreter.get_tensor_details()
                 if detail['dtype'] == np.float32]
   else:
@@ -183,14 +201,53 @@ def test_quantized_models_shrink_as_expected(exports):
   assert 0.4 * size['none'] < size['float16'] < 0.6 * size['none']
 
 
-def test_without_mediapipe_the_model_is_plain_and_one_line_says_so(exports):
+def test_without_tflite_metadata_py_the_model_is_plain_and_one_line_says_so(
+    exports):
   notes = [line for line in exports['plain_log'] if 'metadata' in line]
-  assert notes == ['TF Lite metadata (labels, normalisation) not written: it '
-                   'needs MediaPipe (pip install -r requirements-tflite.txt).']
+  assert notes == ['TF Lite metadata (labels, normalisation) not written: put '
+                   'tflite_metadata.py (it comes with retrain.py) beside '
+                   'retrain.py, in %s.' % REPO_DIR]
   content = open(exports['plain'], 'rb').read()
   assert label_image.tflite_labels(content) is None
   with_metadata = open(exports['none'], 'rb').read()
   assert len(content) < len(with_metadata)
+
+
+@pytest.mark.parametrize('mode', retrain.TFLITE_QUANTIZATIONS)
+def test_metadata_says_what_the_model_reads_and_returns(exports, mode):
+  with open(exports[mode], 'rb') as f:
+    content = f.read()
+  assert label_image.tflite_labels(content) == SAMPLE_CLASSES
+  with zipfile.ZipFile(io.BytesIO(content)) as archive:
+    entry, = archive.infolist()
+  assert entry.compress_type == zipfile.ZIP_STORED  # MediaPipe needs it.
+  assert entry.date_time == (1980, 1, 1, 0, 0, 0)
+  schema = pytest.importorskip(  # The metadata schema's code, as MediaPipe
+      'mediapipe.tasks.metadata.metadata_schema_py_generated')  # ships it.
+  model = tflite_schema.Model.GetRootAs(content, 0)
+  buffers = [model.Metadata(index).Buffer()
+             for index in range(model.MetadataLength())
+             if model.Metadata(index).Name() == b'TFLITE_METADATA']
+  assert len(buffers) == 1
+  data = model.Buffers(buffers[0]).DataAsNumpy().tobytes()
+  assert schema.ModelMetadata.ModelMetadataBufferHasIdentifier(data, 0)
+  metadata = schema.ModelMetadata.GetRootAs(data, 0)
+  assert metadata.MinParserVersion() == b'1.0.0'
+  image = metadata.SubgraphMetadata(0).InputTensorMetadata(0)
+  scores = metadata.SubgraphMetadata(0).OutputTensorMetadata(0)
+  unit = image.ProcessUnits(0)
+  assert unit.OptionsType() == schema.ProcessUnitOptions.NormalizationOptions
+  normalization = schema.NormalizationOptions()
+  normalization.Init(unit.Options().Bytes, unit.Options().Pos)
+  assert (list(normalization.MeanAsNumpy()),
+          list(normalization.StdAsNumpy())) == ([0.0], [255.0])
+  high = 255.0 if mode == 'uint8' else 1.0  # uint8: the tensors' own range.
+  for tensor in (image, scores):
+    stats = tensor.Stats()
+    assert (stats.MinAsNumpy()[0], stats.MaxAsNumpy()[0]) == (0.0, high)
+  labels_file = scores.AssociatedFiles(0)
+  assert labels_file.Name() == b'labels.txt'
+  assert labels_file.Type() == schema.AssociatedFileType.TENSOR_AXIS_LABELS
 
 
 def _mediapipe_results(content, images):
@@ -313,7 +370,7 @@ def test_export_logs_a_consistent_accuracy_line(trained_run, uint8_run):
 
 def test_uint8_export_repeats_exactly_with_the_seed(trained_run, uint8_run):
   # The calibration images are drawn with --random_seed, and the metadata's
-  # zip entry is undated: a rerun writes the same bytes.
+  # zip entry has a fixed date: a rerun writes the same bytes.
   again = os.path.join(os.path.dirname(uint8_run['tflite']), 'again')
   tflite_file = os.path.join(again, 'model.tflite')
   result = run_tool('retrain.py', [
