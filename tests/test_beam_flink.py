@@ -154,7 +154,7 @@ def flink_run(flink_jar, sample_module, tmp_path_factory):
   result = run_tool('beam_bottlenecks.py', args, timeout=RUN_TIMEOUT)
   seconds = time.time() - start
   left = _wait_for_no_java(flink_jar)
-  return {'args': args, 'image_dir': image_dir,
+  return {'args': args, 'jar': flink_jar, 'image_dir': image_dir,
           'bottleneck_dir': bottleneck_dir, 'result': result,
           'seconds': seconds, 'java_left': left}
 
@@ -169,6 +169,8 @@ def test_flink_writes_exactly_retrainscache_files(flink_run,
       'Bottlenecks: 250 computed, 1 skipped (bad images), 0 already cached, '
       'of 251 images (')
   assert 'Traceback' not in result.stdout
+  # Nor Beam's lines on starting and stopping the job server, its java command.
+  assert flink_run['jar'] not in result.stdout
   _assert_same_as_retrain(flink_run['bottleneck_dir'], reference_cache)
 
 
@@ -299,4 +301,5 @@ def test_spark_writes_exactly_retrainscache_files(spark_jar, sample_module,
   assert 'WARNING:beam_bottlenecks:Skipping %s: it is not a JPEG, PNG or GIF '\
          'image' % os.path.join(image_dir, CORRUPT_IMAGE) in result.stdout
   assert 'Traceback' not in result.stdout
+  assert spark_jar not in result.stdout
   _assert_same_as_retrain(bottleneck_dir, reference_cache)
