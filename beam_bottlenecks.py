@@ -80,6 +80,10 @@ _LOG = logging.getLogger('beam_bottlenecks')
 _WORKER_NOISE = ('No semi_persistent_directory found',
                  'Discarding unparseable args')
 
+# The job server's start and stop, which Beam logs as warnings with the whole
+# java command line.
+_JOB_SERVER_NOISE = ('Really starting service', 'Really destroying service')
+
 _DoFn = beam.DoFn if beam is not None else object
 
 
@@ -391,6 +395,14 @@ def _is_hang_up(error):
           error.code() == grpc.StatusCode.CANCELLED)
 
 
+class _JobServerLines(logging.Filter):
+  """Drops Beam's lines on starting and stopping a portable runner's job
+  server (Flink, Spark): its failures are logged and raised apart."""
+
+  def filter(self, record):
+    return not str(record.msg).startswith(_JOB_SERVER_NOISE)
+
+
 class _DataPlaneHangUps(logging.Filter):
   """Drops Beam's report, with a traceback, that a worker's data channel was
   cancelled: a portable runner's job server (Spark) may hang up on the
@@ -421,13 +433,13 @@ def _configure_logging():
   logging.basicConfig()
   logging.getLogger('tensorflow').propagate = False
   _LOG.setLevel(logging.INFO)
-  worker_lines = logging.getLogger(
-      'apache_beam.runners.portability.local_job_service')
-  if not any(isinstance(f, _WorkerLogLines) for f in worker_lines.filters):
-    worker_lines.addFilter(_WorkerLogLines())
-  data_plane = logging.getLogger('apache_beam.runners.worker.data_plane')
-  if not any(isinstance(f, _DataPlaneHangUps) for f in data_plane.filters):
-    data_plane.addFilter(_DataPlaneHangUps())
+  for logger_name, filter_class in (
+      ('apache_beam.runners.portability.local_job_service', _WorkerLogLines),
+      ('apache_beam.utils.subprocess_server', _JobServerLines),
+      ('apache_beam.runners.worker.data_plane', _DataPlaneHangUps)):
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, filter_class) for f in logger.filters):
+      logger.addFilter(filter_class())
   if not getattr(threading.excepthook, 'ignores_hang_ups', False):
     threading.excepthook = _ignoring_hang_ups(threading.excepthook)
 

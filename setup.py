@@ -17,9 +17,11 @@ setuptools.setup(
     description="retrain.py's bottleneck cache, computed with Apache Beam",
     py_modules=['retrain', 'beam_bottlenecks'],
     install_requires=[
-        'tensorflow==2.15.1',
-        'tensorflow-hub==0.15.0',
-        'numpy>=1.23,<2',
+        'tensorflow==2.21.0',
+        'tensorflow-hub==0.16.1',
+        # tensorflow-hub 0.16.1 imports pkg_resources, which setuptools 81 removed.
+        'setuptools<81',
+        'numpy>=2,<3',
     ],
-    python_requires='>=3.10,<3.12',
+    python_requires='>=3.10,<3.14',
 )

@@ -41,9 +41,9 @@ sys.path.insert(0, REPO_DIR)
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
+import retrain  # First: it loads TensorFlow without its C++ start-up lines.
 from bench import bench
 import make_image_module
-import retrain
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 

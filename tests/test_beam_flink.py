@@ -154,7 +154,7 @@ def flink_run(flink_jar, sample_module, tmp_path_factory):
   result = run_tool('beam_bottlenecks.py', args, timeout=RUN_TIMEOUT)
   seconds = time.time() - start
   left = _wait_for_no_java(flink_jar)
-  return {'args': args, 'image_dir': image_dir,
+  return {'args': args, 'jar': flink_jar, 'image_dir': image_dir,
           'bottleneck_dir': bottleneck_dir, 'result': result,
           'seconds': seconds, 'java_left': left}
 
@@ -169,6 +169,8 @@ def test_flink_writes_exactly_retrainscache_files(flink_run,
       'Bottlenecks: 250 computed, 1 skipped (bad images), 0 already cached, '
       'of 251 images (')
   assert 'Traceback' not in result.stdout
+  # Nor Beam's lines on starting and stopping the job server, its java command.
+  assert flink_run['jar'] not in result.stdout
   _assert_same_as_retrain(flink_run['bottleneck_dir'], reference_cache)
 
 
@@ -299,4 +301,73 @@ def test_spark_writes_exactly_retrainscache_files(spark_jar, sample_module,
   assert 'WARNING:beam_bottlenecks:Skipping %s: it is not a JPEG, PNG or GIF '\
          'image' % os.path.join(image_dir, CORRUPT_IMAGE) in result.stdout
   assert 'Traceback' not in result.stdout
+  assert spark_jar not in result.stdout
   _assert_same_as_retrain(bottleneck_dir, reference_cache)
+
+
+def _copy_of_the_fetch_recipe(root):
+  """tools/fetch_job_server.sh, tools/job_server/ and requirements-beam.txt
+  in a folder of their own; returns the script's path there."""
+  shutil.copytree(os.path.join(REPO_DIR, 'tools', 'job_server'),
+                  os.path.join(root, 'tools', 'job_server'),
+                  ignore=shutil.ignore_patterns('target'))
+  shutil.copy(FETCH, os.path.join(root, 'tools'))
+  shutil.copy(os.path.join(REPO_DIR, 'requirements-beam.txt'), root)
+  return os.path.join(root, 'tools', 'fetch_job_server.sh')
+
+
+def _fetch_with_stand_in_maven(script, runner, kind, tmp_path):
+  """Runs script with java and mvn stand-ins: mvn logs its arguments and
+  'builds' an empty job server. Returns (jar path printed, mvn's arguments)."""
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir(exist_ok=True)
+  log = tmp_path / 'mvn-args'
+  (bin_dir / 'java').write_text('#!/bin/sh\n')
+  (bin_dir / 'mvn').write_text(
+      '#!/bin/sh\necho "$@" >> "%s"\nfor arg; do case "$arg" in\n'
+      '  -Djob.server.dir=*) mkdir -p "${arg#*=}" &&'
+      ' touch "${arg#*=}/job-server.jar";;\nesac; done\n' % log)
+  for stand_in in ('java', 'mvn'):
+    os.chmod(str(bin_dir / stand_in), 0o755)
+  env = dict(os.environ, RETRAIN_JOB_SERVER_DIR=str(tmp_path / 'cache'),
+             PATH=str(bin_dir) + os.pathsep + os.environ['PATH'])
+  result = subprocess.run(['bash', script, runner, kind], env=env, text=True,
+                          capture_output=True, timeout=60, check=False)
+  assert result.returncode == 0, result.stderr
+  return result.stdout.strip(), log.read_text() if log.exists() else ''
+
+
+def test_official_job_server_is_requirements_beams_release(tmp_path):
+  """Beam's own jar is fetched for the Beam that requirements-beam.txt pins,
+  so the SDK and the job server cannot drift apart."""
+  with open(os.path.join(REPO_DIR, 'requirements-beam.txt')) as f:
+    version, = re.findall(r'^apache-beam==([0-9.]+)$', f.read(), re.M)
+  jar, mvn_args = _fetch_with_stand_in_maven(FETCH, 'flink', 'official',
+                                             tmp_path)
+  assert jar == str(tmp_path / 'cache' /
+                    ('beam-runners-flink-1.19-job-server-%s.jar' % version))
+  assert ('-Dartifact=org.apache.beam:beam-runners-flink-1.19-job-server:%s:'
+          'jar' % version) in mvn_args.split()
+
+
+def test_changed_job_server_recipe_is_built_anew(tmp_path):
+  """An assembled job server is reused while tools/job_server/ is unchanged;
+  a changed recipe (another Beam runner, say) never finds the old build."""
+  script = _copy_of_the_fetch_recipe(str(tmp_path / 'repo'))
+  pom = os.path.join(os.path.dirname(script), 'job_server', 'pom.xml')
+  with open(pom) as f:
+    runner_version, = re.findall(r'<beam.version>(.+)</beam.version>',
+                                 f.read())
+  first, mvn_args = _fetch_with_stand_in_maven(script, 'spark', 'assembled',
+                                               tmp_path)
+  assert re.search(r'/spark-3-job-server-%s-\d+/job-server\.jar$' %
+                   re.escape(runner_version), first), first
+  again, mvn_args_again = _fetch_with_stand_in_maven(script, 'spark',
+                                                     'assembled', tmp_path)
+  assert (again, mvn_args_again) == (first, mvn_args)  # Maven did not run.
+  with open(pom, 'a') as f:
+    f.write('<!-- changed -->\n')
+  changed, mvn_args = _fetch_with_stand_in_maven(script, 'spark', 'assembled',
+                                                 tmp_path)
+  assert changed != first
+  assert mvn_args.count(' -P spark ') == 2
