@@ -744,7 +744,8 @@ def time_scenario_once(work, scenario, image_dir, command, ours):
   """One cold run (fresh output and cache folders) of a Command.
 
   Returns:
-    dict with 'seconds', and for ours the our_phases values.
+    dict with 'seconds', and for a run of our retrain.py the our_phases
+    values.
   """
   out_dir = tempfile.mkdtemp(prefix='whole_run_', dir=work)
   try:
@@ -753,7 +754,7 @@ def time_scenario_once(work, scenario, image_dir, command, ours):
   finally:
     shutil.rmtree(out_dir, ignore_errors=True)
   run = {'seconds': seconds}
-  if ours:
+  if command.script == RETRAIN_SCRIPT:
     run.update(our_phases(stamped, seconds))
   return run
 
@@ -768,8 +769,10 @@ def summarize_whole_row(scenario, baseline_runs, our_runs):
   Returns:
     dict with 'scenario', 'target' (the ratio aimed at, or None),
     'baseline_from', 'baseline_seconds' and 'ours_seconds' (per run), 'ratio'
-    (baseline mean / ours mean), 'ours_phases' (per run, see our_phases),
-    'fixed_seconds' and 'caching_images_per_s' (means over our runs).
+    (baseline mean / ours mean), 'ours_phases' and 'baseline_phases' (per
+    run, see our_phases: the baseline's when it is our retrain.py too),
+    'fixed_seconds' and 'caching_images_per_s' (means over our runs) and
+    'baseline_fixed_seconds' (None for the original).
   """
   baseline = [run['seconds'] for run in baseline_runs]
   ours = [run['seconds'] for run in our_runs]
@@ -779,7 +782,11 @@ def summarize_whole_row(scenario, baseline_runs, our_runs):
           'baseline_from': scenario.baseline_from,
           'baseline_seconds': baseline, 'ours_seconds': ours,
           'ratio': _mean(baseline) / _mean(ours), 'ours_phases': our_runs,
+          'baseline_phases': baseline_runs,
           'fixed_seconds': _mean([run['fixed'] for run in our_runs]),
+          'baseline_fixed_seconds': (
+              _mean([run['fixed'] for run in baseline_runs])
+              if 'fixed' in baseline_runs[0] else None),
           'caching_images_per_s': (_mean(caching_rates) if caching_rates
                                    else None)}
 
@@ -914,11 +921,14 @@ def format_whole_table(results):
     caching = row['caching_images_per_s']
     caching = ('%.0f images/s, %.0f%% of peak' % (
         caching, 100 * row['caching_fraction_of_peak']) if caching else '-')
-    lines.append('| %s | %s | %s | %.2f× | %s | %.1f s | %s |' % (
+    fixed = '%.1f s' % row['fixed_seconds']
+    if row['baseline_fixed_seconds'] is not None:
+      fixed += ' (%s: %.1f s)' % (baseline, row['baseline_fixed_seconds'])
+    lines.append('| %s | %s | %s | %.2f× | %s | %s | %s |' % (
         row['scenario'], original,
         ' / '.join('%.1f' % s for s in row['ours_seconds']) + ' s',
         row['ratio'], '≥ %.1f×' % row['target'] if row['target'] else '-',
-        row['fixed_seconds'], caching))
+        fixed, caching))
   lines.append('')
   lines.append('ratio = %s mean / %s mean; fixed costs = start-up '
                '(spawn -> cache scan) + finish (last Step line -> exit).' % (
