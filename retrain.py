@@ -57,6 +57,7 @@ import concurrent.futures
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -100,6 +101,12 @@ if __name__ == '__main__':
   signal.signal(signal.SIGINT, _interrupted_while_loading)
 if not _wants_debug_logs(sys.argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
+# TensorFlow imports Keras as it loads. Keras 3 brings matplotlib and OpenCV
+# along where they are installed (MediaPipe's extra installs them): most of a
+# second. tf_keras, the Keras 2 that tensorflow-hub 0.16 installs and that
+# hub.KerasLayer uses, does not.
+if importlib.util.find_spec('tf_keras') is not None:
+  os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
 if os.environ.get('TF_CPP_MIN_LOG_LEVEL') == '3':
   _devnull = os.open(os.devnull, os.O_WRONLY)
   os.dup2(_devnull, 2)
