@@ -48,7 +48,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 import numpy as np
 from google.protobuf import message as protobuf_message
 # retrain.py loads TensorFlow without its C++ start-up lines, in TF1 mode.
-import retrain  # pylint: disable=unused-import
+import retrain
 import tensorflow.compat.v1 as tf
 
 # Writes the TF1 Hub format by hand, as that example shows.
@@ -706,21 +706,8 @@ KERAS_ARCHITECTURES = {
 }
 
 
-def keras_2():
-  """The Keras 2 API, which builds into a TF1 graph and Session.
-
-  tf.keras is Keras 2 up to TensorFlow 2.15; from 2.16 on it is Keras 3, and
-  Keras 2 is the tf_keras package (which tensorflow-hub 0.16 installs).
-  """
-  try:
-    import tf_keras  # pylint: disable=g-import-not-at-top
-    return tf_keras
-  except ImportError:
-    return tf.keras
-
-
 def _keras_feature_model(architecture, image_size, weights):
-  constructor = getattr(keras_2().applications,
+  constructor = getattr(retrain.keras_2().applications,
                         KERAS_ARCHITECTURES[architecture][0])
   return constructor(input_shape=(image_size, image_size, 3),
                      include_top=False, pooling='avg', weights=weights)

@@ -57,7 +57,6 @@ import concurrent.futures
 import contextlib
 import functools
 import hashlib
-import importlib.util
 import io
 import json
 import logging
@@ -101,12 +100,14 @@ if __name__ == '__main__':
   signal.signal(signal.SIGINT, _interrupted_while_loading)
 if not _wants_debug_logs(sys.argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-# TensorFlow imports Keras as it loads. Keras 3 brings matplotlib and OpenCV
-# along where they are installed (MediaPipe's extra installs them): most of a
-# second. tf_keras, the Keras 2 that tensorflow-hub 0.16 installs and that
-# hub.KerasLayer uses, does not.
-if importlib.util.find_spec('tf_keras') is not None:
-  os.environ.setdefault('TF_USE_LEGACY_KERAS', '1')
+# TensorFlow imports Keras' optimizers as it loads (for Keras SavedModels): a
+# quarter of a second, and most of a second where Keras 3 finds matplotlib and
+# OpenCV (MediaPipe installs them), that this tool never needs. That import is
+# made to fail while TensorFlow loads; the progress bar (keras_2) and
+# tensorflow_hub (TF2 modules) import Keras when they are used.
+_KERAS_EAGER_IMPORTS = ('keras.src.optimizers', 'tf_keras.src.optimizers')
+for _name in _KERAS_EAGER_IMPORTS:
+  sys.modules.setdefault(_name, None)
 if os.environ.get('TF_CPP_MIN_LOG_LEVEL') == '3':
   _devnull = os.open(os.devnull, os.O_WRONLY)
   os.dup2(_devnull, 2)
@@ -129,6 +130,9 @@ except ImportError as e:
            '-r requirements.txt" (Python 3.10-3.13).' % e)
 finally:
   os.dup2(_USER_STDERR, 2)
+  for _name in _KERAS_EAGER_IMPORTS:
+    if sys.modules.get(_name, True) is None:
+      del sys.modules[_name]
 
 # TF1 behaviour (graphs and Sessions) is switched on at the end of this file,
 # once its logging filter is in place (see the process set-up).
@@ -5059,6 +5063,20 @@ def tflite_with_metadata(tflite_model, labels, normalization, description):
 # ===========================================================================
 
 
+def keras_2():
+  """The Keras 2 API, which builds into TF1 graphs and Sessions.
+
+  tf.keras is Keras 2 up to TensorFlow 2.15; from 2.16 on it is Keras 3, and
+  Keras 2 is the tf_keras package (which tensorflow-hub 0.16 installs, and
+  which, unlike Keras 3, does not import matplotlib and OpenCV).
+  """
+  try:
+    import tf_keras  # pylint: disable=g-import-not-at-top
+    return tf_keras
+  except ImportError:
+    return tf.keras
+
+
 class _Progress(object):
   """Shows progress with rate and ETA: a live bar on a terminal, else log lines."""
 
@@ -5070,7 +5088,7 @@ class _Progress(object):
     self._last_log = self._start
     self._bar = None
     if total and sys.stdout.isatty():
-      self._bar = tf.keras.utils.Progbar(total, unit_name='image')
+      self._bar = keras_2().utils.Progbar(total, unit_name='image')
 
   def add(self, count):
     self._done += count

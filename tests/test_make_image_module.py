@@ -128,7 +128,7 @@ def test_refuses_a_non_empty_output_folder(tmp_path):
 
 
 def test_keras_architecture_with_a_local_weights_file(tmp_path):
-  # Keras 2 (make_image_module.keras_2()) saves the weights file in TF2
+  # Keras 2 (retrain.keras_2()) saves the weights file in TF2
   # behaviour, as its users do.
   weights = str(tmp_path / 'mobilenet_v2_96.h5')
   expected = str(tmp_path / 'expected.npy')
