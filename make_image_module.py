@@ -24,6 +24,11 @@ Kinds of module:
     rescaling the images to the graph's input range and returning the
     bottleneck tensor, flattened, as the feature vector.
 
+  keras: a Keras applications network (inception_v3, mobilenet_v2) without
+    its top, pooled, with random, ImageNet or a weights file's values. It is
+    built with the Keras 2 API (retrain.keras_2(): tf_keras beside Keras 3,
+    tf.keras on TensorFlow 2.15), which builds into a TF1 graph.
+
 Examples:
 
   python make_image_module.py /tmp/sample_module
