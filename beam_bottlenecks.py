@@ -102,6 +102,9 @@ class ReadImage(_DoFn):
     super().__init__()
     self._bad_images = Metrics.counter(METRICS_NAMESPACE, BAD_IMAGES)
 
+  def setup(self):
+    _quiet_about_hang_ups()
+
   def process(self, line):
     image_path, bottleneck_path = json.loads(line)
     try:
@@ -137,6 +140,7 @@ class ComputeBottlenecks(_DoFn):
     self._sess = None
 
   def setup(self):
+    _quiet_about_hang_ups()
     # Importing retrain did this already in this process; it must hold in
     # every worker process, whatever imported TensorFlow first.
     tf.disable_v2_behavior()
@@ -405,8 +409,8 @@ class _JobServerLines(logging.Filter):
 
 class _DataPlaneHangUps(logging.Filter):
   """Drops Beam's report, with a traceback, that a worker's data channel was
-  cancelled: a portable runner's job server (Spark) may hang up on the
-  in-process LOOPBACK worker as a finished job ends. Had it hung up during the
+  cancelled: a portable runner's job server (Flink, Spark) may hang up on a
+  LOOPBACK worker, in this process or not, as a finished job ends. Had it hung up during the
   job, the job would fail, and say so."""
 
   def filter(self, record):
@@ -435,13 +439,23 @@ def _configure_logging():
   _LOG.setLevel(logging.INFO)
   for logger_name, filter_class in (
       ('apache_beam.runners.portability.local_job_service', _WorkerLogLines),
-      ('apache_beam.utils.subprocess_server', _JobServerLines),
-      ('apache_beam.runners.worker.data_plane', _DataPlaneHangUps)):
-    logger = logging.getLogger(logger_name)
-    if not any(isinstance(f, filter_class) for f in logger.filters):
-      logger.addFilter(filter_class())
+      ('apache_beam.utils.subprocess_server', _JobServerLines)):
+    _add_filter(logger_name, filter_class)
+  _quiet_about_hang_ups()
+
+
+def _quiet_about_hang_ups():
+  """In this process, a job server's hang-up on a finished job's data channel
+  prints no traceback (see _DataPlaneHangUps); worker processes call it too."""
+  _add_filter('apache_beam.runners.worker.data_plane', _DataPlaneHangUps)
   if not getattr(threading.excepthook, 'ignores_hang_ups', False):
     threading.excepthook = _ignoring_hang_ups(threading.excepthook)
+
+
+def _add_filter(logger_name, filter_class):
+  logger = logging.getLogger(logger_name)
+  if not any(isinstance(f, filter_class) for f in logger.filters):
+    logger.addFilter(filter_class())
 
 
 def _let_local_workers_import(folder):

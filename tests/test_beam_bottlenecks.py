@@ -148,11 +148,16 @@ def test_in_process_runner_reports_the_same_counts(sample_module,
              for record in caplog.records)
 
 
+@pytest.mark.parametrize('set_up', [
+    beam_bottlenecks._configure_logging,  # The launching process.
+    lambda: beam_bottlenecks.ReadImage().setup()],  # A worker process.
+    ids=['launcher', 'worker'])
 def test_job_server_hanging_up_as_the_job_ends_shows_no_traceback(
-    monkeypatch, caplog):
-  """Spark's job server may hang up on the in-process worker's data channel
-  as a finished job ends: Beam logs it with a traceback and its reader thread
-  raises. Neither reaches the user; other thread errors still do."""
+    set_up, monkeypatch, caplog):
+  """Flink's and Spark's job servers may hang up on a LOOPBACK worker's data
+  channel as a finished job ends: Beam logs it with a traceback and its
+  reader thread raises. Neither reaches the user, from the launching process
+  or a worker process; other thread errors still do."""
   import grpc  # pylint: disable=g-import-not-at-top
 
   class HangUp(grpc.RpcError):
@@ -163,8 +168,9 @@ def test_job_server_hanging_up_as_the_job_ends_shows_no_traceback(
   shown = []  # What reaches the thread exception hook that prints.
   monkeypatch.setattr(threading, 'excepthook',
                       lambda args: shown.append(args.exc_value))
-  beam_bottlenecks._configure_logging()
   data_plane = logging.getLogger('apache_beam.runners.worker.data_plane')
+  monkeypatch.setattr(data_plane, 'filters', [])
+  set_up()
   for error in (HangUp(), ValueError('real trouble')):
     try:
       raise error
