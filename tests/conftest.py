@@ -24,6 +24,18 @@ import tensorflow.compat.v1 as tf
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
+def pytest_configure(config):
+  """Warnings from libraries that a user's run never shows (Python shows
+  DeprecationWarning only for __main__'s code, and retrain.py imports
+  tensorflow_hub quietly)."""
+  for line in (
+      # TensorFlow's AutoGraph (gast) on Python 3.13.
+      'ignore::DeprecationWarning:gast.*',
+      # tensorflow_hub 0.16's import of pkg_resources.
+      'ignore:pkg_resources is deprecated:UserWarning'):
+    config.addinivalue_line('filterwarnings', line)
+
+
 def run_tool(script, args, timeout=900, env=None):
   """Runs one of the project's scripts as a user would; returns the result."""
   full_env = dict(os.environ)
