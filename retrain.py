@@ -54,7 +54,6 @@ written by make_image_module.py.
 import argparse
 import collections
 import concurrent.futures
-import contextlib
 import functools
 import hashlib
 import io
@@ -859,26 +858,6 @@ def module_session_config(bottleneck_precision='float32'):
       rewrite_options=rewrite_options))
 
 
-def pruned_placement_config():
-  """The config of a Session that places only the parts of its graph it runs.
-
-  For the Sessions that run each part of a big graph only once or a few
-  times (the eval Session: the final test, the freezing, the save; the
-  training Session, which runs the new layer while the module has a Session
-  of its own): each new combination of fetches then costs a fraction of a
-  second less (a training step's first run: 0.35 -> 0.13 s with an
-  Inception-sized module, whose graph TensorFlow otherwise optimizes whole
-  again). The module runs 15-25% slower in such a Session (an
-  Inception-sized module measured: TensorFlow's graph optimizer then leaves
-  its convolutions, batch norms and ReLUs unfused), so the Sessions that
-  compute bottlenecks place their whole graph.
-
-  Returns:
-    A tf.ConfigProto.
-  """
-  return tf.ConfigProto(graph_options=tf.GraphOptions(place_pruned_graph=True))
-
-
 def module_cache_name(module_handle, bottleneck_precision='float32',
                       module_spec=None):
   """The module name used in bottleneck file names.
@@ -1470,18 +1449,19 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
   computed = set()
   image_shape = tensors.resized_image.get_shape().as_list()[1:]
   run_module = functools.partial(sess.run, tensors.bottleneck)
-  # The module's first run prepares its graph (half a second on one core
-  # for a big module): it runs on a blank image while the decoder starts.
-  running = ([], in_background(run_module, {
-      tensors.resized_image: np.zeros([1] + image_shape, np.float32)}))
-  for indices, images in decode_images(
-      [entry.image_path for entry in entries], image_shape, batch_size):
-    finished, finished_values = running[0], running[1].result()
-    running = ([entries[index] for index in indices],
-               in_background(run_module, {tensors.resized_image: images}))
-    computed.update(indices)
-    progress.add(_keep_bottlenecks(memory, finished, finished_values))
-  progress.add(_keep_bottlenecks(memory, running[0], running[1].result()))
+  with concurrent.futures.ThreadPoolExecutor(1) as module_thread:
+    # The module's first run prepares its graph (half a second on one core
+    # for a big module): it runs on a blank image while the decoder starts.
+    running = ([], module_thread.submit(run_module, {
+        tensors.resized_image: np.zeros([1] + image_shape, np.float32)}))
+    for indices, images in decode_images(
+        [entry.image_path for entry in entries], image_shape, batch_size):
+      finished, finished_values = running[0], running[1].result()
+      running = ([entries[index] for index in indices], module_thread.submit(
+          run_module, {tensors.resized_image: images}))
+      computed.update(indices)
+      progress.add(_keep_bottlenecks(memory, finished, finished_values))
+    progress.add(_keep_bottlenecks(memory, running[0], running[1].result()))
   return [entry for index, entry in enumerate(entries)
           if index not in computed and not entry.cached]
 
@@ -2321,13 +2301,10 @@ def run_training_loop(sess, training_ops, schedule, sources,
   if not has_validation_images:
     tf.logging.warning('There are no validation images (see '
                        '--validation_percentage): validation is skipped.')
-  # The graph for TensorBoard (seconds to serialize with a big module) is
-  # written beside the first steps, which wait for TensorFlow more than for
-  # Python; nothing adds to the graph until the loop ends.
-  write_graph = None if start_step else train_writer.add_graph
+  if not start_step:
+    train_writer.add_graph(sess.graph)
   try:
-    with meanwhile(write_graph, sess.graph), \
-         _DeferredInterrupts() as interrupts:
+    with _DeferredInterrupts() as interrupts:
       for i in range(start_step, schedule.how_many_training_steps):
         _train_step(sess, training_ops, schedule, sources, i, train_writer,
                     validation_writer if has_validation_images else None)
@@ -2667,28 +2644,17 @@ class EvalSession(collections.namedtuple('EvalSession', [
     final_tensor_name: The name of the probabilities op.
     apply_module: Images -> features, sharing the module's variables.
     apply_layer: Features -> probabilities, sharing the new layer's.
-    saver: The Saver that restores the new layer (see restore).
-    module_variables, layer_variables: The graph's variables, split into the
-      module's (unchanged by training) and the rest.
-    inference_graph_def: The GraphDef of what final_tensor_name is computed
-      from: the frozen graph, before its variables become constants.
+    wants_quantization: Whether the module has fake quantization ops.
   """
 
   def __new__(cls, *values, final_tensor_name, apply_module, apply_layer,
-              saver, module_variables, layer_variables, inference_graph_def):
+              wants_quantization):
     self = super(EvalSession, cls).__new__(cls, *values)
     self.final_tensor_name = final_tensor_name
     self.apply_module = apply_module
     self.apply_layer = apply_layer
-    self.saver = saver
-    self.module_variables = module_variables
-    self.layer_variables = layer_variables
-    self.inference_graph_def = inference_graph_def
+    self.wants_quantization = wants_quantization
     return self
-
-  def restore(self, checkpoint_path):
-    """Loads a newer checkpoint of the training graph."""
-    self.saver.restore(self.sess, checkpoint_path)
 
 
 def build_eval_session(module_spec, class_count, final_tensor_name=None,
@@ -2708,201 +2674,55 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
     resized image input, bottleneck input, ground truth, eval step, and
     prediction tensors.
   """
-  eval_session = build_eval_graph(
-      module_spec, class_count, final_tensor_name or FLAGS.final_tensor_name)
-  # Now we need to restore the values from the training graph to the eval
-  # graph.
-  eval_session.restore(checkpoint_path or FLAGS.checkpoint_path)
-  return eval_session
-
-
-def build_eval_graph(module_spec, class_count, final_tensor_name):
-  """The eval graph of build_eval_session in a Session, its values unset.
-
-  Args:
-    module_spec: The image module, as load_module_spec returns it.
-    class_count: Number of classes.
-    final_tensor_name: Name of the output.
-
-  Returns:
-    An EvalSession whose variables are still to be restored (restore) or
-    copied from the training Session (copy_variables).
-  """
+  final_tensor_name = final_tensor_name or FLAGS.final_tensor_name
   # If quantized, we need to create the correct eval graph for exporting.
   module_graph = _module_graph(module_spec)
   eval_graph = module_graph.graph
-  module_variables = eval_graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-
-  eval_sess = tf.Session(graph=eval_graph, config=pruned_placement_config())
+  eval_sess = tf.Session(graph=eval_graph)
   with eval_graph.as_default():
     # Add the new layer for exporting.
     new_layer = _add_new_layer(
         class_count, final_tensor_name, module_graph.bottleneck_tensor,
         module_graph.wants_quantization, is_training=False,
         head_options=None)
-    saver = tf.train.Saver()
+    # Now we need to restore the values from the training graph to the eval
+    # graph.
+    tf.train.Saver().restore(eval_sess,
+                             checkpoint_path or FLAGS.checkpoint_path)
     evaluation_step, prediction = add_evaluation_step(
         new_layer.final_tensor, new_layer.ground_truth_input)
-
   return EvalSession(
       eval_sess, module_graph.resized_input_tensor,
       new_layer.bottleneck_input, new_layer.ground_truth_input,
       evaluation_step, prediction, final_tensor_name=final_tensor_name,
       apply_module=module_graph.apply_module,
-      apply_layer=new_layer.apply_layer, saver=saver,
-      module_variables=module_variables, layer_variables=[
-          variable for variable in eval_graph.get_collection(
-              tf.GraphKeys.GLOBAL_VARIABLES)
-          if variable not in module_variables],
-      inference_graph_def=tf.graph_util.extract_sub_graph(
-          eval_graph.as_graph_def(), [final_tensor_name]))
+      apply_layer=new_layer.apply_layer,
+      wants_quantization=module_graph.wants_quantization)
 
 
-def copy_variables(from_sess, to_sess, variables=None):
-  """Sets variables of to_sess's graph to their namesakes' in from_sess.
-
-  This hands the trained values to the eval graph in memory, where the
-  original saved a checkpoint and restored it (rereading the module's
-  weights from disk).
-
-  Args:
-    from_sess: A Session whose graph has a variable of each name (the
-      training Session).
-    to_sess: The Session to set the variables of (an EvalSession's).
-    variables: Which variables of to_sess's graph to set; all if None.
-  """
-  sources = {variable.op.name: variable
-             for variable in from_sess.graph.get_collection(
-                 tf.GraphKeys.GLOBAL_VARIABLES)}
-  targets = variables
-  if targets is None:
-    targets = to_sess.graph.get_collection(tf.GraphKeys.GLOBAL_VARIABLES)
-  values = from_sess.run([sources[variable.op.name] for variable in targets])
-  to_sess.run([variable.initializer for variable in targets],
-              {variable.initializer.inputs[1]: value
-               for variable, value in zip(targets, values)})
+# The trained new layer in the training Session, and what build_eval_session
+# needs to rebuild it in an eval graph from the checkpoint that saver writes.
+TrainedLayer = collections.namedtuple('TrainedLayer', [
+    'sess', 'saver', 'checkpoint_path', 'module_spec', 'class_count',
+    'final_tensor_name'])
 
 
-# The eval graph, made ahead of its use by prepare_exports: its EvalSession
-# and, when a SavedModel is to be written, the ServingSignatures added to it.
-ExportGraph = collections.namedtuple('ExportGraph', ['eval_session',
-                                                     'serving'])
-
-
-def prepare_exports(module_spec, class_count, final_tensor_name,
-                    labels=None):
-  """Builds the eval graph that the final test and the exports share.
-
-  It runs in the background while the training Sessions are initialized
-  and the bottlenecks computed (TrainedLayer.start_exports): it instantiates
-  the module again, seconds for a big one, and sets the module's variables,
-  which training does not change. The graph is complete before its Session
-  first runs, since each later addition makes the Session take in the whole
-  graph again.
+def save_and_restore_for_eval(trained_layer):
+  """Saves the training Session's variables, and restores them into a new
+  eval graph, as the original did for each export.
 
   Args:
-    module_spec: The image module, as load_module_spec returns it.
-    class_count: Number of classes.
-    final_tensor_name: Name of the output.
-    labels: The class names in class-index order, to add the SavedModel's
-      signatures (add_serving_signatures) and export its graph
-      (export_meta_graph_ahead); None for no SavedModel.
+    trained_layer: The run's TrainedLayer.
 
   Returns:
-    An ExportGraph, whose new layer TrainedLayer.export_graph sets.
+    The EvalSession; the caller closes its sess.
   """
-  eval_session = build_eval_graph(module_spec, class_count, final_tensor_name)
-  serving = None
-  if labels is not None:
-    serving = export_meta_graph_ahead(eval_session, add_serving_signatures(
-        eval_session, module_spec, labels))
-  # The module's initializers restore its weights from its files, as the
-  # training graph's did: faster than copying them through Python.
-  eval_session.sess.run([variable.initializer
-                         for variable in eval_session.module_variables])
-  return ExportGraph(eval_session, serving)
-
-
-class TrainedLayer(object):
-  """The new layer's checkpoint, and the eval graph with its trained values.
-
-  save() writes the training Session's variables to the checkpoint (as the
-  original did at the end); export_graph() and eval_session() return the
-  eval graph with the training Session's current values, copied in memory.
-  The intermediate graphs, the final test and every export share that graph,
-  which prepare_exports builds in the background from start_exports() on.
-  One per run; close() closes the eval session.
-  """
-
-  def __init__(self, sess, module_spec, class_count, checkpoint_path,
-               module_variables=None):
-    """Makes the Saver of the training graph; call in sess.graph.
-
-    Args:
-      sess: The training Session.
-      module_spec: The image module, as load_module_spec returns it.
-      class_count: Number of classes.
-      checkpoint_path: Where save() writes the checkpoint.
-      module_variables: The module's variables, when sess leaves them to
-        load_module_weights (the module runs in a Session of its own); None
-        when sess has them set already.
-    """
-    self.module_spec = module_spec
-    self.class_count = class_count
-    self._sess = sess
-    self._exports = None
-    self._checkpoint_path = checkpoint_path
-    self._saver = tf.train.Saver()
-    self._module_initializer = None
-    if module_variables is not None:
-      self._module_initializer = tf.variables_initializer(module_variables)
-    self._module_weights = None
-    ensure_dir_exists(os.path.dirname(os.path.abspath(checkpoint_path)))
-
-  def start_exports(self, final_tensor_name, labels=None):
-    """Starts prepare_exports in the background (see in_background).
-
-    Best once the training graph is complete: Python runs one thread at a
-    time, so the module's second instantiation (seconds for a big one) then
-    overlaps the initialization and the caching, which TensorFlow runs, and
-    does not slow down the building of the training graph.
-
-    Args:
-      final_tensor_name: Name of the output.
-      labels: The class names in class-index order, for the SavedModel's
-        signatures; None for no SavedModel.
-    """
-    self._exports = in_background(prepare_exports, self.module_spec,
-                                  self.class_count, final_tensor_name,
-                                  labels)
-
-  def load_module_weights(self):
-    """Sets the module's variables in the training Session, in the
-    background: of what runs there, only save() needs them."""
-    if self._module_initializer is not None and self._module_weights is None:
-      self._module_weights = in_background(self._sess.run,
-                                           self._module_initializer)
-
-  def save(self):
-    self.load_module_weights()
-    if self._module_weights is not None:
-      self._module_weights.result()
-    self._saver.save(self._sess, self._checkpoint_path)
-
-  def export_graph(self):
-    """The ExportGraph, its new layer set to the training Session's values."""
-    exports = self._exports.result()
-    copy_variables(self._sess, exports.eval_session.sess,
-                   exports.eval_session.layer_variables)
-    return exports
-
-  def eval_session(self):
-    """The EvalSession, with the training Session's current values."""
-    return self.export_graph().eval_session
-
-  def close(self):
-    if self._exports is not None:
-      self._exports.result().eval_session.sess.close()
+  ensure_dir_exists(os.path.dirname(os.path.abspath(
+      trained_layer.checkpoint_path)))
+  trained_layer.saver.save(trained_layer.sess, trained_layer.checkpoint_path)
+  return build_eval_session(
+      trained_layer.module_spec, trained_layer.class_count,
+      trained_layer.final_tensor_name, trained_layer.checkpoint_path)
 
 
 # How run_final_eval tests and reports: the flags of the same names, and the
@@ -3199,7 +3019,7 @@ def write_evaluation_summaries(summaries_dir, report, label_names,
 def _frozen_graph_def(eval_session):
   """The eval graph up to its final tensor, with variables as constants."""
   return tf.graph_util.convert_variables_to_constants(
-      eval_session.sess, eval_session.inference_graph_def,
+      eval_session.sess, eval_session.sess.graph.as_graph_def(),
       [eval_session.final_tensor_name])
 
 
@@ -3230,13 +3050,13 @@ def store_intermediate_graph(trained_layer, output_dir, step):
     output_dir: The --intermediate_output_graphs_dir folder.
     step: The training step, part of the file name.
   """
-  trained_layer.save()
   intermediate_file_name = os.path.join(output_dir,
                                         'intermediate_' + str(step) + '.pb')
   tf.logging.info('Save intermediate result to : ' + intermediate_file_name)
-  save_graph_to_file(intermediate_file_name, trained_layer.module_spec,
-                     trained_layer.class_count,
-                     eval_session=trained_layer.eval_session())
+  eval_session = save_and_restore_for_eval(trained_layer)
+  with eval_session.sess:
+    save_graph_to_file(intermediate_file_name, trained_layer.module_spec,
+                       trained_layer.class_count, eval_session=eval_session)
 
 
 # The modes of --tflite_quantize: 'none' (float), 'dynamic' (8-bit weights),
@@ -3525,7 +3345,7 @@ def tflite_predictor(tflite_model):
 
 
 def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
-                 labels=None, serving=None):
+                 labels=None):
   """Exports model for serving.
 
   The SavedModel (tag 'serve') has two signatures:
@@ -3543,25 +3363,17 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
     eval_session: An EvalSession to reuse; built if None.
     labels: The class names in class-index order, for 'classes'; the class
       indices as strings if None.
-    serving: The ServingSignatures that add_serving_signatures already added
-      to eval_session's graph (labels then go unused); added now if None.
   """
   if labels is None:
     labels = [str(index) for index in range(class_count)]
   # The SavedModel should hold the eval graph.
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  if serving is None:
-    serving = add_serving_signatures(eval_session, module_spec, labels)
+  signature_def_map = add_serving_signatures(eval_session, module_spec,
+                                             labels)
   with eval_session.sess.graph.as_default():
-    _save_model_atomically(eval_session.sess, serving, saved_model_dir)
-
-
-# What export_model saves beside the eval graph: the signatures by name, the
-# op that initializes the tables when the model is loaded (None once it is in
-# the graph, see export_meta_graph_ahead), and the Saver of the variables.
-ServingSignatures = collections.namedtuple('ServingSignatures', [
-    'signature_def_map', 'main_op', 'saver'])
+    _save_model_atomically(eval_session.sess, signature_def_map,
+                           saved_model_dir)
 
 
 def add_serving_signatures(eval_session, module_spec, labels):
@@ -3573,77 +3385,20 @@ def add_serving_signatures(eval_session, module_spec, labels):
     labels: The class names in class-index order.
 
   Returns:
-    The ServingSignatures, for export_model.
+    The signature_def_map, for export_model.
   """
   bytes_inputs, bytes_outputs = _add_image_bytes_signature(
       eval_session, module_spec, list(labels))
-  with eval_session.sess.graph.as_default() as graph:
-    signatures = {
-        # Exactly what the original's tf.saved_model.simple_save wrote.
-        'serving_default': tf.saved_model.predict_signature_def(
-            inputs={'image': eval_session.resized_input_tensor},
-            outputs={'prediction': graph.get_tensor_by_name(
-                eval_session.final_tensor_name + ':0')}),
-        'serving_bytes': tf.saved_model.predict_signature_def(
-            inputs=bytes_inputs, outputs=bytes_outputs),
-    }
-    main_op = tf.group(tf.tables_initializer(), name='legacy_init_op')
-    # The Saver that tf.saved_model.Builder makes when none is given.
-    saver = tf.train.Saver(
-        tf.global_variables() + tf.get_collection(
-            tf.GraphKeys.SAVEABLE_OBJECTS),
-        sharded=True, write_version=tf.train.SaverDef.V2, allow_empty=True)
-  return ServingSignatures(signatures, main_op, saver)
-
-
-def export_meta_graph_ahead(eval_session, serving):
-  """Does export_model's export of the eval graph now.
-
-  tf.saved_model.Builder adds the main op to the graph, then exports it:
-  about a second of Python for a big module's eval graph. prepare_exports
-  does that in the background, and the export at the end of the run only
-  saves the variables and writes the file. A graph with assets is left to
-  the Builder.
-
-  Args:
-    eval_session: An EvalSession, to which nothing is added later.
-    serving: Its ServingSignatures (add_serving_signatures).
-
-  Returns:
-    The ServingSignatures for export_model.
-  """
   graph = eval_session.sess.graph
-  if graph.get_collection(tf.GraphKeys.ASSET_FILEPATHS):
-    return serving
-  with graph.as_default():
-    tf.add_to_collection(tf.saved_model.MAIN_OP_KEY, serving.main_op)
-    meta_graph_def = serving.saver.export_meta_graph(clear_devices=True)
-  return serving._replace(
-      main_op=None,
-      saver=_SaverWithMetaGraph(serving.saver, meta_graph_def))
-
-
-class _SaverWithMetaGraph(object):
-  """A Saver for tf.saved_model.Builder, with the MetaGraphDef made ahead.
-
-  The Builder saves the variables with save(), and exports the graph with
-  export_meta_graph(clear_devices=True): export_meta_graph_ahead did that.
-  """
-
-  def __init__(self, saver, meta_graph_def):
-    self._saver = saver
-    self._meta_graph_def = meta_graph_def
-
-  def save(self, *args, **kwargs):
-    return self._saver.save(*args, **kwargs)
-
-  def export_meta_graph(self, clear_devices=False, strip_default_attrs=False):
-    if not clear_devices or strip_default_attrs:
-      raise ValueError('The MetaGraphDef was made with clear_devices=True '
-                       'and strip_default_attrs=False.')
-    meta_graph_def = type(self._meta_graph_def)()
-    meta_graph_def.CopyFrom(self._meta_graph_def)  # The Builder adds to it.
-    return meta_graph_def
+  return {
+      # Exactly what the original's tf.saved_model.simple_save wrote.
+      'serving_default': tf.saved_model.predict_signature_def(
+          inputs={'image': eval_session.resized_input_tensor},
+          outputs={'prediction': graph.get_tensor_by_name(
+              eval_session.final_tensor_name + ':0')}),
+      'serving_bytes': tf.saved_model.predict_signature_def(
+          inputs=bytes_inputs, outputs=bytes_outputs),
+  }
 
 
 def _add_image_bytes_signature(eval_session, module_spec, labels):
@@ -3679,9 +3434,8 @@ def _add_image_bytes_signature(eval_session, module_spec, labels):
                                         'classes': classes}
 
 
-def _save_model_atomically(sess, serving, saved_model_dir):
-  """Writes the SavedModel (serving: ServingSignatures) into a temporary
-  folder, then renames it.
+def _save_model_atomically(sess, signature_def_map, saved_model_dir):
+  """Writes the SavedModel into a temporary folder, then renames it.
 
   Raises:
     RetrainError: if saved_model_dir was filled by something else during
@@ -3693,9 +3447,10 @@ def _save_model_atomically(sess, serving, saved_model_dir):
     builder = tf.saved_model.Builder(temporary_dir)
     builder.add_meta_graph_and_variables(
         sess, tags=[tf.saved_model.tag_constants.SERVING],
-        signature_def_map=serving.signature_def_map,
+        signature_def_map=signature_def_map,
         assets_collection=tf.get_collection(tf.GraphKeys.ASSET_FILEPATHS),
-        main_op=serving.main_op, clear_devices=True, saver=serving.saver)
+        main_op=tf.group(tf.tables_initializer(), name='legacy_init_op'),
+        clear_devices=True)
     builder.save()
     if tf.gfile.IsDirectory(target_dir) and not tf.gfile.ListDirectory(
         target_dir):
@@ -3768,25 +3523,20 @@ def main(_):
                                    FLAGS.validation_percentage,
                                    unusable=skipped)
   class_count = len(image_lists.keys())
-
-  # An interrupted run with the same images, module and flags continues.
-  fingerprint = training_fingerprint(
-      FLAGS, image_lists, FLAGS.image_dir,
+  cache = BottleneckCache(
+      FLAGS.image_dir, FLAGS.bottleneck_dir,
       module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision,
-                        module_spec))
+                        module_spec), BottleneckMemory())
+  # An interrupted run with the same images, module and flags continues.
+  fingerprint = training_fingerprint(FLAGS, image_lists, FLAGS.image_dir,
+                                     cache.module_name)
   resume_point = find_resume_point(FLAGS.checkpoint_path, fingerprint,
                                    FLAGS.fresh_start)
   prepare_file_system(resuming=resume_point is not None)
 
-  # Determine whether to apply distortions.
-  do_distort_images = should_distort_images(
-      FLAGS.flip_left_right, FLAGS.random_crop, FLAGS.random_scale,
-      FLAGS.random_brightness)
-
   # Set up the pre-trained graph.
   graph, bottleneck_tensor, resized_image_tensor, wants_quantization = (
       create_module_graph(module_spec))
-
   # Add the new layer that we'll be training.
   with graph.as_default():
     _set_random_seed(FLAGS.random_seed)
@@ -3795,143 +3545,156 @@ def main(_):
      ground_truth_input, final_tensor) = add_final_retrain_ops(
          class_count, FLAGS.final_tensor_name, bottleneck_tensor,
          wants_quantization, is_training=True,
-         learning_rate=FLAGS.learning_rate,
-         head_options=HeadOptions(
-             FLAGS.learning_rate, FLAGS.optimizer, FLAGS.momentum,
-             FLAGS.dropout_rate, FLAGS.l2_regularizer,
-             FLAGS.label_smoothing))
+         head_options=flag_values(HeadOptions, FLAGS))
     layer_variables = tf.global_variables()[len(module_variables):]
 
-  # The module gets a Session of its own (module_sess below); this one
-  # trains the new layer, and holds the module's weights only for the
-  # checkpoint (loaded in the background, see TrainedLayer).
-  with tf.Session(graph=graph, config=pruned_placement_config()) as sess:
-    # The whole training graph is built before the Session first runs: each
-    # later addition would make it take in the whole graph again.
-
+  with tf.Session(graph=graph) as sess:
     # Set up the image decoding sub-graph.
-    jpeg_data_tensor, decoded_image_tensor = add_jpeg_decoding(module_spec)
-    tensors = ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
+    tensors = ModuleTensors(*add_jpeg_decoding(module_spec),
                             resized_image_tensor, bottleneck_tensor)
-    distortion_tensors = None
-    distorted_batches = None
-    if do_distort_images:
-      # We will be applying distortions, so set up the operations we'll need.
-      distortion_tensors = add_input_distortions(
-          FLAGS.flip_left_right, FLAGS.random_crop, FLAGS.random_scale,
-          FLAGS.random_brightness, module_spec)
-      distorted_batches = DistortedBatches(
-          module_image_shape(module_spec),
-          Distortions(FLAGS.flip_left_right, FLAGS.random_crop,
-                      FLAGS.random_scale, FLAGS.random_brightness),
-          image_lists, FLAGS.image_dir, 'training', FLAGS.train_batch_size,
-          seed=resume_point and resume_point.distortion_seed,
-          start_batch=resume_point.step if resume_point else 0,
-          memory_mb=FLAGS.decoded_images_mb)
+    # Determine whether to apply distortions, and set up their operations.
+    distortions = _add_distortions(FLAGS, module_spec, image_lists,
+                                   resume_point)
 
     # Create the operations we need to evaluate the accuracy of our new layer.
     evaluation_step, _ = add_evaluation_step(final_tensor, ground_truth_input)
-
     # Merge all the summaries and write them out to the summaries_dir
     merged = tf.summary.merge_all()
-
-    # The trained values go to the eval graph for the intermediate graphs,
-    # the final test and the exports.
-    trained_layer = TrainedLayer(sess, module_spec, class_count,
-                                 FLAGS.checkpoint_path, module_variables)
+    trained_layer = TrainedLayer(
+        sess, tf.train.Saver(), FLAGS.checkpoint_path, module_spec,
+        class_count, FLAGS.final_tensor_name)
     checkpoint = TrainingCheckpoint(
         sess, layer_variables, FLAGS.checkpoint_path, fingerprint,
         resume_point, FLAGS.save_every_steps,
-        distorted_batches and distorted_batches.seed)
-
-    init = tf.global_variables_initializer()
-    layer_init = tf.variables_initializer(layer_variables)
-
-    # The eval graph of the final test and the exports is built in the
-    # background, beside the initialization and the caching.
-    trained_layer.start_exports(
-        FLAGS.final_tensor_name,
-        list(image_lists.keys()) if FLAGS.saved_model_dir else None)
+        distortions and distortions.batches.seed)
 
     # Initialize all weights: for the module to their pretrained values,
     # and for the newly added retraining layer to random initial values.
-    module_sess = tf.Session(graph=graph, config=module_session_config(
-        FLAGS.bottleneck_precision))
-    module_sess.run(init)
-    sess.run(layer_init)
-
+    init = tf.global_variables_initializer()
+    sess.run(init)
+    module_sess = _module_session(sess, init, FLAGS.bottleneck_precision)
     # Every image's bottleneck is cached, with distortions too: evaluation
     # uses the cached ones, and decoding each image once up front finds the
     # bad ones before any training step.
-    cache = BottleneckCache(
-        FLAGS.image_dir, FLAGS.bottleneck_dir,
-        module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision,
-                          module_spec), BottleneckMemory())
     skipped += cache_bottlenecks(
         module_sess, image_lists, cache.image_dir, cache.bottleneck_dir,
         *tensors, module_name=cache.module_name, memory=cache.memory)
     _check_categories(image_lists, skipped)
-    trained_layer.load_module_weights()
-
     run_training_loop(
         sess,
         TrainingOps(train_step, cross_entropy, bottleneck_input,
                     ground_truth_input, evaluation_step, merged),
-        TrainingSchedule(
-            FLAGS.how_many_training_steps, FLAGS.train_batch_size,
-            FLAGS.validation_batch_size, FLAGS.eval_step_interval,
-            FLAGS.intermediate_store_frequency, FLAGS.summaries_dir),
+        flag_values(TrainingSchedule, FLAGS),
         BatchSources(module_sess, image_lists, tensors, cache,
-                     distorted_batches, distortion_tensors),
+                     *(distortions or (None, None))),
         functools.partial(store_intermediate_graph, trained_layer,
                           FLAGS.intermediate_output_graphs_dir),
         checkpoint=checkpoint)
 
-    # After training is complete, force one last save of the train checkpoint
-    # (beside the final test and the exports, which do not read it).
-    with meanwhile(trained_layer.save):
-      export_graph = trained_layer.export_graph()
-      eval_session = export_graph.eval_session
-
+    # After training is complete, force one last save of the train checkpoint,
+    # and restore it in the eval graph of the final test and the exports.
+    eval_session = save_and_restore_for_eval(trained_layer)
+    with eval_session.sess:
       # We've completed all our training, so run a final test evaluation on
       # some new images we haven't used before.
       test_results = run_final_eval(
           module_sess, module_spec, class_count, image_lists, *tensors,
-          eval_session=eval_session, cache=cache, options=FinalEvalOptions(
-              FLAGS.test_batch_size, FLAGS.print_misclassified_test_images,
-              FLAGS.summaries_dir, FLAGS.how_many_training_steps - 1))
+          eval_session=eval_session, cache=cache, options=flag_values(
+              FinalEvalOptions, FLAGS,
+              global_step=FLAGS.how_many_training_steps - 1))
       check_accuracy_bar(test_results, FLAGS.assert_accuracy_at_least,
                          FLAGS.checkpoint_path)
-
-      # Write out the trained graph and labels with the weights stored as
-      # constants, while the SavedModel is written beside them.
-      tf.logging.info('Save final result to : ' + FLAGS.output_graph)
-      if wants_quantization:
-        tf.logging.info('The model is instrumented for quantization with '
-                        'TF-Lite')
-      saved_model = None
-      if FLAGS.saved_model_dir:
-        tf.logging.info('Save SavedModel to : ' + FLAGS.saved_model_dir)
-        saved_model = functools.partial(
-            export_model, module_spec, class_count, FLAGS.saved_model_dir,
-            eval_session=eval_session, serving=export_graph.serving)
-      with meanwhile(saved_model):
-        save_graph_to_file(FLAGS.output_graph, module_spec, class_count,
-                           eval_session=eval_session)
-        write_labels_file(image_lists, FLAGS.output_labels)
-        if FLAGS.tflite_output_file:
-          export_checked_tflite(
-              TfliteOptions(FLAGS.tflite_output_file, FLAGS.tflite_quantize,
-                            FLAGS.tflite_calibration_images,
-                            FLAGS.random_seed),
-              module_spec, eval_session,
-              RunImages(image_lists, cache.image_dir,
-                        module_image_shape(module_spec)))
+      write_exports(FLAGS, module_spec, image_lists, eval_session, cache)
     checkpoint.finish()
-    trained_layer.close()
+  if module_sess is not sess:
     module_sess.close()
   _log_skipped_summary(image_lists, skipped)
   return 0
+
+
+def flag_values(options_class, flags, **values):
+  """An options namedtuple of the flags of its fields' names, and values."""
+  return options_class(**{name: values[name] if name in values
+                          else getattr(flags, name)
+                          for name in options_class._fields})
+
+
+def _add_distortions(flags, module_spec, image_lists, resume_point):
+  """The distortion ops and training batches the flags ask for, or None.
+
+  Returns:
+    None without distortions, else a DistortionSetUp.
+  """
+  if not should_distort_images(flags.flip_left_right, flags.random_crop,
+                               flags.random_scale, flags.random_brightness):
+    return None
+  tensors = add_input_distortions(
+      flags.flip_left_right, flags.random_crop, flags.random_scale,
+      flags.random_brightness, module_spec)
+  batches = DistortedBatches(
+      module_image_shape(module_spec), flag_values(Distortions, flags),
+      image_lists, flags.image_dir, 'training', flags.train_batch_size,
+      seed=resume_point and resume_point.distortion_seed,
+      start_batch=resume_point.step if resume_point else 0,
+      memory_mb=flags.decoded_images_mb)
+  return DistortionSetUp(batches, tensors)
+
+
+# What _add_distortions sets up: the DistortedBatches of training and the
+# ops of add_input_distortions; in BatchSources's order.
+DistortionSetUp = collections.namedtuple('DistortionSetUp', [
+    'batches', 'tensors'])
+
+
+def _module_session(sess, init, bottleneck_precision):
+  """The Session that runs the module for bottlenecks: sess itself, or for
+  bfloat16 one whose rewrite leaves the new layer's training in float32.
+
+  Args:
+    sess: The training Session, its variables initialized.
+    init: The initializer of every variable.
+    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
+  """
+  config = module_session_config(bottleneck_precision)
+  if config is None:
+    return sess
+  module_sess = tf.Session(graph=sess.graph, config=config)
+  module_sess.run(init)
+  return module_sess
+
+
+def write_exports(flags, module_spec, image_lists, eval_session, cache):
+  """Writes the frozen graph, the labels, and the SavedModel and the TF Lite
+  model if the flags ask for them, from the trained eval graph.
+
+  Args:
+    flags: The command line's flags.
+    module_spec: The image module, as load_module_spec returns it.
+    image_lists: The run's image lists.
+    eval_session: The EvalSession with the trained values.
+    cache: The run's BottleneckCache, whose images the TF Lite check decodes.
+  """
+  class_count = len(image_lists)
+  # Write out the trained graph and labels with the weights stored as
+  # constants.
+  tf.logging.info('Save final result to : ' + flags.output_graph)
+  if eval_session.wants_quantization:
+    tf.logging.info('The model is instrumented for quantization with '
+                    'TF-Lite')
+  save_graph_to_file(flags.output_graph, module_spec, class_count,
+                     eval_session=eval_session)
+  write_labels_file(image_lists, flags.output_labels)
+  if flags.saved_model_dir:
+    tf.logging.info('Save SavedModel to : ' + flags.saved_model_dir)
+    export_model(module_spec, class_count, flags.saved_model_dir,
+                 eval_session=eval_session, labels=list(image_lists.keys()))
+  if flags.tflite_output_file:
+    export_checked_tflite(
+        TfliteOptions(flags.tflite_output_file, flags.tflite_quantize,
+                      flags.tflite_calibration_images, flags.random_seed),
+        module_spec, eval_session,
+        RunImages(image_lists, cache.image_dir,
+                  module_image_shape(module_spec)))
 
 
 def _set_random_seed(seed):
@@ -5282,50 +5045,6 @@ def run_main(argv=None):
     sys.stderr.write('Terminated: stopped cleanly. Cached bottlenecks are '
                      'kept; run the same command again to continue.\n')
     return 143
-
-
-def in_background(function, *args):
-  """Starts function(*args) in a daemon thread.
-
-  A daemon thread, so that a run stopped by an error or Ctrl-C does not wait
-  for it.
-
-  Returns:
-    A concurrent.futures.Future of what function returns (or raises).
-  """
-  future = concurrent.futures.Future()
-
-  def run():
-    future.set_running_or_notify_cancel()
-    try:
-      future.set_result(function(*args))
-    except BaseException as e:  # pylint: disable=broad-except
-      future.set_exception(e)
-
-  threading.Thread(target=run, daemon=True,
-                   name=getattr(function, '__name__', 'in_background')).start()
-  return future
-
-
-@contextlib.contextmanager
-def meanwhile(function, *args):
-  """Runs function(*args) in the background while the with block runs.
-
-  Leaving the block waits for it to end, even when the block raises, so
-  that nothing it writes is left half-written; then what it raised is
-  raised, unless the block raised first. A function of None runs nothing.
-
-  Yields:
-    The concurrent.futures.Future of function (see in_background), or None.
-  """
-  future = in_background(function, *args) if function else None
-  try:
-    yield future
-  finally:
-    if future is not None:
-      concurrent.futures.wait([future])
-  if future is not None:
-    future.result()
 
 
 def exit_at_once(exit_code):
