@@ -10,6 +10,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+import evaluation_picture
 import retrain
 
 tf.disable_v2_behavior()
@@ -103,7 +104,7 @@ def test_confusion_matrix_png_any_class_count(class_count):
                                                             size=300),
                                          class_count)
   names = ['class number %d with a long name' % i for i in range(class_count)]
-  png, height, width = retrain.confusion_matrix_png(report['confusion'],
+  png, height, width = evaluation_picture.confusion_matrix_png(report['confusion'],
                                                     names)
   image = Image.open(io.BytesIO(png))
   assert image.size == (width, height)
