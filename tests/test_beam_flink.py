@@ -134,7 +134,7 @@ def _beam_args(image_dir, bottleneck_dir, module):
 
 
 def _flink_args(jar):
-  """The README's Flink command: an embedded Flink cluster of 2 task slots,
+  """docs/beam.md's Flink command: an embedded Flink cluster of 2 task slots,
   feeding 2 Python worker processes that this run starts and stops."""
   return ['--runner=FlinkRunner', '--flink_master=[local]',
           '--flink_job_server_jar=' + jar, '--environment_type=LOOPBACK',

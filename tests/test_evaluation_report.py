@@ -1,5 +1,6 @@
 """The evaluation report: the per-class table in the log and the confusion
-matrix in TensorBoard (README: What next, The evaluation report)."""
+matrix in TensorBoard (README: What next; docs/exports.md: The evaluation
+report)."""
 
 import io
 import os

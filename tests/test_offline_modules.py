@@ -1,6 +1,6 @@
 """Module URLs: tensorflow_hub's download of a compressed module into
-TFHUB_CACHE_DIR, and its cache without a network (README: What next,
-Offline)."""
+TFHUB_CACHE_DIR, and its cache without a network (README: What next;
+docs/modules.md: Offline)."""
 
 import functools
 import hashlib

@@ -206,7 +206,7 @@ def test_distorted_run(sample_module, tmp_path):
 
 
 def test_bfloat16_run(sample_module, tmp_path):
-  """README (Speed): bfloat16 has a cache of its own and trains as well."""
+  """docs/speed.md: bfloat16 has a cache of its own and trains as well."""
   saved_model_dir = str(tmp_path / 'saved_model')
   result = run_tool('retrain.py', [
       '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,

@@ -1,5 +1,6 @@
 """The SavedModel for TensorFlow Serving: both signatures, read and run with
-saved_model_cli as the README shows (README: What next, The SavedModel)."""
+saved_model_cli as docs/exports.md shows (README: What next;
+docs/exports.md: The SavedModel)."""
 
 import glob
 import os

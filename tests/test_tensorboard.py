@@ -1,5 +1,5 @@
 """TensorBoard: a real server reading the runs over HTTP, and the screenshot
-script (README: What next, TensorBoard)."""
+script (README: What next; docs/exports.md: TensorBoard)."""
 
 import os
 import re

@@ -1,5 +1,5 @@
 """TF2 SavedModel modules (current TF Hub / Kaggle models) in retrain.py
-(README: What next, TF2 modules)."""
+(README: What next; docs/modules.md: TF2 modules)."""
 
 import glob
 import os

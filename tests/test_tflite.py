@@ -1,5 +1,5 @@
 """TF Lite: the models retrain.py writes, run with TF Lite's interpreter as an
-app would (README: What next, TF Lite)."""
+app would (README: What next; docs/exports.md: TF Lite)."""
 
 import io
 import logging
