@@ -15,40 +15,19 @@ The sub-folder names are the labels. Then run
 
   python retrain.py --image_dir ~/flower_photos
 
-The pipeline, in the order of this file:
-
-1. Image lists: every image goes to the training, testing or validation set by
-   a stable hash of its file name (see create_image_lists).
-2. Module graph: the Hub module is instantiated in a TF1 graph.
-3. Bottlenecks: the module's output for each image ("bottleneck" features) is
-   computed in batches, cached as text files under --bottleneck_dir and kept in
-   memory for training.
-4. Distortions (optional): crops, scales, flips and brightness changes, which
-   need the module to run on every training batch.
-5. The new layer: fully connected + softmax, trained by gradient descent
-   (or momentum / Adam, with dropout, L2 and label smoothing if asked).
-6. The training loop, with TensorBoard summaries under --summaries_dir; it
-   saves its state, so that the same command resumes an interrupted run.
-7. Evaluation on the test set: accuracy, per-class precision/recall/F1 and
-   the confusion matrix (also as an image in TensorBoard).
-8. Exports: a frozen GraphDef (--output_graph), the labels (--output_labels),
-   with --saved_model_dir a SavedModel for TensorFlow Serving (float images
-   or encoded image files), and with --tflite_output_file a TF Lite model.
-9. main, which runs the steps above, and the command line flags.
-
-After main come the support sections: folders and file names, image safety and
-decoding, atomic files, TF2 modules, flag checks, progress display, and the
-process set-up (logging, signals, background work, exit codes).
+The file follows the run: image lists (a stable hash of each file name picks
+its set) -> the module graph -> bottlenecks (computed in batches, cached under
+--bottleneck_dir, kept in memory) -> distortions -> the new layer -> the
+training loop (resumable) -> evaluation -> exports (frozen graph, labels,
+SavedModel; TF Lite through tflite_export.py) -> main and the flags. Support
+code follows: folders, image safety, atomic files, flag checks, process set-up.
 
 The frozen graph takes a float32 image batch [None, height, width, 3] with
 values in [0, 1] at the input 'Placeholder' and returns class probabilities at
 'final_result' (see --final_tensor_name).
 
-Modules: --tfhub_module takes a URL (downloaded and cached by tensorflow_hub,
-in the folder TFHUB_CACHE_DIR names) or a local module folder, in the TF1 Hub
-format or a TF2 SavedModel image feature vector (the format of current TF Hub
-/ Kaggle image models). Without a network, use a local folder, e.g. one
-written by make_image_module.py.
+--tfhub_module takes a URL (cached by tensorflow_hub in TFHUB_CACHE_DIR) or a
+local folder, in the TF1 Hub format or a TF2 SavedModel (tf2_modules.py).
 """
 
 import argparse
@@ -89,21 +68,15 @@ def _interrupted_while_loading(signum, frame):
   os._exit(130)  # pylint: disable=protected-access
 
 
-# What must happen before TensorFlow loads: Ctrl-C during the seconds it takes
-# would print a traceback (run_main later turns Ctrl-C into a clean stop), and
-# TensorFlow's C++ start-up lines (CUDA plugin registration, CPU feature notes)
-# are noise for people running this tool. TensorFlow >= 2.19 prints some of
-# them whatever TF_CPP_MIN_LOG_LEVEL says, so stderr is closed while it loads.
+# Before TensorFlow loads: Ctrl-C stops without a traceback, and its C++
+# start-up lines (some printed whatever TF_CPP_MIN_LOG_LEVEL says) are hidden.
 _USER_STDERR = os.dup(2)
 if __name__ == '__main__':
   signal.signal(signal.SIGINT, _interrupted_while_loading)
 if not _wants_debug_logs(sys.argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-# TensorFlow imports Keras' optimizers as it loads (for Keras SavedModels): a
-# quarter of a second, and most of a second where Keras 3 finds matplotlib and
-# OpenCV (MediaPipe installs them), that this tool never needs. That import is
-# made to fail while TensorFlow loads; the progress bar (keras_2) and
-# tensorflow_hub (TF2 modules) import Keras when they are used.
+# TensorFlow imports Keras' optimizers as it loads, which this tool never
+# needs (up to a second with Keras 3): that import fails quietly meanwhile.
 _KERAS_EAGER_IMPORTS = ('keras.src.optimizers', 'tf_keras.src.optimizers')
 for _name in _KERAS_EAGER_IMPORTS:
   sys.modules.setdefault(_name, None)
@@ -133,8 +106,7 @@ finally:
     if sys.modules.get(_name, True) is None:
       del sys.modules[_name]
 
-# TF1 behaviour (graphs and Sessions) is switched on at the end of this file,
-# once its logging filter is in place (see the process set-up).
+# TF1 behaviour (graphs and Sessions) is switched on at the end of this file.
 FLAGS = None
 
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1  # ~134M
@@ -144,36 +116,25 @@ MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1  # ~134M
 FAKE_QUANT_OPS = ('FakeQuantWithMinMaxVars',
                   'FakeQuantWithMinMaxVarsPerChannel')
 
-# Only the immediate sub-folders' files with these extensions are images; the
-# comparison is on the lower-cased extension so that each file is listed once
-# even on a case-insensitive file system.
+# Image file extensions, compared lower-cased.
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')
 
 CATEGORIES = ('training', 'testing', 'validation')
 
 BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
 
-# The TensorBoard runs (sub-folders of --summaries_dir) this tool writes: the
-# training steps, the validation steps and the final test.
+# The TensorBoard runs (sub-folders of --summaries_dir) this tool writes.
 SUMMARY_RUNS = ('train', 'validation', 'test')
 
-# Images with more pixels than this (~33.5 megapixels, e.g. 7000 x 4800) are
-# decoded at a reduced size (JPEGs) or skipped (PNGs, GIFs), so that a huge
-# photo or a decompression bomb cannot exhaust memory: on its way to the
-# module, an image takes 15 bytes per pixel (uint8, then float32), and several
-# are decoded at once.
+# Larger images (~33.5 megapixels) are decoded at a reduced size (JPEGs) or
+# skipped, so that a decompression bomb cannot exhaust memory.
 MAX_IMAGE_PIXELS = 2 ** 25
 
-# The most memory (bytes / 1000, 'M': megabytes) that TensorFlow's JPEG decoder
-# (libjpeg-turbo) may take for one image. A progressive JPEG holds all its
-# coefficients, 2-6 bytes per pixel whatever the DCT scaling, so a lying
-# header could otherwise ask for gigabytes; 1000M fits a 12000 x 12000
-# progressive JPEG. The decoder reads it at every image.
+# The most memory libjpeg-turbo may take for one image: a lying progressive
+# JPEG header could ask for gigabytes; 1000M fits a 12000 x 12000 one.
 os.environ.setdefault('JPEGMEM', '1000M')
 
-# Megabytes of decoded training images that distorted training keeps in
-# memory by default (--decoded_images_mb): the training set of flower_photos
-# (3670 photos of about 500x333) fits.
+# --decoded_images_mb's default: flower_photos's training set fits.
 DEFAULT_DECODED_IMAGES_MB = 2048
 
 # Longer cache file names are shortened with a hash of the full name.
@@ -185,18 +146,8 @@ class RetrainError(Exception):
 
 
 def import_extra(module_name, what):
-  """Imports an optional module that lives beside retrain.py.
-
-  Args:
-    module_name: The module, e.g. 'evaluation_picture'.
-    what: What needs it, to start the error message.
-
-  Returns:
-    The module.
-
-  Raises:
-    RetrainError: naming the file to copy, when retrain.py was copied alone.
-  """
+  """Imports an optional module beside retrain.py; RetrainError naming the
+  file when retrain.py was copied alone (what: what needs it)."""
   try:
     return importlib.import_module(module_name)
   except ModuleNotFoundError as e:
@@ -2762,9 +2713,8 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
                    cache=None, options=None):
   """Runs a final evaluation on an eval graph using the test data set.
 
-  Logs the test accuracy, a per-class precision/recall/F1 table and the
-  confusion matrix, and writes the confusion matrix as an image (and the
-  table as text) to TensorBoard, in the run 'test' of the summaries folder.
+  Logs the accuracy, the per-class table and the confusion matrix, and
+  writes them to TensorBoard (the run 'test').
 
   Args:
     train_session: Session for the train graph with the tensors below.
@@ -2776,10 +2726,8 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
     resized_image_tensor: The input node of the recognition graph.
     bottleneck_tensor: The bottleneck output layer of the CNN graph.
     eval_session: An EvalSession to reuse; built if None.
-    cache: The run's BottleneckCache; if None (the original's signature),
-      --image_dir, --bottleneck_dir and --tfhub_module without memory.
-    options: FinalEvalOptions; if None, the flags of the same names and the
-      last training step.
+    cache: The run's BottleneckCache; None: the flags', without memory.
+    options: FinalEvalOptions; None: the flags' and the last step.
 
   Returns:
     (test accuracy, predicted class indices, ground truth class indices,
@@ -2818,16 +2766,8 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
 
 
 def check_accuracy_bar(test_results, accuracy_at_least, checkpoint_path):
-  """Stops the run before any export when the test accuracy is too low.
-
-  Args:
-    test_results: What run_final_eval returned (None: no test images).
-    accuracy_at_least: The --assert_accuracy_at_least fraction; None: no bar.
-    checkpoint_path: Where the trained layer stays, for the message.
-
-  Raises:
-    RetrainError: below the bar, or with no test images to check it on.
-  """
+  """RetrainError before any export if the test accuracy (run_final_eval's
+  test_results) is below accuracy_at_least, or cannot be checked."""
   if accuracy_at_least is None:
     return
   if test_results is None:
@@ -2869,11 +2809,8 @@ def classification_report(ground_truth, predictions, class_count):
     class_count: The number of classes.
 
   Returns:
-    A dict of numpy arrays: 'confusion' [class_count, class_count] (rows: true
-    class, columns: predicted class), and 'precision', 'recall', 'f1' and
-    'support' (test images of the class) [class_count]. A precision or recall
-    with nothing to divide by (no image predicted as, or of, the class) is
-    NaN, and so is the F1 then.
+    A dict of numpy arrays: 'confusion' (rows: true class), and per class
+    'precision', 'recall', 'f1' (NaN with nothing to divide by) and 'support'.
   """
   ground_truth = np.asarray(ground_truth, np.int64)
   predictions = np.asarray(predictions, np.int64)
@@ -2893,16 +2830,8 @@ def classification_report(ground_truth, predictions, class_count):
 
 
 def format_classification_report(report, label_names):
-  """Formats classification_report's result as lines of two tables.
-
-  Args:
-    report: The dict from classification_report.
-    label_names: The class names, in class-index order.
-
-  Returns:
-    The lines: per-class precision/recall/F1/support with a macro average,
-    then the confusion matrix.
-  """
+  """The lines of classification_report's two tables: per class with a macro
+  average, then the confusion matrix (label_names in class-index order)."""
   def number(value):
     return '%9s' % ('-' if np.isnan(value) else '%.3f' % value)
 
@@ -2934,14 +2863,8 @@ def format_classification_report(report, label_names):
 
 def write_evaluation_summaries(summaries_dir, report, label_names,
                                global_step):
-  """Writes the final evaluation to TensorBoard, in the run 'test'.
-
-  Args:
-    summaries_dir: The --summaries_dir folder.
-    report: The dict from classification_report.
-    label_names: The class names, in class-index order.
-    global_step: The step to file the summaries under.
-  """
+  """Writes classification_report's report to TensorBoard (the run 'test'
+  of summaries_dir) at global_step: the table, and the picture."""
   table = '\n'.join('    ' + line for line in
                      format_classification_report(report, label_names))
   text_metadata = tf.SummaryMetadata(
@@ -2985,7 +2908,7 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
   """Saves an graph to file, creating a valid quantized one if necessary.
 
   Args:
-    graph_file_name: Where to write the frozen GraphDef.
+    graph_file_name: Where to write the frozen GraphDef (atomically).
     module_spec: The image module, as load_module_spec returns it.
     class_count: Number of classes.
     eval_session: An EvalSession to reuse; built if None.
@@ -3000,13 +2923,8 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
 
 
 def store_intermediate_graph(trained_layer, output_dir, step):
-  """Saves the checkpoint, and the graph as trained so far to output_dir.
-
-  Args:
-    trained_layer: The run's TrainedLayer.
-    output_dir: The --intermediate_output_graphs_dir folder.
-    step: The training step, part of the file name.
-  """
+  """Saves the checkpoint, and the graph as trained so far (a TrainedLayer)
+  to output_dir as intermediate_<step>.pb."""
   intermediate_file_name = os.path.join(output_dir,
                                         'intermediate_' + str(step) + '.pb')
   tf.logging.info('Save intermediate result to : ' + intermediate_file_name)
@@ -3334,16 +3252,8 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
 
 
 def add_serving_signatures(eval_session, module_spec, labels):
-  """Adds the ops of the SavedModel's signatures to an eval graph.
-
-  Args:
-    eval_session: An EvalSession.
-    module_spec: The image module, as load_module_spec returns it.
-    labels: The class names in class-index order.
-
-  Returns:
-    The signature_def_map, for export_model.
-  """
+  """Adds the SavedModel's signatures' ops to an EvalSession's graph;
+  returns export_model's signature_def_map (labels in class-index order)."""
   bytes_inputs, bytes_outputs = _add_image_bytes_signature(
       eval_session, module_spec, list(labels))
   graph = eval_session.sess.graph
@@ -3359,20 +3269,9 @@ def add_serving_signatures(eval_session, module_spec, labels):
 
 
 def _add_image_bytes_signature(eval_session, module_spec, labels):
-  """Adds the ops of the serving_bytes signature to an eval graph.
-
-  Each encoded JPEG or PNG image is decoded and resized as for training, then
-  goes through the module and the new layer, whose variables are shared with
-  serving_default's.
-
-  Args:
-    eval_session: An EvalSession.
-    module_spec: The image module, as load_module_spec returns it.
-    labels: The class names in class-index order.
-
-  Returns:
-    (signature inputs, signature outputs) as dicts of tensors.
-  """
+  """The serving_bytes signature's (inputs, outputs): each encoded image is
+  decoded and resized as for training, then goes through the module and the
+  new layer, sharing serving_default's variables."""
   height, width, depth = module_image_shape(module_spec)
   with eval_session.sess.graph.as_default(), tf.name_scope('serving_bytes'):
     image_bytes = tf.placeholder(tf.string, [None], name='image_bytes')
@@ -3436,13 +3335,12 @@ def write_labels_file(image_lists, output_labels):
 def prepare_file_system(resuming=False):
   """Clears the previous run's summaries and creates the output folders.
 
-  It reads the flags, as the original did: --summaries_dir,
-  --intermediate_store_frequency, --intermediate_output_graphs_dir and the
-  output paths, beside which it removes what killed runs left.
+  It reads the flags, as the original did, and removes what killed runs left
+  beside the outputs.
 
   Args:
-    resuming: True when the run continues an interrupted one, whose training
-      and validation summaries are kept (only the test's go).
+    resuming: Whether the run continues an interrupted one, whose training
+      and validation summaries are kept.
   """
   # Only this tool's own event folders are ever deleted (checked at start-up).
   for run_name in ('test',) if resuming else SUMMARY_RUNS:
@@ -3867,13 +3765,8 @@ def _printable_path(path):
 
 
 def _list_folder(folder):
-  """Lists the names in a folder.
-
-  Returns:
-    (names, bad_names): bad_names are the names that are not valid UTF-8
-    (e.g. Latin-1 names from an old archive), which TensorFlow's file
-    functions cannot handle.
-  """
+  """(names, names that are not valid UTF-8) in a folder: TensorFlow's file
+  functions cannot handle the latter (e.g. Latin-1 names from old archives)."""
   if not is_local_path(folder):
     return [name.rstrip('/') for name in tf.gfile.ListDirectory(folder)], []
   names, bad_names = [], []
@@ -3892,14 +3785,8 @@ def _is_image_name(name):
 
 
 def _list_image_files(class_dir, unusable=None):
-  """Lists the image files directly inside class_dir, sorted, each once.
-
-  Image files whose names are not valid UTF-8 are left out and added to
-  unusable as (path, reason).
-
-  Raises:
-    RetrainError: if class_dir cannot be listed.
-  """
+  """The image files directly inside class_dir, sorted; those whose names are
+  not valid UTF-8 go to unusable as (path, reason)."""
   names, bad_names = _list_class_folder(class_dir)
   for name in sorted(bad_names):
     if _is_image_name(name) and unusable is not None:
@@ -3910,11 +3797,7 @@ def _list_image_files(class_dir, unusable=None):
 
 
 def _list_class_folder(class_dir):
-  """_list_folder of a class folder.
-
-  Raises:
-    RetrainError: if class_dir cannot be listed.
-  """
+  """_list_folder of a class folder; RetrainError if it cannot be listed."""
   try:
     return _list_folder(class_dir)
   except OSError as e:
@@ -3948,15 +3831,10 @@ def _class_folders(image_dir, quiet=False):
 
 
 def _image_header_size(image_data):
-  """Reads an image's size from its header, without decoding it.
+  """(height, width, is_jpeg) tensors from an image's header, undecoded.
 
-  Args:
-    image_data: A scalar string tensor, the bytes of an image file.
-
-  Returns:
-    (height, width, is_jpeg): int64 scalar tensors for the size of a JPEG, PNG
-    or GIF image (0 for other data, which the decoder then rejects), and a bool
-    scalar tensor. A JPEG header that cannot be parsed fails at run time.
+  The size is 0 for data other than JPEG, PNG or GIF (the decoder rejects
+  it); a JPEG header that cannot be parsed fails at run time.
   """
   # 32 bytes of the header, padded, so that short files cannot fail the slices.
   padded = tf.strings.join([tf.strings.substr(image_data, 0, 32), b'\0' * 32])
@@ -3997,19 +3875,9 @@ def _image_header_size(image_data):
 def _decode_image(image_data, channels):
   """Decodes JPEG, PNG or GIF bytes to uint8 [height, width, channels].
 
-  Images of up to MAX_IMAGE_PIXELS pixels are decoded as they are. Larger
-  JPEGs are decoded at 1/2, 1/4 or 1/8 of their size by the decoder's DCT
-  scaling, so that only the smaller image is allocated (progressive JPEGs
-  also need memory for their coefficients, capped by JPEGMEM); larger PNGs
-  and GIFs, and JPEGs too large even at 1/8, fail with an error before any
-  memory is allocated for their pixels.
-
-  Args:
-    image_data: A scalar string tensor, the bytes of an image file.
-    channels: The number of colour channels wanted.
-
-  Returns:
-    The decoded uint8 image tensor.
+  Beyond MAX_IMAGE_PIXELS, JPEGs are decoded at 1/2, 1/4 or 1/8 size (DCT
+  scaling allocates only the smaller image); PNGs, GIFs and JPEGs too large
+  even at 1/8 fail before any pixel memory is allocated.
   """
   height, width, is_jpeg = _image_header_size(image_data)
   # Clipped first so that a lying 32-bit PNG header cannot overflow int64.
@@ -4046,11 +3914,9 @@ def _to_float_4d(decoded_image):
 
 
 def decode_and_resize(image_data, input_height, input_width, input_depth):
-  """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1].
-
-  Every image reaches the module through this: for caching, training, the
-  SavedModel's image-bytes signature and beam_bottlenecks.py.
-  """
+  """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1]:
+  every image reaches the module through this (caching, training, serving,
+  beam_bottlenecks.py)."""
   decoded_image_4d = _decode_to_float_4d(image_data, input_depth)
   resize_shape = tf.stack([input_height, input_width])
   resize_shape_as_int = tf.cast(resize_shape, dtype=tf.int32)
@@ -4058,14 +3924,8 @@ def decode_and_resize(image_data, input_height, input_width, input_depth):
 
 
 def _why_file_unusable(image_path):
-  """Checks a local image file before it is read.
-
-  A named pipe or device called *.jpg would block the reader for ever, so
-  only regular files are read.
-
-  Returns:
-    Why the file cannot be read, or None if it can (or is not local).
-  """
+  """Why a local image file cannot be read, or None: only regular files are
+  read (a named pipe called *.jpg would block the reader for ever)."""
   if not is_local_path(image_path):
     return None
   if os.path.islink(image_path) and not os.path.exists(image_path):
@@ -4089,15 +3949,9 @@ def _why_file_unusable(image_path):
 
 
 def _why_gif_is_unsafe(image_data):
-  """Checks a GIF's frames before TensorFlow decodes them.
-
-  The GIF decoder expands every frame in memory before it looks at their
-  number or size, whatever the size in the header says, so a small GIF can
-  ask for gigabytes. The frame descriptors tell without decoding.
-
-  Returns:
-    Why the GIF must not be decoded, or None.
-  """
+  """Why a GIF must not be decoded, or None, from its frame descriptors: the
+  decoder expands every frame before checking their number or size, so a
+  small GIF can ask for gigabytes."""
   def skip_sub_blocks(position):
     while position < len(image_data) and image_data[position]:
       position += image_data[position] + 1
@@ -4133,11 +3987,7 @@ def _why_gif_is_unsafe(image_data):
 
 
 def _read_image_file(image_path):
-  """Reads an image file that a batch could not decode.
-
-  Returns:
-    (bytes, None), or (None, why the file cannot be read).
-  """
+  """(bytes, None), or (None, why the file cannot be read)."""
   reason = _why_file_unusable(image_path)
   if reason:
     return None, reason
@@ -4157,11 +4007,7 @@ def _why_image_data_fails(sess, image_data, jpeg_data_tensor,
 
 def _decode_or_explain(sess, image_data, jpeg_data_tensor,
                        decoded_image_tensor):
-  """Decodes image bytes with the decoding ops, or says why they fail.
-
-  Returns:
-    (the decoded image, None), or (None, the reason in words for the user).
-  """
+  """(the decoded image, None), or (None, why it fails, in the user's words)."""
   if not image_data:
     return None, 'the file is empty'
   if image_data.startswith(b'GIF8'):
@@ -4200,10 +4046,7 @@ def _why_decoding_failed(reason, image_data):
 
 def _jpeg_header_size(image_data):
   """(height, width) that a JPEG's header declares; None for other data.
-
-  Only asked when decoding failed, so a small graph of its own is built
-  each time rather than kept beside the decoding ops.
-  """
+  Asked only when decoding failed, in a small graph of its own."""
   with tf.Graph().as_default(), tf.Session() as sess:
     data = tf.placeholder(tf.string)
     try:
@@ -4217,9 +4060,8 @@ def _jpeg_header_size(image_data):
 def error_reason(error):
   """The line of an error's message that says what went wrong.
 
-  TensorFlow's errors from a Session start with 'Graph execution error:' and
-  the stack of where the op was defined; the reason follows "Node: '<name>'"
-  and comes before the '[[{{node ...}}]]' line. Other errors say it first.
+  A Session's error starts with 'Graph execution error:' and a stack; the
+  reason follows "Node: '<name>'", before the '[[{{node ...}}]]' line.
   """
   message = getattr(error, 'message', None) or str(error)
   lines = [line.strip() for line in message.splitlines()]
@@ -4247,11 +4089,7 @@ _TEMPORARY_NAME = re.compile(r'\.tmp-([A-Za-z0-9]*)-(\d+)-[0-9a-f]{8}$')
 
 @functools.lru_cache(maxsize=None)
 def _host_tag():
-  """Names the machine and the process-id namespace (containers) we run in.
-
-  It cannot change while the process runs, so it is worked out once rather
-  than for every cache file written.
-  """
+  """Names the machine and the process-id namespace (containers) we run in."""
   tag = re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:12]
   try:
     tag += '%x' % os.stat('/proc/self/ns/pid').st_ino
@@ -4276,13 +4114,8 @@ def _process_is_gone(pid):
 
 
 def _remove_stale_temporary_files(folder, target_name=None):
-  """Deletes temporary files that killed runs on this machine left in folder.
-
-  Args:
-    folder: The folder to clean; nothing happens if it does not exist or is
-      not local.
-    target_name: Only clean up the temporary files of this file name.
-  """
+  """Deletes the temporary files (of target_name only, if given) that killed
+  runs on this machine left in a local folder."""
   if not is_local_path(folder) or not os.path.isdir(folder):
     return
   host = _host_tag()
@@ -4784,12 +4617,8 @@ def tflite_with_metadata(tflite_model, labels, normalization, description):
 
 
 def keras_2():
-  """The Keras 2 API, which builds into TF1 graphs and Sessions.
-
-  tf.keras is Keras 2 up to TensorFlow 2.15; from 2.16 on it is Keras 3, and
-  Keras 2 is the tf_keras package (which tensorflow-hub 0.16 installs, and
-  which, unlike Keras 3, does not import matplotlib and OpenCV).
-  """
+  """The Keras 2 API, which builds into TF1 graphs: tf_keras from TensorFlow
+  2.16 on (tensorflow-hub 0.16 installs it), tf.keras before."""
   try:
     import tf_keras  # pylint: disable=g-import-not-at-top
     return tf_keras
@@ -4870,11 +4699,8 @@ def _quietly(function):
 
 
 class _OwnLinesOnly(object):
-  """A logging filter that keeps this tool's lines and real errors.
-
-  TensorFlow and tensorflow_hub log pages of deprecation notes at WARNING
-  level; people running the tool want its own progress lines.
-  """
+  """A logging filter that keeps this tool's lines and real errors, not
+  TensorFlow's pages of deprecation notes."""
 
   def filter(self, record):
     return (record.levelno >= tf.logging.ERROR or
@@ -4885,14 +4711,10 @@ def logging_level_verbosity(logging_verbosity):
   """Converts logging_level into TensorFlow logging verbosity value.
 
   Args:
-    logging_verbosity: String value representing logging level: 'DEBUG', 'INFO',
-    'WARN', 'ERROR', 'FATAL'
+    logging_verbosity: 'DEBUG', 'INFO', 'WARN', 'ERROR' or 'FATAL'.
 
   Returns:
     The TensorFlow logging verbosity value.
-
-  Raises:
-    RuntimeError: for an unknown level name.
   """
   name_to_level = {
       'FATAL': tf.logging.FATAL,
@@ -4909,11 +4731,8 @@ def logging_level_verbosity(logging_verbosity):
 
 
 def configure_logging(verbosity_name):
-  """Sets TensorFlow's log level; below DEBUG, only this tool's lines show.
-
-  Args:
-    verbosity_name: A --logging_verbosity value.
-  """
+  """Sets TensorFlow's log level (a --logging_verbosity); below DEBUG, only
+  this tool's lines show."""
   verbosity = logging_level_verbosity(verbosity_name)
   tf.logging.set_verbosity(verbosity)
   logger = tf.get_logger()
@@ -4941,12 +4760,8 @@ def _raise_terminated(signum, frame):
 
 
 class _DeferredInterrupts(object):
-  """Holds Ctrl-C and SIGTERM until raise_pending(), e.g. the end of a step.
-
-  Only in the main thread, and only for signals with a Python handler (those
-  run_main installs), which raise_pending() then calls; a second signal
-  while one is held acts at once.
-  """
+  """Holds Ctrl-C and SIGTERM (their Python handlers, in the main thread)
+  until raise_pending(), e.g. the end of a step; a second one acts at once."""
 
   def __enter__(self):
     self.pending = None
@@ -4975,16 +4790,8 @@ class _DeferredInterrupts(object):
 
 
 def run_main(argv=None):
-  """Parses the command line, runs main and turns failures into exit codes.
-
-  Args:
-    argv: Command line arguments without the program name; sys.argv[1:] if
-      None.
-
-  Returns:
-    The process exit code: 0 on success, 1 for a user mistake, 130 after
-    Ctrl-C and 143 after SIGTERM.
-  """
+  """Parses argv (default sys.argv[1:]), runs main, and returns the exit
+  code: 0, 1 for a user mistake, 130 after Ctrl-C, 143 after SIGTERM."""
   global FLAGS
   FLAGS = build_parser().parse_args(argv)
   signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -5005,12 +4812,8 @@ def run_main(argv=None):
 
 
 def exit_at_once(exit_code):
-  """Ends the process now, once what it wrote is flushed.
-
-  Python's clean-up at a normal exit tears down TensorFlow's graphs object by
-  object, seconds for a big module; every file is written and closed before
-  this is called.
-  """
+  """Ends the process once its output is flushed, skipping Python's clean-up
+  (seconds to tear down a big module's graphs); every file is closed."""
   logging.shutdown()
   sys.stdout.flush()
   sys.stderr.flush()
