@@ -33,12 +33,18 @@ The pipeline, in the order of this file:
    the confusion matrix (also as an image in TensorBoard).
 8. Exports: a frozen GraphDef (--output_graph), the labels (--output_labels),
    with --saved_model_dir a SavedModel for TensorFlow Serving (float images
-   or encoded image files), and with --tflite_output_file a TF Lite model.
+   or encoded image files), and with --tflite_output_file a TF Lite model
+   (written by tflite_export.py, see below).
 9. main, which runs the steps above, and the command line flags.
 
 After main come the support sections: folders and file names, image safety and
-decoding, atomic files, TF2 modules, flag checks, progress display, and the
-process set-up (logging, signals, background work, exit codes).
+decoding, atomic files, TF2 modules, the optional extras, flag checks, progress
+display, and the process set-up (logging, signals, background work, exit
+codes).
+
+Optional extras live in files beside this one, imported only when a flag asks
+for them: tflite_export.py (--tflite_output_file, with tflite_metadata.py).
+Without them, the rest of this file works alone.
 
 The frozen graph takes a float32 image batch [None, height, width, 3] with
 values in [0, 1] at the input 'Placeholder' and returns class probabilities at
@@ -57,6 +63,7 @@ import concurrent.futures
 import contextlib
 import functools
 import hashlib
+import importlib
 import io
 import json
 import logging
@@ -66,7 +73,6 @@ import re
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -334,7 +340,7 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
   return os.path.join(image_dir, sub_dir, base_name)
 
 
-def _image_entries(image_lists, image_dir, category):
+def image_entries(image_lists, image_dir, category):
   """[(path, class index)] of every image of category, in list order."""
   return [(get_image_path(image_lists, label, index, image_dir, category),
            class_index)
@@ -1562,7 +1568,7 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
                           width) + ([],)
   matrices = [class_matrix(label_name) for label_name in image_lists
               if image_lists[label_name][category]]
-  entries = _image_entries(image_lists, image_dir, category)
+  entries = image_entries(image_lists, image_dir, category)
   bottlenecks = (np.concatenate(matrices) if matrices else
                  np.zeros([0, width], np.float32))
   return (bottlenecks,
@@ -3196,7 +3202,7 @@ def write_evaluation_summaries(summaries_dir, report, label_names,
 # ---------------------------------------------------------------------------
 
 
-def _frozen_graph_def(eval_session):
+def frozen_graph_def(eval_session):
   """The eval graph up to its final tensor, with variables as constants."""
   return tf.graph_util.convert_variables_to_constants(
       eval_session.sess, eval_session.inference_graph_def,
@@ -3215,7 +3221,7 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
   """
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  output_graph_def = _frozen_graph_def(eval_session)
+  output_graph_def = frozen_graph_def(eval_session)
 
   write_file_atomically(graph_file_name,
                         output_graph_def.SerializeToString(deterministic=True),
@@ -3241,287 +3247,8 @@ def store_intermediate_graph(trained_layer, output_dir, step):
 
 # The modes of --tflite_quantize: 'none' (float), 'dynamic' (8-bit weights),
 # 'float16' (half-size weights) and 'uint8' (every op in 8 bits, calibrated).
+# tflite_export.py, imported when --tflite_output_file asks, does the export.
 TFLITE_QUANTIZATIONS = ('none', 'dynamic', 'float16', 'uint8')
-
-# What export_tflite wrote: the model's bytes, its quantization (one of
-# TFLITE_QUANTIZATIONS; 'uint8' for a FakeQuant-instrumented module too) and
-# whether the TF Lite metadata (labels, normalisation) is in it.
-TfliteExport = collections.namedtuple('TfliteExport', [
-    'content', 'quantization', 'has_metadata'])
-
-
-def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
-                  quantize='none', calibration_images=None, labels=None):
-  """Converts the trained classifier to a TF Lite model file.
-
-  The model takes one image, float [1, height, width, 3] in [0, 1], and
-  returns the probabilities [1, classes]. quantize 'dynamic' stores the
-  weights in 8 bits and 'float16' in 16; 'uint8' quantizes every op,
-  calibrated on calibration_images, with uint8 input (real value = q / 255,
-  i.e. the pixel values as they are) and uint8 probabilities (real value =
-  q / 256). A module instrumented for quantization (FakeQuant ops) always
-  gives the 'uint8' model, without calibration.
-
-  The file holds TF Lite metadata (tflite_with_metadata): the labels, the
-  input normalisation and range, a name and a description, which MediaPipe's
-  and the Task Library's classifiers read.
-
-  Args:
-    tflite_file: Where to write the .tflite file.
-    module_spec: The image module, as load_module_spec returns it.
-    class_count: Number of classes.
-    eval_session: An EvalSession to reuse; built if None.
-    quantize: One of TFLITE_QUANTIZATIONS.
-    calibration_images: For 'uint8': float images [N, height, width, 3] in
-      [0, 1], decoded as for training.
-    labels: The class names in class-index order, for the metadata; the class
-      indices as strings if None.
-
-  Returns:
-    A TfliteExport.
-
-  Raises:
-    RetrainError: if TF Lite cannot convert the graph.
-  """
-  if eval_session is None:
-    eval_session = build_eval_session(module_spec, class_count)
-  graph_def = _frozen_graph_def(eval_session)
-  if any(node.op in FAKE_QUANT_OPS for node in graph_def.node):
-    quantize = 'fake_quant'
-  with tf.Graph().as_default() as graph:
-    tf.import_graph_def(graph_def, name='')
-    converter = _tflite_converter(
-        graph, eval_session.resized_input_tensor.op.name,
-        eval_session.final_tensor_name, quantize, calibration_images)
-    try:
-      tflite_model = _quietly(converter.convert)
-    except Exception as e:  # pylint: disable=broad-except
-      raise RetrainError(
-          'TF Lite cannot convert the trained graph (%s); the frozen graph, '
-          'labels and SavedModel are written, only --tflite_output_file is '
-          'not.' % error_reason(e))
-  quantize = 'uint8' if quantize == 'fake_quant' else quantize
-  if labels is None:
-    labels = [str(index) for index in range(class_count)]
-  with_metadata = tflite_with_metadata(
-      tflite_model, labels, TfliteNormalization(0.0, 255.0),
-      'Image classifier retrained by retrain.py (%s)' % quantize)
-  if with_metadata is None:
-    tf.logging.info('TF Lite metadata (labels, normalisation) not written: '
-                    'put tflite_metadata.py (it comes with retrain.py) '
-                    'beside retrain.py, in %s.',
-                    os.path.dirname(os.path.abspath(__file__)))
-  write_file_atomically(tflite_file, with_metadata or tflite_model, mode='wb')
-  return TfliteExport(with_metadata or tflite_model, quantize,
-                      with_metadata is not None)
-
-
-def _tflite_converter(graph, input_name, final_tensor_name, quantize,
-                      calibration_images):
-  """The TFLiteConverter of graph for one image, set up for quantize
-  (one of TFLITE_QUANTIZATIONS, or 'fake_quant')."""
-  lite_input = graph.get_tensor_by_name(input_name + ':0')
-  lite_input.set_shape([1] + lite_input.get_shape().as_list()[1:])
-  converter = tf.lite.TFLiteConverter(
-      graph.as_graph_def(), [lite_input],
-      [graph.get_tensor_by_name(final_tensor_name + ':0')])
-  if quantize == 'fake_quant':
-    converter.inference_type = tf.uint8
-    converter.quantized_input_stats = {input_name: (0.0, 255.0)}
-  elif quantize != 'none':
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  if quantize == 'float16':
-    converter.target_spec.supported_types = [tf.float16]
-  elif quantize == 'uint8':
-    converter.representative_dataset = functools.partial(
-        _calibration_samples, calibration_images)
-    converter.target_spec.supported_ops = [
-        tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-  return converter
-
-
-def _calibration_samples(images):
-  """Yields each image as a representative input [1, H, W, 3].
-
-  The first comes with one pixel value 0 and one 1, so that the calibrated
-  input range is exactly [0, 1]: the uint8 input is then the pixel values
-  0-255 as they are.
-  """
-  for index, image in enumerate(images):
-    image = np.array(image[None], dtype=np.float32)
-    if index == 0:
-      image.flat[0], image.flat[-1] = 0.0, 1.0
-    yield [image]
-
-
-# How retrain.py exports to TF Lite: the flags --tflite_output_file,
-# --tflite_quantize, --tflite_calibration_images and --random_seed (which
-# draws the calibration images).
-TfliteOptions = collections.namedtuple('TfliteOptions', [
-    'tflite_file', 'quantize', 'calibration_images', 'seed'])
-
-# The run's images, to decode as training decodes them: the image lists,
-# --image_dir and the module's (height, width, channels).
-RunImages = collections.namedtuple('RunImages', [
-    'image_lists', 'image_dir', 'image_shape'])
-
-
-def export_checked_tflite(options, module_spec, eval_session, run_images):
-  """Writes the TF Lite model, then logs its accuracy beside the graph's.
-
-  The model is run with TF Lite's interpreter on the test images (or the
-  validation images when there is no test image), and one line compares it
-  with the frozen graph on the same images.
-
-  Args:
-    options: TfliteOptions.
-    module_spec: The image module, as load_module_spec returns it.
-    eval_session: The run's EvalSession.
-    run_images: RunImages, for the calibration and the check.
-
-  Returns:
-    The TfliteExport.
-  """
-  labels = list(run_images.image_lists.keys())
-  decoded_batches = functools.partial(_decoded_batches,
-                                      run_images.image_shape)
-  calibration_images = None
-  if options.quantize == 'uint8':
-    entries = _image_entries(run_images.image_lists, run_images.image_dir,
-                             'training')
-    entries = random.Random(options.seed).sample(
-        entries, min(options.calibration_images, len(entries)))
-    calibration_images = np.concatenate(
-        [images for _, images in decoded_batches(entries)])
-  tf.logging.info('Save TF Lite model to : ' + options.tflite_file)
-  exported = export_tflite(options.tflite_file, module_spec, len(labels),
-                           eval_session, options.quantize,
-                           calibration_images, labels)
-  if exported.quantization == 'uint8':
-    tf.logging.info('The TF Lite model is fully quantized: uint8 input (the '
-                    'pixel values 0-255) and uint8 output (probability * '
-                    '256)')
-  for category in ('testing', 'validation'):
-    entries = _image_entries(run_images.image_lists, run_images.image_dir,
-                             category)
-    if entries:
-      break
-  else:
-    tf.logging.warning('There are no test or validation images: the TF Lite '
-                       'model is not checked.')
-    return exported
-  check = check_tflite_model(exported.content, eval_session,
-                             decoded_batches(entries))
-  tf.logging.info(
-      'TF Lite (%s) %s accuracy = %.1f%% (N=%d), frozen graph %.1f%%, top-1 '
-      'agreement %d/%d, %.2f MB',
-      {'none': 'float32'}.get(exported.quantization, exported.quantization),
-      'test' if category == 'testing' else 'validation',
-      100.0 * check.tflite_correct / check.count, check.count,
-      100.0 * check.graph_correct / check.count, check.agreeing, check.count,
-      len(exported.content) / 1e6)
-  return exported
-
-
-# Images a batch when the TF Lite export decodes its calibration and check
-# images.
-_TFLITE_DECODING_BATCH = 32
-
-
-def _decoded_batches(image_shape, entries):
-  """Yields (class indices, float images [n, H, W, 3]) batches of entries
-  (from _image_entries), decoded to image_shape as training decodes them;
-  images that fail to decode are left out."""
-  paths = [path for path, _ in entries]
-  truth = np.array([class_index for _, class_index in entries])
-  for indices, images in decode_images(paths, image_shape,
-                                       _TFLITE_DECODING_BATCH):
-    yield truth[indices], images
-
-
-# What check_tflite_model found: how many images, how many the TF Lite model
-# and the frozen graph classify right, and on how many their top-1 agree.
-TfliteCheck = collections.namedtuple('TfliteCheck', [
-    'count', 'tflite_correct', 'graph_correct', 'agreeing'])
-
-
-def check_tflite_model(tflite_model, eval_session, batches):
-  """Classifies images with a TF Lite model and with the eval graph.
-
-  Args:
-    tflite_model: The .tflite file's bytes.
-    eval_session: The EvalSession of the same trained layer.
-    batches: (class indices, float images [n, H, W, 3] in [0, 1]) pairs.
-
-  Returns:
-    A TfliteCheck.
-  """
-  probabilities = eval_session.sess.graph.get_tensor_by_name(
-      eval_session.final_tensor_name + ':0')
-  predict = tflite_predictor(tflite_model)
-  count = tflite_correct = graph_correct = agreeing = 0
-  for truth, images in batches:
-    graph_top = eval_session.sess.run(
-        probabilities, {eval_session.resized_input_tensor: images}).argmax(1)
-    tflite_top = np.array([predict(image).argmax() for image in images])
-    count += len(truth)
-    tflite_correct += int(np.sum(tflite_top == truth))
-    graph_correct += int(np.sum(graph_top == truth))
-    agreeing += int(np.sum(tflite_top == graph_top))
-  return TfliteCheck(count, tflite_correct, graph_correct, agreeing)
-
-
-def tflite_interpreter(model_content=None, model_path=None):
-  """TF Lite's interpreter for a model's bytes or file.
-
-  LiteRT's (ai_edge_litert, requirements.txt), which replaces the deprecated
-  tf.lite.Interpreter; that one where LiteRT is not installed (TensorFlow
-  2.15's stack, requirements-classic.txt, has no LiteRT).
-
-  Args:
-    model_content: The .tflite file's bytes, or None.
-    model_path: The .tflite file, if model_content is None.
-
-  Returns:
-    The interpreter, its tensors not allocated yet.
-
-  Raises:
-    ValueError: if the bytes or the file are not a TF Lite model.
-  """
-  try:
-    from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return tf.lite.Interpreter(model_content=model_content,
-                               model_path=model_path)
-  return litert.Interpreter(model_content=model_content, model_path=model_path)
-
-
-def tflite_predictor(tflite_model):
-  """Returns a function from a float image [H, W, 3] in [0, 1] to the TF
-  Lite model's probabilities, quantizing input and output as the model
-  says."""
-  interpreter = tflite_interpreter(model_content=tflite_model)
-  _quietly(interpreter.allocate_tensors)  # Not its XNNPACK line.
-  input_details = interpreter.get_input_details()[0]
-  output_details = interpreter.get_output_details()[0]
-
-  def predict(image):
-    if input_details['dtype'] != np.float32:
-      scale, zero_point = input_details['quantization']
-      info = np.iinfo(input_details['dtype'])
-      image = np.clip(np.round(image / scale + zero_point), info.min,
-                      info.max).astype(input_details['dtype'])
-    interpreter.set_tensor(input_details['index'], image[None])
-    interpreter.invoke()
-    output = interpreter.get_tensor(output_details['index'])[0]
-    if output_details['dtype'] != np.float32:
-      scale, zero_point = output_details['quantization']
-      output = (output.astype(np.float32) - zero_point) * scale
-    return output
-
-  return predict
 
 
 def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
@@ -3920,13 +3647,14 @@ def main(_):
                            eval_session=eval_session)
         write_labels_file(image_lists, FLAGS.output_labels)
         if FLAGS.tflite_output_file:
-          export_checked_tflite(
-              TfliteOptions(FLAGS.tflite_output_file, FLAGS.tflite_quantize,
-                            FLAGS.tflite_calibration_images,
-                            FLAGS.random_seed),
+          tflite_export = tflite_export_module()
+          tflite_export.export_checked_tflite(
+              tflite_export.TfliteOptions(
+                  FLAGS.tflite_output_file, FLAGS.tflite_quantize,
+                  FLAGS.tflite_calibration_images, FLAGS.random_seed),
               module_spec, eval_session,
-              RunImages(image_lists, cache.image_dir,
-                        module_image_shape(module_spec)))
+              tflite_export.RunImages(image_lists, cache.image_dir,
+                                      module_image_shape(module_spec)))
     checkpoint.finish()
     trained_layer.close()
     module_sess.close()
@@ -4075,7 +3803,8 @@ def build_parser():
       help="""Also write the trained classifier as a TF Lite model here (fully
       quantized uint8 with a module instrumented for quantization), with its
       labels and input normalisation as TF Lite metadata (written by
-      tflite_metadata.py, which comes with retrain.py).""")
+      tflite_export.py and tflite_metadata.py, which come with
+      retrain.py).""")
   parser.add_argument(
       '--tflite_quantize', type=str, default='none',
       choices=TFLITE_QUANTIZATIONS,
@@ -4754,6 +4483,49 @@ def _load_tf2_module(module_handle, path, image_size):
 
 
 # ===========================================================================
+# Support: the optional extras
+# ===========================================================================
+
+# The files beside retrain.py that it imports only when a flag asks for them;
+# their log lines are this tool's own too (see _OwnLinesOnly).
+EXTRA_FILES = ('tflite_export.py',)
+
+
+def import_extra(name, asked_by, files):
+  """Imports one of the optional modules that come with retrain.py.
+
+  Args:
+    name: The module, e.g. 'tflite_export'.
+    asked_by: What asks for it, for the message, e.g. '--tflite_output_file'.
+    files: The files it needs beside retrain.py, name.py first.
+
+  Returns:
+    The module.
+
+  Raises:
+    RetrainError: if name.py is missing, e.g. where retrain.py was copied
+      alone.
+  """
+  try:
+    return importlib.import_module(name)
+  except ImportError as e:
+    if e.name != name:  # Not missing, broken: say what broke.
+      raise
+  needed = files[0] + ''.join(' (and %s)' % other for other in files[1:])
+  raise RetrainError(
+      '%s needs %s beside retrain.py, in %s: copy %s from the project that '
+      'retrain.py comes from.' % (asked_by, needed,
+                                  os.path.dirname(os.path.abspath(__file__)),
+                                  'them' if len(files) > 1 else 'it'))
+
+
+def tflite_export_module():
+  """tflite_export.py, which --tflite_output_file needs (see import_extra)."""
+  return import_extra('tflite_export', '--tflite_output_file',
+                      ('tflite_export.py', 'tflite_metadata.py'))
+
+
+# ===========================================================================
 # Support: flag checks
 # ===========================================================================
 
@@ -4911,6 +4683,7 @@ def _check_outputs(flags):
   if flags.saved_model_dir:
     check_writable('saved_model_dir', flags.saved_model_dir, True)
   if flags.tflite_output_file:
+    tflite_export_module()  # If it is missing, say so now, not after training.
     check_writable('tflite_output_file', flags.tflite_output_file, False)
   elif flags.tflite_quantize != 'none':
     raise RetrainError('--tflite_quantize needs --tflite_output_file, the '
@@ -5018,48 +4791,7 @@ def _check_categories(image_lists, skipped=()):
 
 
 # ===========================================================================
-# Support: TF Lite metadata
-# ===========================================================================
-
-
-# The input normalisation that TF Lite metadata declares: the model reads
-# (pixel value - mean) / std. retrain.py's models read values in [0, 1]:
-# mean 0, std 255 (a uint8 model's quantization says the same).
-TfliteNormalization = collections.namedtuple('TfliteNormalization', [
-    'mean', 'std'])
-
-
-def tflite_with_metadata(tflite_model, labels, normalization, description):
-  """Adds image classifier metadata to a TF Lite model.
-
-  The metadata holds a name and description, the input's normalisation and
-  range, and the labels as an associated file (labels.txt), which MediaPipe's
-  ImageClassifier, the TF Lite Task Library and Android Studio read. It is
-  written by tflite_metadata.py, which comes with retrain.py.
-
-  Args:
-    tflite_model: The model's bytes.
-    labels: The class names in class-index order.
-    normalization: A TfliteNormalization.
-    description: The model's description.
-
-  Returns:
-    The model's bytes with the metadata, or None if tflite_metadata.py is not
-    beside retrain.py.
-  """
-  try:
-    import tflite_metadata  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    if e.name != 'tflite_metadata':  # Not missing, broken: say what broke.
-      raise
-    return None
-  return tflite_metadata.with_image_classifier_metadata(
-      tflite_model, labels, normalization.mean, normalization.std,
-      'retrained_image_classifier', description)
-
-
-# ===========================================================================
-# Support: progress and quiet C++ code
+# Support: progress
 # ===========================================================================
 
 
@@ -5104,46 +4836,6 @@ class _Progress(object):
                       self._total, self._what, rate, eta)
 
 
-class _StderrToFile(object):
-  """Sends what C++ code writes to stderr (file descriptor 2) to a file.
-
-  The TF Lite converter prints pages of op statistics to stderr that
-  TF_CPP_MIN_LOG_LEVEL does not silence; its errors reach Python as
-  exceptions anyway.
-  """
-
-  def __enter__(self):
-    sys.stderr.flush()
-    self._saved = os.dup(2)
-    self._file = tempfile.TemporaryFile()
-    os.dup2(self._file.fileno(), 2)
-    return self
-
-  def __exit__(self, *unused_exc_info):
-    sys.stderr.flush()
-    os.dup2(self._saved, 2)
-    os.close(self._saved)
-    self._file.close()
-    return False
-
-
-def _quietly(function):
-  """Calls function with what C++ code prints to stderr kept out of sight.
-
-  Unless the logging is DEBUG. The root logger's handlers are kept as they
-  were: the TF Lite converter adds one, which would print every later line
-  of this tool twice.
-  """
-  root_handlers = list(logging.getLogger().handlers)
-  try:
-    if tf.logging.get_verbosity() <= tf.logging.DEBUG:
-      return function()
-    with _StderrToFile():
-      return function()
-  finally:
-    logging.getLogger().handlers[:] = root_handlers
-
-
 # ===========================================================================
 # Support: process set-up (logging, command line, signals, threads, exit codes)
 # ===========================================================================
@@ -5157,8 +4849,11 @@ class _OwnLinesOnly(object):
   """
 
   def filter(self, record):
-    return (record.levelno >= tf.logging.ERROR or
-            os.path.abspath(record.pathname) == os.path.abspath(__file__))
+    path = os.path.abspath(record.pathname)
+    here = os.path.abspath(__file__)
+    return (record.levelno >= tf.logging.ERROR or path == here or
+            (os.path.dirname(path) == os.path.dirname(here) and
+             os.path.basename(path) in EXTRA_FILES))
 
 
 def logging_level_verbosity(logging_verbosity):
@@ -5351,4 +5046,7 @@ tf.disable_v2_behavior()
 FLAGS = build_parser().parse_args([])
 
 if __name__ == '__main__':
+  # The extras (tflite_export.py) import retrain: this module, not a second
+  # copy of it with a RetrainError of its own.
+  sys.modules.setdefault('retrain', sys.modules[__name__])
   exit_at_once(run_main())
