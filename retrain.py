@@ -38,13 +38,13 @@ The pipeline, in the order of this file:
 9. main, which runs the steps above, and the command line flags.
 
 After main come the support sections: folders and file names, image safety and
-decoding, atomic files, TF2 modules, the optional extras, flag checks, progress
-display, and the process set-up (logging, signals, background work, exit
-codes).
+decoding, atomic files, the optional extras, flag checks, progress display,
+and the process set-up (logging, signals, background work, exit codes).
 
 Optional extras live in files beside this one, imported only when a flag asks
-for them: tflite_export.py (--tflite_output_file, with tflite_metadata.py).
-Without them, the rest of this file works alone.
+for them: tflite_export.py (--tflite_output_file, with tflite_metadata.py) and
+tf2_modules.py (a TF2 SavedModel as --tfhub_module). Without them, the rest of
+this file works alone.
 
 The frozen graph takes a float32 image batch [None, height, width, 3] with
 values in [0, 1] at the input 'Placeholder' and returns class probabilities at
@@ -405,18 +405,23 @@ def load_module_spec(module_handle, image_size=None):
       module that takes images of any size; None to use the module's own.
 
   Returns:
-    A TF1ImageModule for a TF1 Hub module, a TF2ImageModule for a TF2
-    SavedModel. Both tell the image size (image_size, module_image_shape) and
-    the number of features (feature_width), and apply_fn() puts the module
-    into the current graph.
+    A TF1ImageModule for a TF1 Hub module, a tf2_modules.TF2ImageModule for
+    a TF2 SavedModel (tf2_modules.py is imported then). Both tell the image
+    size (image_size, module_image_shape) and the number of features
+    (feature_width), and apply_fn() puts the module into the current
+    graph.
 
   Raises:
-    RetrainError: if the module cannot be found, downloaded or used here.
+    RetrainError: if the module cannot be found, downloaded or used here, or
+      if it is a TF2 SavedModel and tf2_modules.py is missing.
   """
   path = _module_folder(module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
     if tf.gfile.Exists(os.path.join(path, 'saved_model.pb')):
-      return _load_tf2_module(module_handle, path, image_size)
+      tf2_modules = import_extra(
+          'tf2_modules', '--tfhub_module %s (a TF2 SavedModel)' %
+          module_handle, ('tf2_modules.py',))
+      return tf2_modules.load_tf2_module(module_handle, path, image_size)
     raise RetrainError(
         '--tfhub_module %s is neither a TF1 Hub module (tfhub_module.pb) nor '
         'a TF2 SavedModel (saved_model.pb): pass a module URL or a module '
@@ -435,15 +440,15 @@ def load_module_spec(module_handle, image_size=None):
   _check_module_variables(module_handle, path, meta_graph)
   height, width = _tf1_image_size(meta_graph, signature)
   variable_size = not (height and width)
-  height, width = _checked_image_size(module_handle, (height, width),
-                                      variable_size, image_size)
+  height, width = checked_image_size(module_handle, (height, width),
+                                     variable_size, image_size)
   return TF1ImageModule(
       module_handle, path, meta_graph, (height, width), variable_size,
       _info_shape(signature.outputs['default']).as_list()[1])
 
 
-def _checked_image_size(module_handle, module_size, variable_size,
-                        image_size):
+def checked_image_size(module_handle, module_size, variable_size,
+                       image_size):
   """The (height, width) to resize images to for a module.
 
   Args:
@@ -4337,158 +4342,12 @@ def write_file_atomically(path, contents, mode='w'):
 
 
 # ===========================================================================
-# Support: TF2 modules
-# ===========================================================================
-
-
-class TF2ImageModule(object):
-  """A TF2 SavedModel image feature vector, as load_module_spec describes it.
-
-  It stands in for TF1ImageModule where the module is a TF2 SavedModel (the
-  format of every current TF Hub / Kaggle image model): the functions of this
-  file that take a module_spec accept either.
-
-  Attributes:
-    handle: The --tfhub_module value.
-    path: The local SavedModel folder (a URL is downloaded and cached by
-      tensorflow_hub).
-    image_size: (height, width) the images are resized to.
-    variable_size: Whether the SavedModel takes images of any size, so that
-      image_size came from --image_size.
-    feature_width: The number of features per image.
-    signature: None to call the SavedModel itself (the reusable SavedModel
-      API of Hub image models), else the name of the signature to call.
-    input_key: With a signature, the name of its image input.
-    output_key: With a signature, the name of its feature vector output.
-  """
-
-  def __init__(self, handle, path, image_size, variable_size, feature_width,
-               signature=None, input_key=None, output_key=None):
-    self.handle = handle
-    self.path = path
-    self.image_size = image_size
-    self.variable_size = variable_size
-    self.feature_width = feature_width
-    self.signature = signature
-    self.input_key = input_key
-    self.output_key = output_key
-
-  def apply_fn(self):
-    """Loads the SavedModel into the current graph.
-
-    Returns:
-      A function from images (float [None, height, width, 3] in [0, 1]) to
-      features [None, feature_width]; calling it again shares the variables.
-    """
-    if self.signature is None:
-      return tensorflow_hub().KerasLayer(self.path, trainable=False)
-    layer = tensorflow_hub().KerasLayer(self.path, trainable=False,
-                           signature=self.signature,
-                           output_key=self.output_key)
-    return lambda images: layer({self.input_key: images})
-
-
-def _is_image_spec(spec):
-  return (isinstance(spec, tf.TensorSpec) and spec.dtype == tf.float32 and
-          spec.shape.ndims == 4 and spec.shape.as_list()[3] in (None, 3))
-
-
-def _tf2_image_input(loaded):
-  """Finds how to feed images to a loaded TF2 SavedModel.
-
-  Returns:
-    (signature name or None to call the object, input key, TensorSpec of the
-    images), or None when it takes no float [batch, height, width, 3] images.
-  """
-  call = getattr(loaded, '__call__', None)
-  for function in getattr(call, 'concrete_functions', None) or ():
-    args, _ = function.structured_input_signature
-    if args and _is_image_spec(args[0]):
-      return None, None, args[0]
-  for name in ('serving_default', 'default'):
-    signature = loaded.signatures.get(name) if hasattr(
-        loaded, 'signatures') else None
-    if signature is None:
-      continue
-    inputs = signature.structured_input_signature[1]
-    if len(inputs) == 1 and _is_image_spec(list(inputs.values())[0]):
-      return name, list(inputs)[0], list(inputs.values())[0]
-  return None
-
-
-def _tf2_feature_output_key(signature):
-  """The key of a signature's only [batch, features] float output, or None."""
-  outputs = signature.structured_outputs
-  keys = [key for key, spec in outputs.items()
-          if spec.dtype == tf.float32 and spec.shape.ndims == 2]
-  for preferred in ('feature_vector', 'default'):
-    if preferred in keys:
-      return preferred
-  return keys[0] if len(keys) == 1 else None
-
-
-def _load_tf2_module(module_handle, path, image_size):
-  """Describes a TF2 SavedModel image feature vector.
-
-  Args:
-    module_handle: The --tfhub_module value.
-    path: The local SavedModel folder.
-    image_size: The --image_size value, or None.
-
-  Returns:
-    A TF2ImageModule.
-
-  Raises:
-    RetrainError: if the SavedModel cannot be loaded or is not an image
-      feature vector, or when its input size and --image_size disagree.
-  """
-  not_a_feature_vector = (
-      '--tfhub_module %s is a TF2 SavedModel but not an image feature vector: '
-      'it must take float images [batch, height, width, 3] and return '
-      '[batch, features]; pick the feature_vector version of the model.' %
-      module_handle)
-  with tf.Graph().as_default():
-    try:
-      loaded = tensorflow_hub().load(path)
-    except Exception as e:  # pylint: disable=broad-except
-      raise RetrainError('Could not load the TF2 SavedModel %s: %s' %
-                         (module_handle, error_reason(e)))
-    image_input = _tf2_image_input(loaded)
-    if image_input is None:
-      raise RetrainError(not_a_feature_vector)
-    signature, input_key, spec = image_input
-    output_key = None
-    if signature is not None:
-      output_key = _tf2_feature_output_key(loaded.signatures[signature])
-      if output_key is None:
-        raise RetrainError(not_a_feature_vector)
-    height, width = spec.shape.as_list()[1:3]
-    variable_size = height is None or width is None
-    height, width = _checked_image_size(module_handle, (height, width),
-                                        variable_size, image_size)
-    module = TF2ImageModule(module_handle, path, (height, width),
-                            variable_size, None, signature, input_key,
-                            output_key)
-    try:
-      features = module.apply_fn()(
-          tf.placeholder(tf.float32, [None, height, width, 3]))
-    except (ValueError, TypeError) as e:
-      raise RetrainError('%s (%s)' % (not_a_feature_vector[:-1],
-                                      error_reason(e)))
-    if (not isinstance(features, tf.Tensor) or features.shape.ndims != 2 or
-        features.shape.as_list()[1] is None):
-      raise RetrainError(not_a_feature_vector)
-    module.feature_width = features.shape.as_list()[1]
-  return module
-
-
-# ===========================================================================
 # Support: the optional extras
 # ===========================================================================
 
 # The files beside retrain.py that it imports only when a flag asks for them;
 # their log lines are this tool's own too (see _OwnLinesOnly).
-EXTRA_FILES = ('tflite_export.py',)
+EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py')
 
 
 def import_extra(name, asked_by, files):
@@ -5046,7 +4905,7 @@ tf.disable_v2_behavior()
 FLAGS = build_parser().parse_args([])
 
 if __name__ == '__main__':
-  # The extras (tflite_export.py) import retrain: this module, not a second
-  # copy of it with a RetrainError of its own.
+  # The extras (tflite_export.py, tf2_modules.py) import retrain: this module,
+  # not a second copy of it with a RetrainError of its own.
   sys.modules.setdefault('retrain', sys.modules[__name__])
   exit_at_once(run_main())
