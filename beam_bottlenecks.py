@@ -25,9 +25,10 @@ cannot be read or decoded are skipped, logged with the reason and counted
 
 Every option that is not one of this tool's flags is passed to Beam's
 PipelineOptions (--runner, --direct_num_workers, --project, --temp_location,
---setup_file, --flink_master, ...). Workers import retrain.py and this file:
-locally they find them by themselves; remote workers get them with
---setup_file ./setup.py (see docs/beam.md).
+--setup_file, --flink_master, ...). Workers import retrain.py (with
+tf2_modules.py for a TF2 SavedModel module) and this file: locally they find
+them by themselves; remote workers get them with --setup_file ./setup.py (see
+docs/beam.md).
 """
 
 import json

@@ -37,6 +37,7 @@ import numpy as np
 # First: it loads TensorFlow quietly (but with --verbose) and in TF1 mode.
 import retrain
 import tensorflow.compat.v1 as tf
+import tflite_export
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
@@ -253,7 +254,7 @@ def _tflite_classifier(sess, args):
   try:
     with tf.gfile.GFile(args.tflite_file, 'rb') as f:
       content = f.read()
-    interpreter = retrain.tflite_interpreter(model_content=content)
+    interpreter = tflite_export.tflite_interpreter(model_content=content)
   except (tf.errors.OpError, IOError) as e:
     raise LabelImageError('Cannot read the TF Lite model %s: %s' % (
         args.tflite_file, retrain.error_reason(e)))
@@ -269,7 +270,7 @@ def _tflite_classifier(sess, args):
   with sess.graph.as_default():
     file_data, normalised = build_reader(height, width, args.input_mean,
                                          args.input_std)
-  predict_image = retrain.tflite_predictor(content)
+  predict_image = tflite_export.tflite_predictor(content)
 
   def predict(image_data):
     return predict_image(sess.run(normalised, {file_data: image_data})[0])

@@ -22,6 +22,10 @@ training loop (resumable) -> evaluation -> exports (frozen graph, labels,
 SavedModel; TF Lite through tflite_export.py) -> main and the flags. Support
 code follows: folders, image safety, atomic files, flag checks, process set-up.
 
+Extras live beside this file, imported only when asked: tflite_export.py
+(--tflite_output_file, with tflite_metadata.py), tf2_modules.py (a TF2
+SavedModel module) and evaluation_picture.py (the confusion matrix picture).
+
 The frozen graph takes a float32 image batch [None, height, width, 3] with
 values in [0, 1] at the input 'Placeholder' and returns class probabilities at
 'final_result' (see --final_tensor_name).
@@ -44,7 +48,6 @@ import re
 import signal
 import socket
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -143,20 +146,6 @@ MAX_CACHE_NAME_BYTES = 200
 
 class RetrainError(Exception):
   """A mistake of the user's (flags, folders, data): reported as one line."""
-
-
-def import_extra(module_name, what):
-  """Imports an optional module beside retrain.py; RetrainError naming the
-  file when retrain.py was copied alone (what: what needs it)."""
-  try:
-    return importlib.import_module(module_name)
-  except ModuleNotFoundError as e:
-    if e.name != module_name:
-      raise
-    raise RetrainError('%s needs %s.py beside retrain.py (%s): copy it from '
-                       'the retrain.py project.' % (
-                           what, module_name,
-                           os.path.dirname(os.path.abspath(__file__))))
 
 
 # The module graph's tensors that computing bottlenecks feeds and fetches, in
@@ -308,7 +297,7 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
   return os.path.join(image_dir, sub_dir, base_name)
 
 
-def _image_entries(image_lists, image_dir, category):
+def image_entries(image_lists, image_dir, category):
   """[(path, class index)] of every image of category, in list order."""
   return [(get_image_path(image_lists, label, index, image_dir, category),
            class_index)
@@ -373,18 +362,23 @@ def load_module_spec(module_handle, image_size=None):
       module that takes images of any size; None to use the module's own.
 
   Returns:
-    A TF1ImageModule for a TF1 Hub module, a TF2ImageModule for a TF2
-    SavedModel. Both tell the image size (image_size, module_image_shape) and
-    the number of features (feature_width), and apply_fn() puts the module
-    into the current graph.
+    A TF1ImageModule for a TF1 Hub module, a tf2_modules.TF2ImageModule for
+    a TF2 SavedModel (tf2_modules.py is imported then). Both tell the image
+    size (image_size, module_image_shape) and the number of features
+    (feature_width), and apply_fn() puts the module into the current
+    graph.
 
   Raises:
-    RetrainError: if the module cannot be found, downloaded or used here.
+    RetrainError: if the module cannot be found, downloaded or used here, or
+      if it is a TF2 SavedModel and tf2_modules.py is missing.
   """
   path = _module_folder(module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
     if tf.gfile.Exists(os.path.join(path, 'saved_model.pb')):
-      return _load_tf2_module(module_handle, path, image_size)
+      tf2_modules = import_extra(
+          'tf2_modules', '--tfhub_module %s (a TF2 SavedModel)' %
+          module_handle, ('tf2_modules.py',))
+      return tf2_modules.load_tf2_module(module_handle, path, image_size)
     raise RetrainError(
         '--tfhub_module %s is neither a TF1 Hub module (tfhub_module.pb) nor '
         'a TF2 SavedModel (saved_model.pb): pass a module URL or a module '
@@ -403,15 +397,15 @@ def load_module_spec(module_handle, image_size=None):
   _check_module_variables(module_handle, path, meta_graph)
   height, width = _tf1_image_size(meta_graph, signature)
   variable_size = not (height and width)
-  height, width = _checked_image_size(module_handle, (height, width),
-                                      variable_size, image_size)
+  height, width = checked_image_size(module_handle, (height, width),
+                                     variable_size, image_size)
   return TF1ImageModule(
       module_handle, path, meta_graph, (height, width), variable_size,
       _info_shape(signature.outputs['default']).as_list()[1])
 
 
-def _checked_image_size(module_handle, module_size, variable_size,
-                        image_size):
+def checked_image_size(module_handle, module_size, variable_size,
+                       image_size):
   """The (height, width) to resize images to for a module.
 
   Args:
@@ -1517,7 +1511,7 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
                           width) + ([],)
   matrices = [class_matrix(label_name) for label_name in image_lists
               if image_lists[label_name][category]]
-  entries = _image_entries(image_lists, image_dir, category)
+  entries = image_entries(image_lists, image_dir, category)
   bottlenecks = (np.concatenate(matrices) if matrices else
                  np.zeros([0, width], np.float32))
   return (bottlenecks,
@@ -2874,7 +2868,7 @@ def write_evaluation_summaries(summaries_dir, report, label_names,
                        tensor=tf.make_tensor_proto(table))])
   try:
     picture = import_extra('evaluation_picture', 'The confusion matrix '
-                           "picture in TensorBoard")
+                           'picture in TensorBoard', ('evaluation_picture.py',))
   except RetrainError as e:
     tf.logging.warning('%s', e)
   else:
@@ -2896,7 +2890,7 @@ def write_evaluation_summaries(summaries_dir, report, label_names,
 # ---------------------------------------------------------------------------
 
 
-def _frozen_graph_def(eval_session):
+def frozen_graph_def(eval_session):
   """The eval graph up to its final tensor, with variables as constants."""
   return tf.graph_util.convert_variables_to_constants(
       eval_session.sess, eval_session.sess.graph.as_graph_def(),
@@ -2915,7 +2909,7 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
   """
   if eval_session is None:
     eval_session = build_eval_session(module_spec, class_count)
-  output_graph_def = _frozen_graph_def(eval_session)
+  output_graph_def = frozen_graph_def(eval_session)
 
   write_file_atomically(graph_file_name,
                         output_graph_def.SerializeToString(deterministic=True),
@@ -2936,287 +2930,8 @@ def store_intermediate_graph(trained_layer, output_dir, step):
 
 # The modes of --tflite_quantize: 'none' (float), 'dynamic' (8-bit weights),
 # 'float16' (half-size weights) and 'uint8' (every op in 8 bits, calibrated).
+# tflite_export.py, imported when --tflite_output_file asks, does the export.
 TFLITE_QUANTIZATIONS = ('none', 'dynamic', 'float16', 'uint8')
-
-# What export_tflite wrote: the model's bytes, its quantization (one of
-# TFLITE_QUANTIZATIONS; 'uint8' for a FakeQuant-instrumented module too) and
-# whether the TF Lite metadata (labels, normalisation) is in it.
-TfliteExport = collections.namedtuple('TfliteExport', [
-    'content', 'quantization', 'has_metadata'])
-
-
-def export_tflite(tflite_file, module_spec, class_count, eval_session=None,
-                  quantize='none', calibration_images=None, labels=None):
-  """Converts the trained classifier to a TF Lite model file.
-
-  The model takes one image, float [1, height, width, 3] in [0, 1], and
-  returns the probabilities [1, classes]. quantize 'dynamic' stores the
-  weights in 8 bits and 'float16' in 16; 'uint8' quantizes every op,
-  calibrated on calibration_images, with uint8 input (real value = q / 255,
-  i.e. the pixel values as they are) and uint8 probabilities (real value =
-  q / 256). A module instrumented for quantization (FakeQuant ops) always
-  gives the 'uint8' model, without calibration.
-
-  The file holds TF Lite metadata (tflite_with_metadata): the labels, the
-  input normalisation and range, a name and a description, which MediaPipe's
-  and the Task Library's classifiers read.
-
-  Args:
-    tflite_file: Where to write the .tflite file.
-    module_spec: The image module, as load_module_spec returns it.
-    class_count: Number of classes.
-    eval_session: An EvalSession to reuse; built if None.
-    quantize: One of TFLITE_QUANTIZATIONS.
-    calibration_images: For 'uint8': float images [N, height, width, 3] in
-      [0, 1], decoded as for training.
-    labels: The class names in class-index order, for the metadata; the class
-      indices as strings if None.
-
-  Returns:
-    A TfliteExport.
-
-  Raises:
-    RetrainError: if TF Lite cannot convert the graph.
-  """
-  if eval_session is None:
-    eval_session = build_eval_session(module_spec, class_count)
-  graph_def = _frozen_graph_def(eval_session)
-  if any(node.op in FAKE_QUANT_OPS for node in graph_def.node):
-    quantize = 'fake_quant'
-  with tf.Graph().as_default() as graph:
-    tf.import_graph_def(graph_def, name='')
-    converter = _tflite_converter(
-        graph, eval_session.resized_input_tensor.op.name,
-        eval_session.final_tensor_name, quantize, calibration_images)
-    try:
-      tflite_model = _quietly(converter.convert)
-    except Exception as e:  # pylint: disable=broad-except
-      raise RetrainError(
-          'TF Lite cannot convert the trained graph (%s); the frozen graph, '
-          'labels and SavedModel are written, only --tflite_output_file is '
-          'not.' % error_reason(e))
-  quantize = 'uint8' if quantize == 'fake_quant' else quantize
-  if labels is None:
-    labels = [str(index) for index in range(class_count)]
-  with_metadata = tflite_with_metadata(
-      tflite_model, labels, TfliteNormalization(0.0, 255.0),
-      'Image classifier retrained by retrain.py (%s)' % quantize)
-  if with_metadata is None:
-    tf.logging.info('TF Lite metadata (labels, normalisation) not written: '
-                    'put tflite_metadata.py (it comes with retrain.py) '
-                    'beside retrain.py, in %s.',
-                    os.path.dirname(os.path.abspath(__file__)))
-  write_file_atomically(tflite_file, with_metadata or tflite_model, mode='wb')
-  return TfliteExport(with_metadata or tflite_model, quantize,
-                      with_metadata is not None)
-
-
-def _tflite_converter(graph, input_name, final_tensor_name, quantize,
-                      calibration_images):
-  """The TFLiteConverter of graph for one image, set up for quantize
-  (one of TFLITE_QUANTIZATIONS, or 'fake_quant')."""
-  lite_input = graph.get_tensor_by_name(input_name + ':0')
-  lite_input.set_shape([1] + lite_input.get_shape().as_list()[1:])
-  converter = tf.lite.TFLiteConverter(
-      graph.as_graph_def(), [lite_input],
-      [graph.get_tensor_by_name(final_tensor_name + ':0')])
-  if quantize == 'fake_quant':
-    converter.inference_type = tf.uint8
-    converter.quantized_input_stats = {input_name: (0.0, 255.0)}
-  elif quantize != 'none':
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-  if quantize == 'float16':
-    converter.target_spec.supported_types = [tf.float16]
-  elif quantize == 'uint8':
-    converter.representative_dataset = functools.partial(
-        _calibration_samples, calibration_images)
-    converter.target_spec.supported_ops = [
-        tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.uint8
-    converter.inference_output_type = tf.uint8
-  return converter
-
-
-def _calibration_samples(images):
-  """Yields each image as a representative input [1, H, W, 3].
-
-  The first comes with one pixel value 0 and one 1, so that the calibrated
-  input range is exactly [0, 1]: the uint8 input is then the pixel values
-  0-255 as they are.
-  """
-  for index, image in enumerate(images):
-    image = np.array(image[None], dtype=np.float32)
-    if index == 0:
-      image.flat[0], image.flat[-1] = 0.0, 1.0
-    yield [image]
-
-
-# How retrain.py exports to TF Lite: the flags --tflite_output_file,
-# --tflite_quantize, --tflite_calibration_images and --random_seed (which
-# draws the calibration images).
-TfliteOptions = collections.namedtuple('TfliteOptions', [
-    'tflite_file', 'quantize', 'calibration_images', 'seed'])
-
-# The run's images, to decode as training decodes them: the image lists,
-# --image_dir and the module's (height, width, channels).
-RunImages = collections.namedtuple('RunImages', [
-    'image_lists', 'image_dir', 'image_shape'])
-
-
-def export_checked_tflite(options, module_spec, eval_session, run_images):
-  """Writes the TF Lite model, then logs its accuracy beside the graph's.
-
-  The model is run with TF Lite's interpreter on the test images (or the
-  validation images when there is no test image), and one line compares it
-  with the frozen graph on the same images.
-
-  Args:
-    options: TfliteOptions.
-    module_spec: The image module, as load_module_spec returns it.
-    eval_session: The run's EvalSession.
-    run_images: RunImages, for the calibration and the check.
-
-  Returns:
-    The TfliteExport.
-  """
-  labels = list(run_images.image_lists.keys())
-  decoded_batches = functools.partial(_decoded_batches,
-                                      run_images.image_shape)
-  calibration_images = None
-  if options.quantize == 'uint8':
-    entries = _image_entries(run_images.image_lists, run_images.image_dir,
-                             'training')
-    entries = random.Random(options.seed).sample(
-        entries, min(options.calibration_images, len(entries)))
-    calibration_images = np.concatenate(
-        [images for _, images in decoded_batches(entries)])
-  tf.logging.info('Save TF Lite model to : ' + options.tflite_file)
-  exported = export_tflite(options.tflite_file, module_spec, len(labels),
-                           eval_session, options.quantize,
-                           calibration_images, labels)
-  if exported.quantization == 'uint8':
-    tf.logging.info('The TF Lite model is fully quantized: uint8 input (the '
-                    'pixel values 0-255) and uint8 output (probability * '
-                    '256)')
-  for category in ('testing', 'validation'):
-    entries = _image_entries(run_images.image_lists, run_images.image_dir,
-                             category)
-    if entries:
-      break
-  else:
-    tf.logging.warning('There are no test or validation images: the TF Lite '
-                       'model is not checked.')
-    return exported
-  check = check_tflite_model(exported.content, eval_session,
-                             decoded_batches(entries))
-  tf.logging.info(
-      'TF Lite (%s) %s accuracy = %.1f%% (N=%d), frozen graph %.1f%%, top-1 '
-      'agreement %d/%d, %.2f MB',
-      {'none': 'float32'}.get(exported.quantization, exported.quantization),
-      'test' if category == 'testing' else 'validation',
-      100.0 * check.tflite_correct / check.count, check.count,
-      100.0 * check.graph_correct / check.count, check.agreeing, check.count,
-      len(exported.content) / 1e6)
-  return exported
-
-
-# Images a batch when the TF Lite export decodes its calibration and check
-# images.
-_TFLITE_DECODING_BATCH = 32
-
-
-def _decoded_batches(image_shape, entries):
-  """Yields (class indices, float images [n, H, W, 3]) batches of entries
-  (from _image_entries), decoded to image_shape as training decodes them;
-  images that fail to decode are left out."""
-  paths = [path for path, _ in entries]
-  truth = np.array([class_index for _, class_index in entries])
-  for indices, images in decode_images(paths, image_shape,
-                                       _TFLITE_DECODING_BATCH):
-    yield truth[indices], images
-
-
-# What check_tflite_model found: how many images, how many the TF Lite model
-# and the frozen graph classify right, and on how many their top-1 agree.
-TfliteCheck = collections.namedtuple('TfliteCheck', [
-    'count', 'tflite_correct', 'graph_correct', 'agreeing'])
-
-
-def check_tflite_model(tflite_model, eval_session, batches):
-  """Classifies images with a TF Lite model and with the eval graph.
-
-  Args:
-    tflite_model: The .tflite file's bytes.
-    eval_session: The EvalSession of the same trained layer.
-    batches: (class indices, float images [n, H, W, 3] in [0, 1]) pairs.
-
-  Returns:
-    A TfliteCheck.
-  """
-  probabilities = eval_session.sess.graph.get_tensor_by_name(
-      eval_session.final_tensor_name + ':0')
-  predict = tflite_predictor(tflite_model)
-  count = tflite_correct = graph_correct = agreeing = 0
-  for truth, images in batches:
-    graph_top = eval_session.sess.run(
-        probabilities, {eval_session.resized_input_tensor: images}).argmax(1)
-    tflite_top = np.array([predict(image).argmax() for image in images])
-    count += len(truth)
-    tflite_correct += int(np.sum(tflite_top == truth))
-    graph_correct += int(np.sum(graph_top == truth))
-    agreeing += int(np.sum(tflite_top == graph_top))
-  return TfliteCheck(count, tflite_correct, graph_correct, agreeing)
-
-
-def tflite_interpreter(model_content=None, model_path=None):
-  """TF Lite's interpreter for a model's bytes or file.
-
-  LiteRT's (ai_edge_litert, requirements.txt), which replaces the deprecated
-  tf.lite.Interpreter; that one where LiteRT is not installed (TensorFlow
-  2.15's stack, requirements-classic.txt, has no LiteRT).
-
-  Args:
-    model_content: The .tflite file's bytes, or None.
-    model_path: The .tflite file, if model_content is None.
-
-  Returns:
-    The interpreter, its tensors not allocated yet.
-
-  Raises:
-    ValueError: if the bytes or the file are not a TF Lite model.
-  """
-  try:
-    from ai_edge_litert import interpreter as litert  # pylint: disable=g-import-not-at-top
-  except ImportError:
-    return tf.lite.Interpreter(model_content=model_content,
-                               model_path=model_path)
-  return litert.Interpreter(model_content=model_content, model_path=model_path)
-
-
-def tflite_predictor(tflite_model):
-  """Returns a function from a float image [H, W, 3] in [0, 1] to the TF
-  Lite model's probabilities, quantizing input and output as the model
-  says."""
-  interpreter = tflite_interpreter(model_content=tflite_model)
-  _quietly(interpreter.allocate_tensors)  # Not its XNNPACK line.
-  input_details = interpreter.get_input_details()[0]
-  output_details = interpreter.get_output_details()[0]
-
-  def predict(image):
-    if input_details['dtype'] != np.float32:
-      scale, zero_point = input_details['quantization']
-      info = np.iinfo(input_details['dtype'])
-      image = np.clip(np.round(image / scale + zero_point), info.min,
-                      info.max).astype(input_details['dtype'])
-    interpreter.set_tensor(input_details['index'], image[None])
-    interpreter.invoke()
-    output = interpreter.get_tensor(output_details['index'])[0]
-    if output_details['dtype'] != np.float32:
-      scale, zero_point = output_details['quantization']
-      output = (output.astype(np.float32) - zero_point) * scale
-    return output
-
-  return predict
 
 
 def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
@@ -3544,12 +3259,14 @@ def write_exports(flags, module_spec, image_lists, eval_session, cache):
     export_model(module_spec, class_count, flags.saved_model_dir,
                  eval_session=eval_session, labels=list(image_lists.keys()))
   if flags.tflite_output_file:
-    export_checked_tflite(
-        TfliteOptions(flags.tflite_output_file, flags.tflite_quantize,
-                      flags.tflite_calibration_images, flags.random_seed),
+    tflite_export = tflite_export_module()
+    tflite_export.export_checked_tflite(
+        tflite_export.TfliteOptions(
+            flags.tflite_output_file, flags.tflite_quantize,
+            flags.tflite_calibration_images, flags.random_seed),
         module_spec, eval_session,
-        RunImages(image_lists, cache.image_dir,
-                  module_image_shape(module_spec)))
+        tflite_export.RunImages(image_lists, cache.image_dir,
+                                module_image_shape(module_spec)))
 
 
 def _set_random_seed(seed):
@@ -3693,7 +3410,8 @@ def build_parser():
       help="""Also write the trained classifier as a TF Lite model here (fully
       quantized uint8 with a module instrumented for quantization), with its
       labels and input normalisation as TF Lite metadata (written by
-      tflite_metadata.py, which comes with retrain.py).""")
+      tflite_export.py and tflite_metadata.py, which come with
+      retrain.py).""")
   parser.add_argument(
       '--tflite_quantize', type=str, default='none',
       choices=TFLITE_QUANTIZATIONS,
@@ -4161,149 +3879,46 @@ def write_file_atomically(path, contents, mode='w'):
 
 
 # ===========================================================================
-# Support: TF2 modules
+# Support: the optional extras
 # ===========================================================================
 
-
-class TF2ImageModule(object):
-  """A TF2 SavedModel image feature vector, as load_module_spec describes it.
-
-  It stands in for TF1ImageModule where the module is a TF2 SavedModel (the
-  format of every current TF Hub / Kaggle image model): the functions of this
-  file that take a module_spec accept either.
-
-  Attributes:
-    handle: The --tfhub_module value.
-    path: The local SavedModel folder (a URL is downloaded and cached by
-      tensorflow_hub).
-    image_size: (height, width) the images are resized to.
-    variable_size: Whether the SavedModel takes images of any size, so that
-      image_size came from --image_size.
-    feature_width: The number of features per image.
-    signature: None to call the SavedModel itself (the reusable SavedModel
-      API of Hub image models), else the name of the signature to call.
-    input_key: With a signature, the name of its image input.
-    output_key: With a signature, the name of its feature vector output.
-  """
-
-  def __init__(self, handle, path, image_size, variable_size, feature_width,
-               signature=None, input_key=None, output_key=None):
-    self.handle = handle
-    self.path = path
-    self.image_size = image_size
-    self.variable_size = variable_size
-    self.feature_width = feature_width
-    self.signature = signature
-    self.input_key = input_key
-    self.output_key = output_key
-
-  def apply_fn(self):
-    """Loads the SavedModel into the current graph.
-
-    Returns:
-      A function from images (float [None, height, width, 3] in [0, 1]) to
-      features [None, feature_width]; calling it again shares the variables.
-    """
-    if self.signature is None:
-      return tensorflow_hub().KerasLayer(self.path, trainable=False)
-    layer = tensorflow_hub().KerasLayer(self.path, trainable=False,
-                           signature=self.signature,
-                           output_key=self.output_key)
-    return lambda images: layer({self.input_key: images})
+# The files beside retrain.py that it imports only when a flag asks for them;
+# their log lines are this tool's own too (see _OwnLinesOnly).
+EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py')
 
 
-def _is_image_spec(spec):
-  return (isinstance(spec, tf.TensorSpec) and spec.dtype == tf.float32 and
-          spec.shape.ndims == 4 and spec.shape.as_list()[3] in (None, 3))
-
-
-def _tf2_image_input(loaded):
-  """Finds how to feed images to a loaded TF2 SavedModel.
-
-  Returns:
-    (signature name or None to call the object, input key, TensorSpec of the
-    images), or None when it takes no float [batch, height, width, 3] images.
-  """
-  call = getattr(loaded, '__call__', None)
-  for function in getattr(call, 'concrete_functions', None) or ():
-    args, _ = function.structured_input_signature
-    if args and _is_image_spec(args[0]):
-      return None, None, args[0]
-  for name in ('serving_default', 'default'):
-    signature = loaded.signatures.get(name) if hasattr(
-        loaded, 'signatures') else None
-    if signature is None:
-      continue
-    inputs = signature.structured_input_signature[1]
-    if len(inputs) == 1 and _is_image_spec(list(inputs.values())[0]):
-      return name, list(inputs)[0], list(inputs.values())[0]
-  return None
-
-
-def _tf2_feature_output_key(signature):
-  """The key of a signature's only [batch, features] float output, or None."""
-  outputs = signature.structured_outputs
-  keys = [key for key, spec in outputs.items()
-          if spec.dtype == tf.float32 and spec.shape.ndims == 2]
-  for preferred in ('feature_vector', 'default'):
-    if preferred in keys:
-      return preferred
-  return keys[0] if len(keys) == 1 else None
-
-
-def _load_tf2_module(module_handle, path, image_size):
-  """Describes a TF2 SavedModel image feature vector.
+def import_extra(name, asked_by, files):
+  """Imports one of the optional modules that come with retrain.py.
 
   Args:
-    module_handle: The --tfhub_module value.
-    path: The local SavedModel folder.
-    image_size: The --image_size value, or None.
+    name: The module, e.g. 'tflite_export'.
+    asked_by: What asks for it, for the message, e.g. '--tflite_output_file'.
+    files: The files it needs beside retrain.py, name.py first.
 
   Returns:
-    A TF2ImageModule.
+    The module.
 
   Raises:
-    RetrainError: if the SavedModel cannot be loaded or is not an image
-      feature vector, or when its input size and --image_size disagree.
+    RetrainError: if name.py is missing, e.g. where retrain.py was copied
+      alone.
   """
-  not_a_feature_vector = (
-      '--tfhub_module %s is a TF2 SavedModel but not an image feature vector: '
-      'it must take float images [batch, height, width, 3] and return '
-      '[batch, features]; pick the feature_vector version of the model.' %
-      module_handle)
-  with tf.Graph().as_default():
-    try:
-      loaded = tensorflow_hub().load(path)
-    except Exception as e:  # pylint: disable=broad-except
-      raise RetrainError('Could not load the TF2 SavedModel %s: %s' %
-                         (module_handle, error_reason(e)))
-    image_input = _tf2_image_input(loaded)
-    if image_input is None:
-      raise RetrainError(not_a_feature_vector)
-    signature, input_key, spec = image_input
-    output_key = None
-    if signature is not None:
-      output_key = _tf2_feature_output_key(loaded.signatures[signature])
-      if output_key is None:
-        raise RetrainError(not_a_feature_vector)
-    height, width = spec.shape.as_list()[1:3]
-    variable_size = height is None or width is None
-    height, width = _checked_image_size(module_handle, (height, width),
-                                        variable_size, image_size)
-    module = TF2ImageModule(module_handle, path, (height, width),
-                            variable_size, None, signature, input_key,
-                            output_key)
-    try:
-      features = module.apply_fn()(
-          tf.placeholder(tf.float32, [None, height, width, 3]))
-    except (ValueError, TypeError) as e:
-      raise RetrainError('%s (%s)' % (not_a_feature_vector[:-1],
-                                      error_reason(e)))
-    if (not isinstance(features, tf.Tensor) or features.shape.ndims != 2 or
-        features.shape.as_list()[1] is None):
-      raise RetrainError(not_a_feature_vector)
-    module.feature_width = features.shape.as_list()[1]
-  return module
+  try:
+    return importlib.import_module(name)
+  except ImportError as e:
+    if e.name != name:  # Not missing, broken: say what broke.
+      raise
+  needed = files[0] + ''.join(' (and %s)' % other for other in files[1:])
+  raise RetrainError(
+      '%s needs %s beside retrain.py, in %s: copy %s from the project that '
+      'retrain.py comes from.' % (asked_by, needed,
+                                  os.path.dirname(os.path.abspath(__file__)),
+                                  'them' if len(files) > 1 else 'it'))
+
+
+def tflite_export_module():
+  """tflite_export.py, which --tflite_output_file needs (see import_extra)."""
+  return import_extra('tflite_export', '--tflite_output_file',
+                      ('tflite_export.py', 'tflite_metadata.py'))
 
 
 # ===========================================================================
@@ -4464,6 +4079,7 @@ def _check_outputs(flags):
   if flags.saved_model_dir:
     check_writable('saved_model_dir', flags.saved_model_dir, True)
   if flags.tflite_output_file:
+    tflite_export_module()  # If it is missing, say so now, not after training.
     check_writable('tflite_output_file', flags.tflite_output_file, False)
   elif flags.tflite_quantize != 'none':
     raise RetrainError('--tflite_quantize needs --tflite_output_file, the '
@@ -4571,48 +4187,7 @@ def _check_categories(image_lists, skipped=()):
 
 
 # ===========================================================================
-# Support: TF Lite metadata
-# ===========================================================================
-
-
-# The input normalisation that TF Lite metadata declares: the model reads
-# (pixel value - mean) / std. retrain.py's models read values in [0, 1]:
-# mean 0, std 255 (a uint8 model's quantization says the same).
-TfliteNormalization = collections.namedtuple('TfliteNormalization', [
-    'mean', 'std'])
-
-
-def tflite_with_metadata(tflite_model, labels, normalization, description):
-  """Adds image classifier metadata to a TF Lite model.
-
-  The metadata holds a name and description, the input's normalisation and
-  range, and the labels as an associated file (labels.txt), which MediaPipe's
-  ImageClassifier, the TF Lite Task Library and Android Studio read. It is
-  written by tflite_metadata.py, which comes with retrain.py.
-
-  Args:
-    tflite_model: The model's bytes.
-    labels: The class names in class-index order.
-    normalization: A TfliteNormalization.
-    description: The model's description.
-
-  Returns:
-    The model's bytes with the metadata, or None if tflite_metadata.py is not
-    beside retrain.py.
-  """
-  try:
-    import tflite_metadata  # pylint: disable=g-import-not-at-top
-  except ImportError as e:
-    if e.name != 'tflite_metadata':  # Not missing, broken: say what broke.
-      raise
-    return None
-  return tflite_metadata.with_image_classifier_metadata(
-      tflite_model, labels, normalization.mean, normalization.std,
-      'retrained_image_classifier', description)
-
-
-# ===========================================================================
-# Support: progress and quiet C++ code
+# Support: progress
 # ===========================================================================
 
 
@@ -4653,46 +4228,6 @@ class _Progress(object):
                       self._total, self._what, rate, eta)
 
 
-class _StderrToFile(object):
-  """Sends what C++ code writes to stderr (file descriptor 2) to a file.
-
-  The TF Lite converter prints pages of op statistics to stderr that
-  TF_CPP_MIN_LOG_LEVEL does not silence; its errors reach Python as
-  exceptions anyway.
-  """
-
-  def __enter__(self):
-    sys.stderr.flush()
-    self._saved = os.dup(2)
-    self._file = tempfile.TemporaryFile()
-    os.dup2(self._file.fileno(), 2)
-    return self
-
-  def __exit__(self, *unused_exc_info):
-    sys.stderr.flush()
-    os.dup2(self._saved, 2)
-    os.close(self._saved)
-    self._file.close()
-    return False
-
-
-def _quietly(function):
-  """Calls function with what C++ code prints to stderr kept out of sight.
-
-  Unless the logging is DEBUG. The root logger's handlers are kept as they
-  were: the TF Lite converter adds one, which would print every later line
-  of this tool twice.
-  """
-  root_handlers = list(logging.getLogger().handlers)
-  try:
-    if tf.logging.get_verbosity() <= tf.logging.DEBUG:
-      return function()
-    with _StderrToFile():
-      return function()
-  finally:
-    logging.getLogger().handlers[:] = root_handlers
-
-
 # ===========================================================================
 # Support: process set-up (logging, command line, signals, threads, exit codes)
 # ===========================================================================
@@ -4703,8 +4238,11 @@ class _OwnLinesOnly(object):
   TensorFlow's pages of deprecation notes."""
 
   def filter(self, record):
-    return (record.levelno >= tf.logging.ERROR or
-            os.path.abspath(record.pathname) == os.path.abspath(__file__))
+    path = os.path.abspath(record.pathname)
+    here = os.path.abspath(__file__)
+    return (record.levelno >= tf.logging.ERROR or path == here or
+            (os.path.dirname(path) == os.path.dirname(here) and
+             os.path.basename(path) in EXTRA_FILES))
 
 
 def logging_level_verbosity(logging_verbosity):
@@ -4830,4 +4368,7 @@ tf.disable_v2_behavior()
 FLAGS = build_parser().parse_args([])
 
 if __name__ == '__main__':
+  # The extras (tflite_export.py, tf2_modules.py) import retrain: this module,
+  # not a second copy of it with a RetrainError of its own.
+  sys.modules.setdefault('retrain', sys.modules[__name__])
   exit_at_once(run_main())

@@ -3,6 +3,7 @@
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -21,6 +22,7 @@ import pytest
 # First, so that TensorFlow loads as for a user: quietly, in TF1 mode.
 import retrain
 import tensorflow.compat.v1 as tf
+import tflite_export
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 
@@ -37,13 +39,23 @@ def pytest_configure(config):
 
 
 def run_tool(script, args, timeout=900, env=None):
-  """Runs one of the project's scripts as a user would; returns the result."""
+  """Runs one of the project's scripts (or a copy of one, given by its full
+  path) as a user would; returns the result."""
   full_env = dict(os.environ)
   full_env.update(env or {})
   return subprocess.run(
       [sys.executable, os.path.join(REPO_DIR, script)] + list(args),
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
       timeout=timeout, env=full_env, check=False)
+
+
+def run_retrain_alone(folder, args):
+  """Runs retrain.py copied alone into folder, as a user who took only that
+  file, with none of the project's other files on the Python path (an
+  in-process Beam test may have put the project on PYTHONPATH)."""
+  os.makedirs(folder, exist_ok=True)
+  script = shutil.copy(os.path.join(REPO_DIR, 'retrain.py'), folder)
+  return run_tool(script, args, env={'PYTHONPATH': ''})
 
 
 def retrain_output_args(out_dir, bottleneck_dir=None):
@@ -89,7 +101,7 @@ def graph_probabilities(graph_file, images):
 
 def tflite_probabilities(tflite_file, images):
   """Runs a .tflite on each image; returns (probabilities, in/out details)."""
-  interpreter = retrain.tflite_interpreter(model_path=tflite_file)
+  interpreter = tflite_export.tflite_interpreter(model_path=tflite_file)
   interpreter.allocate_tensors()
   input_details = interpreter.get_input_details()[0]
   output_details = interpreter.get_output_details()[0]

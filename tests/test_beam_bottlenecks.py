@@ -319,13 +319,14 @@ def test_setup_py_ships_the_worker_code(tmp_path):
   from apache_beam.runners.portability.stager import Stager  # pylint: disable=g-import-not-at-top
   source = tmp_path / 'source'
   source.mkdir()
-  for name in ('setup.py', 'retrain.py', 'beam_bottlenecks.py', 'README.md'):
+  for name in ('setup.py', 'retrain.py', 'tf2_modules.py',
+               'beam_bottlenecks.py', 'README.md'):
     shutil.copy(os.path.join(REPO_DIR, name), str(source / name))
   package = Stager._build_setup_package(  # pylint: disable=protected-access
       str(source / 'setup.py'), str(tmp_path))
   with tarfile.open(package) as tar:
     names = {os.path.basename(name) for name in tar.getnames()}
-  assert {'retrain.py', 'beam_bottlenecks.py'} <= names
+  assert {'retrain.py', 'tf2_modules.py', 'beam_bottlenecks.py'} <= names
   # The workers' TensorFlow, tensorflow-hub (with the setuptools it imports)
   # and numpy are requirements.txt's.
   with open(os.path.join(REPO_DIR, 'requirements.txt')) as f:
@@ -345,3 +346,4 @@ def test_setup_py_ships_the_worker_code(tmp_path):
                   package], check=True, capture_output=True)
   assert (target / 'retrain.py').exists()
   assert (target / 'beam_bottlenecks.py').exists()
+  assert (target / 'tf2_modules.py').exists()

@@ -13,7 +13,8 @@ import tensorflow.compat.v1 as tf
 
 import retrain
 
-from conftest import SAMPLE_DIR, retrain_output_args, run_tool
+from conftest import (SAMPLE_DIR, retrain_output_args, run_retrain_alone,
+                      run_tool)
 
 tf.disable_v2_behavior()
 
@@ -181,6 +182,39 @@ def test_checkpoint_intermediate_graphs_and_bottlenecks(default_run,
       assert len(f.read().split(',')) == width
   assert not [p for p in glob.glob(os.path.join(out_dir, '**', '*.tmp-*'),
                                    recursive=True)]
+
+
+def test_retrain_py_copied_alone_runs_a_classic_run(default_run, sample_module,
+                                                    tmp_path):
+  # The extras (tflite_export.py, tf2_modules.py) are imported only when a
+  # flag asks for them: a TF1 module needs none of the project's other files.
+  cached_dir, _, _ = default_run
+  alone = str(tmp_path / 'alone')
+  out_dir = str(tmp_path / 'out')
+  saved_model_dir = os.path.join(out_dir, 'saved_models', '1')
+  result = run_retrain_alone(alone, [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
+      '--how_many_training_steps', '50', '--saved_model_dir',
+      saved_model_dir, '--flip_left_right', '--random_crop', '10',
+      '--intermediate_store_frequency', '25'] + retrain_output_args(
+          out_dir, os.path.join(cached_dir, 'bottleneck')))
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert 'Traceback' not in result.stdout
+  assert 'Final test accuracy = ' in result.stdout
+  assert os.listdir(alone) == ['retrain.py']
+  # The confusion matrix picture is an extra: one line says what to copy.
+  assert re.search(r'^WARNING:tensorflow:The confusion matrix picture in '
+                   r'TensorBoard needs evaluation_picture\.py beside '
+                   r'retrain\.py', result.stdout, re.M), result.stdout[-3000:]
+  assert os.listdir(os.path.join(out_dir, 'intermediate')) == [
+      'intermediate_25.pb']
+  assert os.path.getsize(os.path.join(out_dir, 'output_graph.pb')) > 0
+  with open(os.path.join(out_dir, 'output_labels.txt')) as f:
+    assert f.read() == '\n'.join(SAMPLE_CLASSES) + '\n'
+  assert os.path.isfile(os.path.join(saved_model_dir, 'saved_model.pb'))
+  for run in ('train', 'validation', 'test'):
+    assert glob.glob(os.path.join(out_dir, 'retrain_logs', run,
+                                  'events.out.tfevents.*')), run
 
 
 def test_second_run_reuses_the_cache(default_run, sample_module):

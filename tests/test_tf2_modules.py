@@ -12,15 +12,17 @@ import tensorflow.compat.v1 as tf
 
 import label_image
 import retrain
+from tf2_modules import TF2ImageModule  # tf2_modules is the fixture here.
 from conftest import (decode_images, graph_probabilities, retrain_output_args,
-                      run_command, run_tool, tflite_probabilities)
+                      run_command, run_retrain_alone, run_tool,
+                      tflite_probabilities)
 
 tf.disable_v2_behavior()
 
 
 def test_tf2_modules_are_described_from_their_signature(tf2_modules):
   fixed = retrain.load_module_spec(tf2_modules['fixed'])
-  assert isinstance(fixed, retrain.TF2ImageModule)
+  assert isinstance(fixed, TF2ImageModule)
   assert fixed.image_size == (64, 64) and not fixed.variable_size
   assert fixed.feature_width == 35 and fixed.signature is None
   signature_only = retrain.load_module_spec(tf2_modules['signature_only'])
@@ -129,3 +131,20 @@ def test_tf2_module_mistakes_are_one_line(tf2_modules, color_image_dir,
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith('ERROR: '), result.stdout
     assert expected in lines[0]
+
+
+def test_retrain_py_copied_alone_names_tf2_modules_py(tf2_modules,
+                                                      color_image_dir,
+                                                      tmp_path):
+  alone = str(tmp_path / 'alone')
+  out_dir = str(tmp_path / 'out')
+  result = run_retrain_alone(alone, [
+      '--image_dir', color_image_dir, '--tfhub_module', tf2_modules['fixed']] +
+                             retrain_output_args(out_dir))
+  assert result.returncode == 1
+  assert result.stdout.strip().splitlines() == [
+      'ERROR: --tfhub_module %s (a TF2 SavedModel) needs tf2_modules.py '
+      'beside retrain.py, in %s: copy it from the project that retrain.py '
+      'comes from.' % (tf2_modules['fixed'], alone)], result.stdout
+  assert 'Traceback' not in result.stdout
+  assert not os.path.exists(out_dir)  # Nothing trained, nothing written.

@@ -16,9 +16,10 @@ from tensorflow.lite.python import schema_py_generated as tflite_schema
 
 import label_image
 import retrain
+import tflite_export
 from conftest import (REPO_DIR, SAMPLE_DIR, decode_images,
-                      graph_probabilities, retrain_output_args, run_tool,
-                      tflite_probabilities)
+                      graph_probabilities, retrain_output_args,
+                      run_retrain_alone, run_tool, tflite_probabilities)
 
 tf.disable_v2_behavior()
 
@@ -47,7 +48,8 @@ def test_the_interpreter_is_litert_where_installed_and_warns_nothing(
     trained_run):
   with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter('always')
-    interpreter = retrain.tflite_interpreter(model_path=trained_run['tflite'])
+    interpreter = tflite_export.tflite_interpreter(
+        model_path=trained_run['tflite'])
   assert not [str(warning.message) for warning in caught]
   assert 'Interpreter is deprecated' not in trained_run['output']
   try:
@@ -93,7 +95,7 @@ def test_tflite_quantized_model_is_uint8_and_agrees(quantized_run,
   assert zero_point == 0 and abs(scale - 1 / 255.0) < 1e-6
   assert output_details['dtype'] == np.uint8
   # Every op of a fully quantized model works on integers.
-  interpreter = retrain.tflite_interpreter(model_path=tflite_file)
+  interpreter = tflite_export.tflite_interpreter(model_path=tflite_file)
   float_tensors = [detail['name'] for detail in
                    interpreter.get_tensor_details()
                    if detail['dtype'] == np.float32]
@@ -139,9 +141,9 @@ def exports(trained_run, sample_module, tmp_path_factory):
   paths = {}
   for mode in retrain.TFLITE_QUANTIZATIONS:
     paths[mode] = str(out_dir / ('%s.tflite' % mode))
-    exported = retrain.export_tflite(paths[mode], spec, len(SAMPLE_CLASSES),
-                                     eval_session, mode, calibration,
-                                     SAMPLE_CLASSES)
+    exported = tflite_export.export_tflite(
+        paths[mode], spec, len(SAMPLE_CLASSES), eval_session, mode,
+        calibration, SAMPLE_CLASSES)
     assert exported.quantization == mode
   paths['plain'] = str(out_dir / 'plain.tflite')
   handler = _ListHandler()
@@ -151,8 +153,8 @@ def exports(trained_run, sample_module, tmp_path_factory):
   logger.setLevel(logging.INFO)
   with pytest.MonkeyPatch.context() as patch:
     patch.setitem(sys.modules, 'tflite_metadata', None)  # Importing fails.
-    exported = retrain.export_tflite(paths['plain'], spec,
-                                     len(SAMPLE_CLASSES), eval_session)
+    exported = tflite_export.export_tflite(paths['plain'], spec,
+                                           len(SAMPLE_CLASSES), eval_session)
   logger.removeHandler(handler)
   logger.setLevel(level)
   assert not exported.has_metadata
@@ -186,7 +188,7 @@ def test_every_quantization_mode_agrees_with_the_frozen_graph(
     assert input_details['dtype'] == output_details['dtype'] == np.uint8
     scale, zero_point = input_details['quantization']
     assert zero_point == 0 and abs(scale - 1 / 255.0) < 1e-6  # 0-255 as is
-    interpreter = retrain.tflite_interpreter(model_path=exports[mode])
+    interpreter = tflite_export.tflite_interpreter(model_path=exports[mode])
     assert not [detail['name'] for detail in interpreter.get_tensor_details()
                 if detail['dtype'] == np.float32]
   else:
@@ -310,8 +312,9 @@ def test_wrong_normalisation_in_the_metadata_is_caught(exports, trained_run,
   plain = open(exports['plain'], 'rb').read()
   results = {}
   for std in (255.0, 1.0):  # Right: values in [0, 1]; wrong: 0-255.
-    content = retrain.tflite_with_metadata(
-        plain, SAMPLE_CLASSES, retrain.TfliteNormalization(0.0, std), 'test')
+    content = tflite_export.tflite_with_metadata(
+        plain, SAMPLE_CLASSES, tflite_export.TfliteNormalization(0.0, std),
+        'test')
     results[std] = _agreement_with_graph(content, trained_run['graph'],
                                          sample_images)[0]
   assert results[255.0] >= 0.99, results
@@ -397,3 +400,38 @@ def test_tflite_flag_mistakes_are_one_line(tmp_path):
         retrain_output_args(str(tmp_path / 'out')))
     with pytest.raises(retrain.RetrainError, match=message):
       retrain.check_flags(flags)
+
+
+# ---------------------------------------------------------------------------
+# retrain.py copied without tflite_export.py.
+# ---------------------------------------------------------------------------
+
+
+def test_tflite_flag_without_tflite_export_py_is_one_line(tmp_path):
+  flags = retrain.build_parser().parse_args(
+      ['--image_dir', SAMPLE_DIR, '--tflite_output_file',
+       str(tmp_path / 'm.tflite')] + retrain_output_args(str(tmp_path / 'out')))
+  with pytest.MonkeyPatch.context() as patch:
+    patch.setitem(sys.modules, 'tflite_export', None)  # Importing fails.
+    with pytest.raises(retrain.RetrainError, match=re.escape(
+        '--tflite_output_file needs tflite_export.py (and tflite_metadata.py) '
+        'beside retrain.py, in %s: copy them from the project that retrain.py '
+        'comes from.' % REPO_DIR)):
+      retrain.check_flags(flags)
+
+
+def test_retrain_py_copied_alone_says_so_before_training(sample_module,
+                                                         tmp_path):
+  alone = str(tmp_path / 'alone')
+  out_dir = str(tmp_path / 'out')
+  result = run_retrain_alone(alone, [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
+      '--tflite_output_file', os.path.join(out_dir, 'model.tflite')] +
+                             retrain_output_args(out_dir))
+  assert result.returncode == 1
+  assert result.stdout.strip().splitlines() == [
+      'ERROR: --tflite_output_file needs tflite_export.py (and '
+      'tflite_metadata.py) beside retrain.py, in %s: copy them from the '
+      'project that retrain.py comes from.' % alone], result.stdout
+  assert 'Traceback' not in result.stdout
+  assert not os.path.exists(out_dir)  # Nothing trained, nothing written.
