@@ -430,6 +430,16 @@ def _ignoring_hang_ups(excepthook):
   return hook
 
 
+def _ignoring_hang_up_at_exit(excepthook):
+  """sys.excepthook, quiet about the same hang-up, which a worker's main
+  thread raises again as it closes the data channel on its way out."""
+  def hook(error_type, error, traceback):
+    if not _is_hang_up(error):
+      excepthook(error_type, error, traceback)
+  hook.ignores_hang_ups = True
+  return hook
+
+
 def _configure_logging():
   """This tool's lines and worker lines as 'LEVEL:beam_bottlenecks:text'."""
   retrain.configure_logging('INFO')
@@ -451,6 +461,8 @@ def _quiet_about_hang_ups():
   _add_filter('apache_beam.runners.worker.data_plane', _DataPlaneHangUps)
   if not getattr(threading.excepthook, 'ignores_hang_ups', False):
     threading.excepthook = _ignoring_hang_ups(threading.excepthook)
+  if not getattr(sys.excepthook, 'ignores_hang_ups', False):
+    sys.excepthook = _ignoring_hang_up_at_exit(sys.excepthook)
 
 
 def _add_filter(logger_name, filter_class):

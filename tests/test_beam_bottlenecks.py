@@ -155,9 +155,10 @@ def test_in_process_runner_reports_the_same_counts(sample_module,
 def test_job_server_hanging_up_as_the_job_ends_shows_no_traceback(
     set_up, monkeypatch, caplog):
   """Flink's and Spark's job servers may hang up on a LOOPBACK worker's data
-  channel as a finished job ends: Beam logs it with a traceback and its
-  reader thread raises. Neither reaches the user, from the launching process
-  or a worker process; other thread errors still do."""
+  channel as a finished job ends: Beam logs it with a traceback, its reader
+  thread raises, and the worker's main thread raises it again on its way
+  out. None of it reaches the user, from the launching process or a worker
+  process; other errors still do."""
   import grpc  # pylint: disable=g-import-not-at-top
 
   class HangUp(grpc.RpcError):
@@ -165,9 +166,11 @@ def test_job_server_hanging_up_as_the_job_ends_shows_no_traceback(
     def code(self):
       return grpc.StatusCode.CANCELLED
 
-  shown = []  # What reaches the thread exception hook that prints.
+  shown = []  # What reaches the exception hooks that print.
   monkeypatch.setattr(threading, 'excepthook',
                       lambda args: shown.append(args.exc_value))
+  monkeypatch.setattr(sys, 'excepthook',
+                      lambda error_type, error, traceback: shown.append(error))
   data_plane = logging.getLogger('apache_beam.runners.worker.data_plane')
   monkeypatch.setattr(data_plane, 'filters', [])
   set_up()
@@ -183,10 +186,12 @@ def test_job_server_hanging_up_as_the_job_ends_shows_no_traceback(
     reader = threading.Thread(target=read, name='read_grpc_client_inputs')
     reader.start()
     reader.join()
+    # A worker's main thread raises it again as it closes the channel.
+    sys.excepthook(type(error), error, None)
   reported = [record.exc_info[1] for record in caplog.records
               if record.name == data_plane.name]
   assert [type(error) for error in reported] == [ValueError]
-  assert [type(error) for error in shown] == [ValueError]
+  assert [type(error) for error in shown] == [ValueError, ValueError]
 
 
 def test_bfloat16_values_are_cached_apart(sample_module, color_image_dir,
