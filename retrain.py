@@ -3966,54 +3966,49 @@ def check_flags(flags):
         flags.final_tensor_name)
 
 
-def _check_numbers(flags):
-  """Checks the numeric flags.
+# The numeric flags' ranges: (flags, whether a value is in range, the range).
+_NUMBER_RANGES = (
+    (('how_many_training_steps', 'train_batch_size', 'eval_step_interval'),
+     lambda value: value > 0, 'a positive number'),
+    (('test_batch_size', 'validation_batch_size'),
+     lambda value: value > 0 or value == -1,
+     'positive, or -1 for the whole set'),
+    (('learning_rate',), lambda value: value > 0, 'positive'),
+    (('intermediate_store_frequency',), lambda value: value >= 0,
+     '0 (off) or positive'),
+    (('random_crop', 'random_scale'), lambda value: value >= 0,
+     '0 or a positive percentage'),
+    (('random_brightness',), lambda value: 0 <= value <= 100,
+     'a percentage in [0, 100]'),
+    (('decoded_images_mb',), lambda value: value >= 0,
+     '0 (off) or a positive number of megabytes'),
+    (('tflite_calibration_images',), lambda value: value > 0,
+     'a positive number of images'),
+    (('momentum', 'dropout_rate', 'label_smoothing'),
+     lambda value: 0 <= value < 1, 'in [0, 1)'),
+    (('l2_regularizer',), lambda value: value >= 0, '0 (off) or positive'),
+    (('save_every_steps',), lambda value: value >= 0,
+     '0 (every minute) or positive'),
+)
 
-  Raises:
-    RetrainError: for the first one out of its range.
-  """
-  for name in ('how_many_training_steps', 'train_batch_size',
-               'eval_step_interval'):
-    if getattr(flags, name) <= 0:
-      raise RetrainError('--%s must be a positive number, not %s.' %
-                         (name, getattr(flags, name)))
-  for name in ('test_batch_size', 'validation_batch_size'):
-    value = getattr(flags, name)
-    if value <= 0 and value != -1:
-      raise RetrainError('--%s must be positive, or -1 for the whole set, not '
-                         '%s.' % (name, value))
-  if not flags.learning_rate > 0:
-    raise RetrainError('--learning_rate must be positive, not %s.' %
-                       flags.learning_rate)
+
+def _check_numbers(flags):
+  """RetrainError for the first numeric flag out of its range."""
+  for names, in_range, expected in _NUMBER_RANGES:
+    for name in names:
+      if not in_range(getattr(flags, name)):
+        raise RetrainError('--%s must be %s, not %s.' % (
+            name, expected, getattr(flags, name)))
   check_split_and_image_size(flags)
-  if flags.intermediate_store_frequency < 0:
-    raise RetrainError('--intermediate_store_frequency must be 0 (off) or '
-                       'positive.')
-  for name in ('random_crop', 'random_scale'):
-    if getattr(flags, name) < 0:
-      raise RetrainError('--%s must be 0 or a positive percentage.' % name)
-  if flags.tflite_calibration_images <= 0:
-    raise RetrainError('--tflite_calibration_images must be a positive '
-                       'number of images, not %s.' %
-                       flags.tflite_calibration_images)
-  if flags.decoded_images_mb < 0:
-    raise RetrainError('--decoded_images_mb must be 0 (off) or a positive '
-                       'number of megabytes, not %s.' %
-                       flags.decoded_images_mb)
-  if not 0 <= flags.random_brightness <= 100:
-    raise RetrainError('--random_brightness must be a percentage in '
-                       '[0, 100].')
-  _check_head_numbers(flags)
+  bar = flags.assert_accuracy_at_least
+  if bar is not None and not 0 <= bar <= 1:
+    raise RetrainError('--assert_accuracy_at_least is a fraction in [0, 1] '
+                       '(e.g. 0.9 for 90%%), not %s.' % bar)
 
 
 def check_split_and_image_size(flags):
-  """Checks --testing_percentage, --validation_percentage and --image_size.
-
-  beam_bottlenecks.py shares these flags and checks them here too.
-
-  Raises:
-    RetrainError: for the first one out of its range.
-  """
+  """RetrainError for --testing_percentage, --validation_percentage or
+  --image_size out of range (beam_bottlenecks.py shares these flags)."""
   for name in ('testing_percentage', 'validation_percentage'):
     value = getattr(flags, name)
     if not 0 <= value < 100:
@@ -4025,28 +4020,6 @@ def check_split_and_image_size(flags):
   if flags.image_size is not None and flags.image_size <= 0:
     raise RetrainError('--image_size must be a positive number of pixels, '
                        'not %s.' % flags.image_size)
-
-
-def _check_head_numbers(flags):
-  """Checks the flags of the new layer's training and of resuming.
-
-  Raises:
-    RetrainError: for the first one out of its range.
-  """
-  for name in ('momentum', 'dropout_rate', 'label_smoothing'):
-    if not 0 <= getattr(flags, name) < 1:
-      raise RetrainError('--%s must be in [0, 1), not %s.' %
-                         (name, getattr(flags, name)))
-  if not flags.l2_regularizer >= 0:
-    raise RetrainError('--l2_regularizer must be 0 (off) or positive, not '
-                       '%s.' % flags.l2_regularizer)
-  if flags.save_every_steps < 0:
-    raise RetrainError('--save_every_steps must be 0 (every minute) or '
-                       'positive, not %s.' % flags.save_every_steps)
-  bar = flags.assert_accuracy_at_least
-  if bar is not None and not 0 <= bar <= 1:
-    raise RetrainError('--assert_accuracy_at_least is a fraction in [0, 1] '
-                       '(e.g. 0.9 for 90%%), not %s.' % bar)
 
 
 def _check_outputs(flags):
