@@ -201,18 +201,8 @@ BottleneckCache = collections.namedtuple('BottleneckCache', [
 
 
 def _percentage_hash(file_name):
-  """Maps a file name to a stable number in [0, 100] for the data split.
-
-  Anything after '_nohash_' in the name is ignored, so that variants of one
-  subject (e.g. 'rose_12_nohash_0.jpg' and 'rose_12_nohash_1.jpg') always land
-  in the same set.
-
-  Args:
-    file_name: Base name of the image file inside its class folder.
-
-  Returns:
-    A float in [0, 100].
-  """
+  """A stable number in [0, 100] that puts an image file in a set; what follows
+  '_nohash_' is ignored, so that variants of one subject stay together."""
   hash_name = re.sub(r'_nohash_.*$', '', file_name)
   hash_name_hashed = hashlib.sha1(tf.compat.as_bytes(hash_name)).hexdigest()
   return ((int(hash_name_hashed, 16) % (MAX_NUM_IMAGES_PER_CLASS + 1)) *
@@ -223,25 +213,18 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
                        unusable=None):
   """Builds a list of training images from the file system.
 
-  Every immediate sub-folder of image_dir is a class, in sorted order. Each
-  image goes to the training, testing or validation set by the SHA-1 hash of
-  its file name within its class folder, so that the split stays the same when
-  images are added, when the folder is moved or when image_dir is spelled
-  differently. (The original retrain.py hashed the whole path, which changed
-  the split whenever the folder moved; this is the one deliberate difference.)
+  An image's set comes from the hash of its file name alone, so that moving
+  the folder or adding images keeps the split.
 
   Args:
     image_dir: String path to a folder containing subfolders of images.
     testing_percentage: Integer percentage of the images to reserve for tests.
-    validation_percentage: Integer percentage of images reserved for validation.
-    unusable: A list to add (path, reason) to for each image file that cannot
-      be used at all (its name is not valid UTF-8); warnings name them too.
+    validation_percentage: Integer percentage of images for validation.
+    unusable: A list to extend with (path, reason) of unusable image files.
 
   Returns:
-    An OrderedDict containing an entry for each label subfolder, with images
-    split into training, testing, and validation sets within each label.
-    The order of items defines the class indices. Returns None when image_dir
-    does not exist.
+    An OrderedDict label -> {'dir', 'training', 'testing', 'validation'}, in
+    class index order (sorted folders); None if image_dir does not exist.
 
   Raises:
     RetrainError: if two class folders map to the same label.
@@ -250,8 +233,7 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
     tf.logging.error("Image directory '" + image_dir + "' not found.")
     return None
   result = collections.OrderedDict()
-  sub_dirs = _class_folders(image_dir)
-  for dir_name in sub_dirs:
+  for dir_name in _class_folders(image_dir):
     tf.logging.info("Looking for images in '" + dir_name + "'")
     bad_names = []
     file_list = _list_image_files(os.path.join(image_dir, dir_name), bad_names)
@@ -274,23 +256,16 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
       raise RetrainError(
           "Class folders '%s' and '%s' both give the label '%s': rename one "
           'of them.' % (result[label_name]['dir'], dir_name, label_name))
-    training_images = []
-    testing_images = []
-    validation_images = []
+    lists = {'dir': dir_name, 'training': [], 'testing': [], 'validation': []}
     for base_name in file_list:
       percentage_hash = _percentage_hash(base_name)
       if percentage_hash < validation_percentage:
-        validation_images.append(base_name)
+        lists['validation'].append(base_name)
       elif percentage_hash < (testing_percentage + validation_percentage):
-        testing_images.append(base_name)
+        lists['testing'].append(base_name)
       else:
-        training_images.append(base_name)
-    result[label_name] = {
-        'dir': dir_name,
-        'training': training_images,
-        'testing': testing_images,
-        'validation': validation_images,
-    }
+        lists['training'].append(base_name)
+    result[label_name] = lists
   return result
 
 
@@ -305,15 +280,12 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
   Args:
     image_lists: OrderedDict of training images for each label.
     label_name: Label string we want to get an image for.
-    index: Int offset of the image we want. This will be moduloed by the
-    available number of images for the label, so it can be arbitrarily large.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
-    category: Name string of set to pull images from - training, testing, or
-    validation.
+    index: Int offset of the image, modulo the label's number of images.
+    image_dir: Root folder string of the class subfolders.
+    category: Name string of the set: training, testing, or validation.
 
   Returns:
-    File system path string to an image that meets the requested parameters.
+    File system path string to the image.
 
   Raises:
     ValueError: if the label, the category or any image of it is missing.
@@ -327,10 +299,8 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
   if not category_list:
     raise ValueError('Label %s has no images in the category %s.' %
                      (label_name, category))
-  mod_index = index % len(category_list)
-  base_name = category_list[mod_index]
-  sub_dir = label_lists['dir']
-  return os.path.join(image_dir, sub_dir, base_name)
+  return os.path.join(image_dir, label_lists['dir'],
+                      category_list[index % len(category_list)])
 
 
 def _image_entries(image_lists, image_dir, category):
@@ -342,10 +312,8 @@ def _image_entries(image_lists, image_dir, category):
 
 
 def _module_cache_suffix(module_name):
-  """Turns a module URL or path into the suffix used in bottleneck file names."""
-  return (module_name.replace('://', '~')  # URL scheme.
-          .replace('/', '~')  # URL and Unix paths.
-          .replace(':', '~').replace('\\', '~'))  # Windows paths.
+  """A module URL or path in a file name: '~' for '://', '/', ':' and '\\'."""
+  return re.sub(r'://|[/:\\]', '~', module_name)
 
 
 def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
@@ -355,26 +323,24 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
   Args:
     image_lists: OrderedDict of training images for each label.
     label_name: Label string we want to get an image for.
-    index: Integer offset of the image we want. This will be moduloed by the
-    available number of images for the label, so it can be arbitrarily large.
+    index: Integer offset of the image, modulo the label's number of images.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
-    category: Name string of set to pull images from - training, testing, or
-    validation.
+    category: Name string of the set: training, testing, or validation.
     module_name: The name of the image module being used.
 
   Returns:
-    File system path string to an image that meets the requested parameters.
+    File system path string to the bottleneck file.
   """
-  path = (get_image_path(image_lists, label_name, index, bottleneck_dir,
-                         category) + '_' + _module_cache_suffix(module_name) +
-          '.txt')
+  path = '%s_%s.txt' % (get_image_path(image_lists, label_name, index,
+                                       bottleneck_dir, category),
+                        _module_cache_suffix(module_name))
   folder, name = os.path.split(path)
   encoded_name = name.encode('utf-8')
   if len(encoded_name) > MAX_CACHE_NAME_BYTES:
     # File systems allow 255 bytes, and the temporary name adds up to 50.
-    name = '%s~%s.txt' % (encoded_name[:150].decode('utf-8', 'ignore'),
-                          hashlib.sha1(encoded_name).hexdigest())
-    path = os.path.join(folder, name)
+    path = os.path.join(folder, '%s~%s.txt' % (
+        encoded_name[:150].decode('utf-8', 'ignore'),
+        hashlib.sha1(encoded_name).hexdigest()))
   return path
 
 
