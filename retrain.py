@@ -433,148 +433,81 @@ def _checked_image_size(module_handle, module_size, variable_size,
 class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
     'handle', 'path', 'meta_graph', 'image_size', 'variable_size',
     'feature_width'])):
-  """A TF1 Hub format image feature vector, as load_module_spec reads it.
-
-  Such a module is a SavedModel whose graph (tags {}) has the signature
-  'default': float images [batch, height, width, 3] in [0, 1] at 'images',
-  features [batch, width] at 'default'; its variables are in a checkpoint
-  beside it, and tfhub_module.pb marks the format.
-
-  Attributes:
-    handle: The --tfhub_module value.
-    path: The local module folder (a URL is downloaded and cached by
-      tensorflow_hub).
-    meta_graph: The module's MetaGraphDef (tags {}).
-    image_size: (height, width) the images are resized to.
-    variable_size: Whether the module takes images of any size, so that
-      image_size came from --image_size.
-    feature_width: The number of features per image.
-  """
+  """A TF1 Hub format image feature vector, as load_module_spec reads it: its
+  graph (tags {}) maps 'images' in [0, 1] to 'default' [batch, features]."""
 
   def apply_fn(self):
-    """Puts the module's variables into the current graph, as hub.Module did.
-
-    They live under the name scope 'module', and the global variables
-    initializer sets them to the module's pretrained values.
-
-    Returns:
-      A function from images (float [None, height, width, 3] in [0, 1]) to
-      features [None, feature_width]; each call adds the module's ops under
-      'module_apply_default' (then '..._1', ...), sharing the variables.
-    """
-    return _TF1ModuleInstance(self)
-
-
-class _TF1ModuleInstance(object):
-  """One instantiation of a TF1ImageModule's variables in a graph.
-
-  The module's graph is imported twice, as hub.Module did: once for its
-  state (the variables, restored from the checkpoint by their initializers),
-  then at each call for its computation, with the state ops replaced by the
-  imported variables and 'images' by the given tensor. The arithmetic is
-  therefore hub.Module's, op for op.
-  """
-
-  def __init__(self, module):
-    self._meta_graph = module.meta_graph
-    graph_def = module.meta_graph.graph_def
-    self._state_ops = {
-        node.name for node in graph_def.node if _is_state_op(node.op)}
+    """Puts the module's variables into the current graph under 'module', as
+    hub.Module did; returns images -> features, sharing those variables."""
+    graph_def = self.meta_graph.graph_def
+    # Ops that hold state and take no inputs: variables, tables.
+    state_ops = set()
+    for node in graph_def.node:
+      op_def = op_def_registry.get(node.op)
+      if op_def is not None and op_def.is_stateful and not op_def.input_arg:
+        state_ops.add(node.name)
+    # The state is imported without the computation, which would take long
+    # to import for a big module: the state ops and what variables name.
+    keep = set(state_ops)
+    variables = self.meta_graph.collection_def.get(
+        tf.GraphKeys.GLOBAL_VARIABLES)
+    for serialized in variables.bytes_list.value if variables else ():
+      variable = variable_pb2.VariableDef.FromString(serialized)
+      keep.update(name.split(':')[0] for name in (
+          variable.variable_name, variable.initializer_name,
+          variable.snapshot_name, variable.initial_value_name) if name)
+    state = tf.MetaGraphDef()
+    state.CopyFrom(self.meta_graph)
+    state.graph_def.CopyFrom(tf.graph_util.extract_sub_graph(
+        graph_def, sorted(keep)))
     scope = _import_module_graph(
-        _state_meta_graph(module.meta_graph, self._state_ops), 'module',
+        state, 'module',
         (tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.MODEL_VARIABLES), {})
     graph = tf.get_default_graph()
-    self._state_map = {
+    state_map = {
         name + ':0': graph.get_tensor_by_name('%s/%s:0' % (scope, name))
-        for name in self._state_ops}
+        for name in state_ops}
     variables = {
         variable.op.name[len(scope) + 1:]: variable
         for variable in tf.global_variables()
         if variable.op.name.startswith(scope + '/')}
     if variables:
       tf.train.init_from_checkpoint(os.path.join(
-          module.path, 'variables', 'variables'), variables)
-
-  def __call__(self, images):
+          self.path, 'variables', 'variables'), variables)
+    # The computation, without the state ops (state_map feeds their outputs)
+    # nor colocations with them, which would keep them in the frozen graph.
     apply_graph = tf.MetaGraphDef()
-    apply_graph.CopyFrom(self._meta_graph)
-    _without_state_ops(apply_graph.graph_def, self._state_ops)
+    apply_graph.CopyFrom(self.meta_graph)
+    nodes = [node for node in apply_graph.graph_def.node
+             if node.name not in state_ops]
+    del apply_graph.graph_def.node[:]
+    apply_graph.graph_def.node.extend(nodes)
+    for node in apply_graph.graph_def.node:
+      if '_class' in node.attr:
+        places = [place for place in node.attr['_class'].list.s
+                  if place.decode()[len('loc:@'):] not in state_ops]
+        del node.attr['_class'].list.s[:]
+        node.attr['_class'].list.s.extend(places)
+        if not places:
+          del node.attr['_class']
     signature = apply_graph.signature_def['default']
-    input_map = dict(self._state_map)
-    input_map[signature.inputs['images'].name] = images
-    scope = _import_module_graph(
-        apply_graph, 'module_apply_default',
-        (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
-    return tf.get_default_graph().get_tensor_by_name(
-        '%s/%s' % (scope, signature.outputs['default'].name))
 
-
-def _without_state_ops(graph_def, state_ops):
-  """Removes the state ops from a module's GraphDef, in place.
-
-  The input map feeds their outputs (the variables imported once), so that
-  they are not imported again; the ops placed beside them (colocated, such
-  as a variable's read) are no longer tied to them, which would keep them in
-  the frozen graph.
-  """
-  nodes = [node for node in graph_def.node if node.name not in state_ops]
-  del graph_def.node[:]
-  graph_def.node.extend(nodes)
-  for node in graph_def.node:
-    if '_class' in node.attr:
-      places = [place for place in node.attr['_class'].list.s
-                if place.decode()[len('loc:@'):] not in state_ops]
-      del node.attr['_class'].list.s[:]
-      node.attr['_class'].list.s.extend(places)
-      if not places:
-        del node.attr['_class']
-
-
-def _state_meta_graph(meta_graph, state_ops):
-  """The part of a module's MetaGraphDef that holds its state.
-
-  The state ops and what the variables' descriptions name (initializers,
-  initial values, snapshots): the state needs none of the module's
-  computation, whose import would cost a second of Python for an
-  Inception-sized module.
-  """
-  keep = set(state_ops)
-  variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
-  for serialized in variables.bytes_list.value if variables else ():
-    variable = variable_pb2.VariableDef.FromString(serialized)
-    keep.update(name.split(':')[0] for name in (
-        variable.variable_name, variable.initializer_name,
-        variable.snapshot_name, variable.initial_value_name) if name)
-  state = tf.MetaGraphDef()
-  state.CopyFrom(meta_graph)
-  state.graph_def.CopyFrom(tf.graph_util.extract_sub_graph(
-      meta_graph.graph_def, sorted(keep)))
-  return state
-
-
-def _is_state_op(op_name):
-  """Whether an op holds state and takes no inputs (a variable, a table)."""
-  op_def = op_def_registry.get(op_name)
-  return op_def is not None and op_def.is_stateful and not op_def.input_arg
+    def apply(images):
+      """Adds the module's ops under 'module_apply_default' (then '..._1')."""
+      input_map = dict(state_map)
+      input_map[signature.inputs['images'].name] = images
+      apply_scope = _import_module_graph(
+          apply_graph, 'module_apply_default',
+          (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
+      return tf.get_default_graph().get_tensor_by_name(
+          '%s/%s' % (apply_scope, signature.outputs['default'].name))
+    return apply
 
 
 def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
-  """Imports a module's MetaGraphDef under a new name scope.
-
-  Args:
-    meta_graph: The MetaGraphDef (not changed).
-    name: The name scope, made unique in the current graph.
-    collections_to_keep: The names of the collections to import; the module's
-      other collections (trainable variables, update ops, signatures' data)
-      are not, as for hub.Module(trainable=False). The control flow contexts
-      go with the ops that use them.
-    input_map: Tensor names of the module's graph -> tensors to use instead.
-
-  Returns:
-    The absolute name scope of the imported ops.
-  """
-  graph = tf.get_default_graph()
-  absolute_scope = graph.unique_name(name, mark_as_used=False)
+  """Imports meta_graph with only collections_to_keep (as hub.Module with
+  trainable=False) under a new name scope, which it returns."""
+  absolute_scope = tf.get_default_graph().unique_name(name, mark_as_used=False)
   kept = tf.MetaGraphDef()
   kept.CopyFrom(meta_graph)
   for key in list(kept.collection_def):
@@ -586,11 +519,7 @@ def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
 
 
 def _read_tf1_meta_graph(module_handle, path):
-  """The MetaGraphDef with tags {} of a TF1 Hub module's saved_model.pb.
-
-  Raises:
-    RetrainError: if the file cannot be read or has no such graph.
-  """
+  """The MetaGraphDef (tags {}) of a TF1 Hub module's saved_model.pb."""
   saved_model = saved_model_pb2.SavedModel()
   try:
     with tf.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
@@ -608,15 +537,8 @@ def _read_tf1_meta_graph(module_handle, path):
 
 
 def _check_module_variables(module_handle, path, meta_graph):
-  """Reads every variable of a TF1 Hub module from its checkpoint once.
-
-  The variables' initializers read them again later; a missing, truncated or
-  damaged checkpoint is found here, with a line that says so.
-
-  Raises:
-    RetrainError: if a variable is missing from the checkpoint or cannot be
-      read.
-  """
+  """Reads each variable of a TF1 Hub module from its checkpoint once, so
+  that a missing or damaged checkpoint is a RetrainError here."""
   variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
   if not variables or not variables.bytes_list.value:
     return
@@ -643,20 +565,12 @@ def _info_shape(tensor_info):
   return tf.TensorShape(tensor_info.tensor_shape)
 
 
-# Where a TF1 Hub module keeps its attached messages: serialized
-# ModuleAttachment protos (key = 1, value = 2) in this collection. The
-# attachment 'image_module_info' is an ImageModuleInfo: default_image_size = 1,
-# holding height = 1 and width = 2.
-_HUB_ATTACHMENTS = 'hub_module_attachments'
-
-
 def _tf1_image_size(meta_graph, signature):
-  """(height, width) of a TF1 Hub module's images, 0 for 'any size'.
-
-  Read as hub.get_expected_image_size did: the attached ImageModuleInfo
-  first, else the static shape of the 'images' input.
-  """
-  attachments = meta_graph.collection_def.get(_HUB_ATTACHMENTS)
+  """(height, width) of a TF1 Hub module's images, 0 for 'any size', as
+  hub.get_expected_image_size read it: attachment, else 'images' shape."""
+  # Serialized ModuleAttachments (key = 1, value = 2); 'image_module_info' is
+  # an ImageModuleInfo: default_image_size = 1 {height = 1, width = 2}.
+  attachments = meta_graph.collection_def.get('hub_module_attachments')
   for attachment in attachments.bytes_list.value if attachments else ():
     fields = dict(_proto_fields(attachment))
     if fields.get(1) == b'image_module_info':
@@ -672,42 +586,35 @@ def _tf1_image_size(meta_graph, signature):
 
 
 def _proto_fields(data):
-  """Yields (field number, value) of a serialized protocol buffer message's
-  integer (varint) and bytes fields; tensorflow_hub 0.16 no longer ships the
-  message classes of its attachments."""
+  """Yields (field number, value) of a serialized message's varint and bytes
+  fields: tensorflow_hub 0.16 no longer ships its attachments' classes."""
+  def read_varint(position):
+    value, shift = 0, 0
+    while position < len(data):
+      byte = data[position]
+      position += 1
+      value |= (byte & 0x7f) << shift
+      shift += 7
+      if byte < 0x80:
+        break
+    return value, position
+
   position = 0
   while position < len(data):
-    key, position = _read_varint(data, position)
+    key, position = read_varint(position)
     if key & 7 == 0:
-      value, position = _read_varint(data, position)
+      value, position = read_varint(position)
     elif key & 7 == 2:
-      length, position = _read_varint(data, position)
+      length, position = read_varint(position)
       value, position = data[position:position + length], position + length
     else:
       return  # Not a field of the messages read here.
     yield key >> 3, value
 
 
-def _read_varint(data, position):
-  """(value, next position) of the varint at data[position:]."""
-  value, shift = 0, 0
-  while position < len(data):
-    byte = data[position]
-    position += 1
-    value |= (byte & 0x7f) << shift
-    shift += 7
-    if byte < 0x80:
-      break
-  return value, position
-
-
 def _module_folder(module_handle):
-  """The local folder of a module: a URL's download, or the folder given.
-
-  Raises:
-    RetrainError: if a URL cannot be downloaded, or the path is missing or
-      not a folder.
-  """
+  """The local folder of a module (a URL's download, or the folder given);
+  a RetrainError if it cannot be downloaded, is missing or is a file."""
   if is_module_url(module_handle):
     try:
       return tensorflow_hub().resolve(module_handle)
@@ -737,9 +644,8 @@ def _module_folder(module_handle):
 
 
 def tensorflow_hub():
-  """The tensorflow_hub package, imported when a module URL or a TF2
-  SavedModel needs it (tensorflow_hub 0.16 warns at import that
-  pkg_resources is deprecated: nothing a user of this tool can act on)."""
+  """The tensorflow_hub package, imported on first need, without its
+  import-time warnings (pkg_resources), which a user cannot act on."""
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
@@ -762,9 +668,8 @@ def module_feature_width(module_spec):
   return module_spec.feature_width
 
 
-# create_module_graph's values, and the module itself (images -> features,
-# sharing its variables), which the SavedModel's image-bytes signature applies
-# again.
+# create_module_graph's values, and the module (images -> features, sharing
+# its variables), which the SavedModel's image-bytes signature applies again.
 ModuleGraph = collections.namedtuple('ModuleGraph', [
     'graph', 'bottleneck_tensor', 'resized_input_tensor', 'wants_quantization',
     'apply_module'])
@@ -802,15 +707,14 @@ def _module_graph(module_spec):
 def module_session_config(bottleneck_precision='float32'):
   """Returns the Session config that runs the module at a precision.
 
-  bfloat16 uses TensorFlow's automatic mixed precision graph rewrite: on a
-  CPU, oneDNN's bfloat16 rewrite (AVX512-BF16 or AMX units); on a GPU, its
-  float16 mixed precision. Variables and cached values stay float32.
+  bfloat16 is TensorFlow's automatic mixed precision rewrite: oneDNN bfloat16
+  on a CPU, float16 on a GPU; variables and cached values stay float32.
 
   Args:
     bottleneck_precision: One of BOTTLENECK_PRECISIONS.
 
   Returns:
-    A tf.ConfigProto, or None for plain float32.
+    A tf.ConfigProto, or None for float32.
   """
   if bottleneck_precision == 'float32':
     return None
