@@ -759,9 +759,7 @@ def module_cache_name(module_handle, bottleneck_precision='float32',
 
 
 def add_jpeg_decoding(module_spec):
-  """Adds operations that perform JPEG decoding and resizing to the graph..
-
-  PNG images are decoded by the same operation.
+  """Adds operations that perform JPEG (and PNG) decoding and resizing.
 
   Args:
     module_spec: The image module, as load_module_spec returns it.
@@ -801,12 +799,7 @@ def run_bottleneck_on_image(sess, image_data, image_data_tensor,
 
 
 def ensure_dir_exists(dir_name):
-  """Makes sure the folder exists on disk.
-
-  Args:
-    dir_name: Path string to the folder we want to create; a local path or
-      one of TensorFlow's file systems (gs://...).
-  """
+  """Makes sure the folder (a local path or gs://... and the like) exists."""
   if not os.path.exists(dir_name):
     if not is_local_path(dir_name):
       tf.gfile.MakeDirs(dir_name)
@@ -815,9 +808,9 @@ def ensure_dir_exists(dir_name):
 
 
 def write_bottleneck_file(bottleneck_path, bottleneck_values):
-  """Writes one image's bottleneck values as comma-separated text, atomically."""
-  bottleneck_string = ','.join(str(x) for x in bottleneck_values)
-  write_file_atomically(bottleneck_path, bottleneck_string)
+  """Writes bottleneck values as comma-separated text, atomically."""
+  write_file_atomically(bottleneck_path,
+                        ','.join(str(x) for x in bottleneck_values))
 
 
 def read_bottleneck_file(bottleneck_path, expected_width=None):
@@ -840,11 +833,8 @@ def read_bottleneck_file(bottleneck_path, expected_width=None):
 
 
 def _read_cached_bottleneck(bottleneck_path, width):
-  """The values of a valid cache file, or None to compute them.
-
-  A file that exists but cannot be used (damaged, or written for a module of
-  another width) is reported, since it will be recreated.
-  """
+  """The values of a valid cache file, or None; a file that exists but cannot
+  be used is reported, as it will be recreated."""
   if not tf.gfile.Exists(bottleneck_path):
     return None
   values = read_bottleneck_file(bottleneck_path, width)
@@ -880,23 +870,15 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
                              category, bottleneck_dir, jpeg_data_tensor,
                              decoded_image_tensor, resized_input_tensor,
                              bottleneck_tensor, module_name):
-  """Retrieves or calculates bottleneck values for an image.
-
-  If a cached version of the bottleneck data exists on-disk, return that,
-  otherwise calculate the data and save it to disk for future use. A cache
-  file that cannot be parsed, or has the wrong number of values for the
-  module, is recomputed.
+  """Retrieves or calculates (and caches) bottleneck values for an image.
 
   Args:
     sess: The current active TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
     label_name: Label string we want to get an image for.
-    index: Integer offset of the image we want. This will be modulo-ed by the
-    available number of images for the label, so it can be arbitrarily large.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
-    category: Name string of which set to pull images from - training, testing,
-    or validation.
+    index: Integer offset of the image, modulo the label's number of images.
+    image_dir: Root folder string of the class subfolders.
+    category: Name string of the set: training, testing, or validation.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
     jpeg_data_tensor: The tensor to feed loaded jpeg data into.
     decoded_image_tensor: The output of decoding and resizing the image.
@@ -921,15 +903,8 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
 
 
 class BottleneckMemory(object):
-  """The bottleneck values of one run, held in memory.
-
-  Training draws thousands of batches from the same values; reading the text
-  files for each (the original's way) would dominate a run. Values are held
-  by cache file path until a class's category is stacked into one
-  [images, width] float32 matrix: training batches are then gathered rows,
-  and the per-file entries become views of the rows, so each value is held
-  once. main makes one per run; dropping it frees the memory.
-  """
+  """A run's bottleneck values, read once for training's many batches: by
+  cache file, then as rows of a matrix per class and category (held once)."""
 
   def __init__(self):
     self._values = {}  # Cache file path -> float32 [width].
@@ -948,8 +923,7 @@ class BottleneckMemory(object):
                    module_name, load):
     """Returns every bottleneck of one class's category as a [n, width] matrix.
 
-    Stacked once, and again when that category's list of images is replaced
-    or changes length (cache_bottlenecks removes bad images from it).
+    Stacked again when that list of images is replaced or changes length.
 
     Args:
       image_lists: OrderedDict of training images for each label.
@@ -957,8 +931,7 @@ class BottleneckMemory(object):
       category: 'training', 'testing' or 'validation'.
       bottleneck_dir: The cache folder.
       module_name: The module name in cache file names.
-      load: Callable (label_name, category, index) -> values, for an image
-        whose values are not in memory yet.
+      load: Callable (label_name, category, index) -> values not in memory.
 
     Returns:
       The float32 matrix, None when the category has no images.
@@ -986,11 +959,8 @@ class BottleneckMemory(object):
 
 
 def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
-  """Opens a Session on the module with its image decoding ops.
-
-  This is what computing bottlenecks needs outside main, which adds the new
-  layer to the same graph: beam_bottlenecks.py's workers, the benchmark and
-  the tests use it.
+  """Opens a Session on the module with its image decoding ops, to compute
+  bottlenecks outside main (beam_bottlenecks.py, bench, tests).
 
   Args:
     module_spec: The loaded module (load_module_spec).
@@ -1012,11 +982,8 @@ def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
 
 
 def default_caching_batch_size(input_height, input_width):
-  """Images per module run when caching: about two million input pixels.
-
-  Larger batches stop paying off for the module's throughput well before this
-  and only raise memory (about 1.9 GB at 64 Inception v3 images, 1.1 GB at 16).
-  """
+  """Images per module run when caching: about two million input pixels,
+  within [8, 64]; larger batches only raise memory."""
   return int(np.clip(2 ** 21 // (input_height * input_width), 8, 64))
 
 
@@ -1029,11 +996,8 @@ BatchedDecoding = collections.namedtuple('BatchedDecoding', [
 def add_batched_decoding(image_shape, batch_size=None, from_files=True):
   """Adds a parallel tf.data decoder of many images to the default graph.
 
-  Files are read and decoded on tf.data's threads while the caller runs the
-  module on the previous batch, each image by decode_and_resize. Images that
-  fail are dropped; the caller finds them by their missing index and passes
-  them to retry_failed_images. The inputs at [k * batch_size, (k + 1) *
-  batch_size) make up batch k, less those dropped, whatever fails elsewhere.
+  Batch k holds those of the inputs [k * batch_size, (k + 1) * batch_size)
+  that decoded; the caller finds the others by their missing indices.
 
   Args:
     image_shape: (height, width, channels) of the decoded images.
@@ -1067,20 +1031,8 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
 
 
 def parallel_map(dataset, function):
-  """dataset.map(function) on one thread per core, without tf.data autotuning.
-
-  The autotuner's thread sleeps longer and longer between its rounds, and
-  closing a Session whose iterator it serves waits for it to wake (up to 21 s
-  at the end of a run was measured), for nothing. The function is traced as
-  written: AutoGraph's conversion takes a second or more per pipeline, and
-  straight-line TensorFlow code does not need it.
-
-  Args:
-    dataset: A tf.data.Dataset.
-    function: Its elements -> the new elements, built of TensorFlow ops.
-
-  Returns:
-    The mapped tf.data.Dataset.
+  """dataset.map(function) on one thread per core, without tf.data autotuning
+  (closing a Session waits for the autotuner) nor AutoGraph (slow to convert).
   """
   options = tf.data.Options()
   options.autotune.enabled = False
@@ -1095,7 +1047,7 @@ def decode_in_batches(sess, decoding, inputs):
   Args:
     sess: A Session on the graph of decoding.
     decoding: A BatchedDecoding.
-    inputs: The image file paths or bytes, as add_batched_decoding was told.
+    inputs: The image file paths or bytes.
   """
   sess.run(decoding.initializer, {decoding.inputs: inputs})
   while True:
@@ -1108,10 +1060,8 @@ def decode_in_batches(sess, decoding, inputs):
 def decode_images(inputs, image_shape, batch_size=None, from_files=True):
   """Yields (indices, images) of the inputs that decode, batch by batch.
 
-  add_batched_decoding and decode_in_batches in a graph and Session of their
-  own: adding the decoder to the module's graph would make its Session,
-  which has run already, take in the whole graph again (a fraction of a
-  second for a big module).
+  In a graph of its own: in the module's, the module's Session would have to
+  take in the whole graph again.
 
   Args:
     inputs: Image file paths, or image bytes if not from_files.
@@ -1126,22 +1076,17 @@ def decode_images(inputs, image_shape, batch_size=None, from_files=True):
 
 
 def retry_failed_images(sess, tensors, failed, skip):
-  """Decodes each image that failed in a batch on its own, or skips it.
-
-  A batch drops every image that fails; alone, an image either decodes
-  after all (it was replaced while being read, say) or shows why it cannot
-  be used, in words for the user.
+  """Decodes each image that failed in a batch on its own, or skips it with
+  the reason, in words for the user.
 
   Args:
     sess: A Session with the decoding ops of tensors.
     tensors: ModuleTensors; jpeg_data and decoded_image are used.
-    failed: Iterable of (key, image path, image bytes or None to read them
-      from the path).
-    skip: Callable (key, image path, reason) for each image that is unusable.
+    failed: Iterable of (key, image path, image bytes or None to read them).
+    skip: Callable (key, image path, reason) for each unusable image.
 
   Returns:
-    (keys, images): the images that decoded, float [height, width, depth]
-    each, and their keys.
+    (keys, images) of the images that decoded, float [height, width, depth].
   """
   keys, images = [], []
   for key, image_path, image_data in failed:
@@ -1172,34 +1117,22 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
                       batch_size=None, memory=None):
   """Ensures all the training, testing, and validation bottlenecks are cached.
 
-  Because we're likely to read the same image multiple times (if there are no
-  distortions applied during training) it can speed things up a lot if we
-  calculate the bottleneck layer values once for each image during
-  preprocessing, and then just read those cached values repeatedly during
-  training. Here we go through all the images we've found (scan), compute the
-  missing values in batches (decoding in parallel with the module's work),
-  and retry alone or skip the images that failed in a batch.
-
-  Images that cannot be decoded are skipped with a warning naming the file and
-  the reason, and removed from image_lists, so they never reach training or
-  evaluation.
+  Missing values are computed in batches while the next batch decodes; images
+  that cannot be used are skipped, with a warning, and left out of image_lists.
 
   Args:
     sess: The current active TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
+    image_dir: Root folder string of the class subfolders.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
     jpeg_data_tensor: Input tensor for jpeg data from file.
     decoded_image_tensor: The output of decoding and resizing the image.
     resized_input_tensor: The input node of the recognition graph.
     bottleneck_tensor: The penultimate output layer of the graph.
     module_name: The name of the image module being used.
-    batch_size: How many images the module processes at once; by default
-      about two million input pixels (22 images of 299x299, 64 of 128x128),
-      which keeps the module's throughput and bounds its memory.
-    memory: The run's BottleneckMemory, which keeps every value for
-      training; None to only write the cache files.
+    batch_size: Images per module run; None for default_caching_batch_size.
+    memory: The run's BottleneckMemory to keep the values in; None to only
+      write the cache files.
 
   Returns:
     The list of (image path, reason) of the images that were skipped.
@@ -1213,7 +1146,12 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
         *resized_input_tensor.get_shape().as_list()[1:3])
   entries = _scan_bottleneck_cache(sess, image_lists, tensors, cache)
   skipped = []
-  skip = functools.partial(_skip_image, image_lists, skipped)
+
+  def skip(entry, image_path, reason):
+    tf.logging.warning('Skipping %s: %s', image_path, reason)
+    image_lists[entry.label_name][entry.category].remove(entry.image_name)
+    skipped.append((image_path, reason))
+
   usable = []
   for entry in entries:
     reason = None if entry.cached else _why_file_unusable(entry.image_path)
@@ -1221,23 +1159,29 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
       skip(entry, entry.image_path, reason)
     else:
       usable.append(entry)
-  failed = _compute_bottlenecks_in_batches(
-      sess, _whole_batches_to_compute(usable, batch_size), tensors,
-      cache.memory, batch_size)
+  # Each batch that holds a missing value is computed whole, cached images
+  # too: oneDNN's result for an image can differ in the last bits with its
+  # batch, so a resumed run computes and trains exactly as an uninterrupted
+  # one.
+  to_compute = []
+  for start in range(0, len(usable), batch_size):
+    batch = usable[start:start + batch_size]
+    if not all(entry.cached for entry in batch):
+      to_compute.extend(batch)
+  failed = _compute_bottlenecks_in_batches(sess, to_compute, tensors,
+                                           cache.memory, batch_size)
   retried, images = retry_failed_images(
       sess, tensors, [(entry, entry.image_path, None) for entry in failed],
       skip)
   if retried:
-    _store_bottlenecks(sess, tensors, cache.memory, retried, images)
+    _keep_bottlenecks(cache.memory, retried, sess.run(
+        tensors.bottleneck, {tensors.resized_image: images}))
   return skipped
 
 
 def _scan_bottleneck_cache(sess, image_lists, tensors, cache):
-  """Reads the valid cache files into memory.
-
-  Returns:
-    A list of _CacheEntry, for every image in image_lists order.
-  """
+  """Reads the valid cache files into memory; returns a _CacheEntry for every
+  image, in image_lists order."""
   ensure_dir_exists(cache.bottleneck_dir)
   for label_lists in image_lists.values():
     _remove_stale_temporary_files(os.path.join(cache.bottleneck_dir,
@@ -1274,44 +1218,10 @@ def _scan_bottleneck_cache(sess, image_lists, tensors, cache):
   return entries
 
 
-def _skip_image(image_lists, skipped, entry, image_path, reason):
-  """Leaves an image out of the run, with a warning that says why."""
-  tf.logging.warning('Skipping %s: %s', image_path, reason)
-  image_lists[entry.label_name][entry.category].remove(entry.image_name)
-  skipped.append((image_path, reason))
-
-
-def _whole_batches_to_compute(entries, batch_size):
-  """The batches of batch_size consecutive entries that hold a missing one.
-
-  Each such batch is computed whole, its cached images too (their values are
-  not written again): the module's result for an image can differ in the
-  last bits with the other images of its batch (oneDNN shares the work out
-  by batch), so a run that continues an interrupted one computes the batches
-  of the uninterrupted run, and trains exactly the same model.
-
-  Returns:
-    The entries of those batches, in order.
-  """
-  to_compute = []
-  for start in range(0, len(entries), batch_size):
-    batch = entries[start:start + batch_size]
-    if not all(entry.cached for entry in batch):
-      to_compute.extend(batch)
-  return to_compute
-
-
 def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
                                     batch_size):
-  """Computes the entries batch by batch; writes and keeps the missing ones.
-
-  The module works on one batch at a time, always the same batches, while
-  the previous batch's files are written and the next batch is fetched from
-  the decoder: it waits for Python only to be handed each batch.
-
-  Returns:
-    The missing entries whose images failed to decode in their batch.
-  """
+  """Runs the module on the entries' batches while the next ones decode;
+  keeps the missing values, returns the missing entries that failed."""
   missing = sum(1 for entry in entries if not entry.cached)
   if not missing:
     return []
@@ -1320,8 +1230,8 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
   image_shape = tensors.resized_image.get_shape().as_list()[1:]
   run_module = functools.partial(sess.run, tensors.bottleneck)
   with concurrent.futures.ThreadPoolExecutor(1) as module_thread:
-    # The module's first run prepares its graph (half a second on one core
-    # for a big module): it runs on a blank image while the decoder starts.
+    # The module's first run prepares its graph: on a blank image, while the
+    # decoder starts.
     running = ([], module_thread.submit(run_module, {
         tensors.resized_image: np.zeros([1] + image_shape, np.float32)}))
     for indices, images in decode_images(
@@ -1336,18 +1246,9 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
           if index not in computed and not entry.cached]
 
 
-def _store_bottlenecks(sess, tensors, memory, entries, images):
-  """Runs the module on decoded images; writes and keeps the missing ones."""
-  _keep_bottlenecks(memory, entries, sess.run(
-      tensors.bottleneck, {tensors.resized_image: images}))
-
-
 def _keep_bottlenecks(memory, entries, batch_values):
-  """Writes and keeps the values of the entries that were missing.
-
-  Returns:
-    How many there were.
-  """
+  """Writes and keeps the values of the entries that were missing; returns
+  how many there were."""
   kept = 0
   for entry, values in zip(entries, batch_values):
     if not entry.cached:
@@ -1359,40 +1260,33 @@ def _keep_bottlenecks(memory, entries, batch_values):
 
 def _bottleneck_loader(sess, image_lists, tensors, cache):
   """get_or_create_bottleneck as a function of (label_name, category, index)."""
-  def load(label_name, category, index):
-    return get_or_create_bottleneck(
-        sess, image_lists, label_name, index, cache.image_dir, category,
-        cache.bottleneck_dir, *tensors, module_name=cache.module_name)
-  return load
+  return lambda label_name, category, index: get_or_create_bottleneck(
+      sess, image_lists, label_name, index, cache.image_dir, category,
+      cache.bottleneck_dir, *tensors, module_name=cache.module_name)
 
 
 def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
                                   bottleneck_dir, image_dir, jpeg_data_tensor,
                                   decoded_image_tensor, resized_input_tensor,
                                   bottleneck_tensor, module_name, memory=None):
-  """Retrieves bottleneck values for cached images.
+  """Retrieves bottleneck values for cached images, from memory or disk.
 
-  If no distortions are being applied, this function can retrieve the cached
-  bottleneck values directly from memory (or, the first time, from disk) for
-  images. It picks a random set of images from the specified category.
+  A sample draws a class, then an image, as the original did.
 
   Args:
     sess: Current TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
-    how_many: If positive, a random sample of this size will be chosen.
-    If negative, all bottlenecks will be retrieved.
-    category: Name string of which set to pull from - training, testing, or
-    validation.
+    how_many: The sample's size; negative for every image of the category.
+    category: Name string of the set: training, testing, or validation.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
+    image_dir: Root folder string of the class subfolders.
     jpeg_data_tensor: The layer to feed jpeg image data into.
     decoded_image_tensor: The output of decoding and resizing the image.
     resized_input_tensor: The input node of the recognition graph.
     bottleneck_tensor: The bottleneck output layer of the CNN graph.
     module_name: The name of the image module being used.
     memory: The run's BottleneckMemory; None reads (or computes) the values
-      of the classes drawn from anew at each call.
+      anew at each call.
 
   Returns:
     Tuple of (float32 array of bottleneck arrays, int64 array of their
@@ -1407,33 +1301,22 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
       bottleneck_dir=bottleneck_dir, module_name=module_name,
       load=_bottleneck_loader(sess, image_lists, tensors, cache))
   width = bottleneck_tensor.get_shape().as_list()[-1]
-  if how_many >= 0:
-    return _random_sample(image_lists, how_many, category, class_matrix,
-                          width) + ([],)
-  matrices = [class_matrix(label_name) for label_name in image_lists
-              if image_lists[label_name][category]]
-  entries = _image_entries(image_lists, image_dir, category)
-  bottlenecks = (np.concatenate(matrices) if matrices else
-                 np.zeros([0, width], np.float32))
-  return (bottlenecks,
-          np.array([class_index for _, class_index in entries], np.int64),
-          [path for path, _ in entries])
-
-
-def _random_sample(image_lists, how_many, category, class_matrix, width):
-  """Draws how_many bottlenecks as the original did: a class, then an image.
-
-  Returns:
-    (float32 [how_many, width] bottlenecks, int64 [how_many] ground truths).
-  """
+  if how_many < 0:
+    matrices = [class_matrix(label_name) for label_name in image_lists
+                if image_lists[label_name][category]]
+    entries = _image_entries(image_lists, image_dir, category)
+    return (np.concatenate(matrices) if matrices else
+            np.zeros([0, width], np.float32),
+            np.array([class_index for _, class_index in entries], np.int64),
+            [path for path, _ in entries])
   label_names = list(image_lists.keys())
   # Only classes with images in this category can be drawn from.
   usable = [i for i, name in enumerate(label_names)
             if image_lists[name][category]]
   if not usable:
     raise ValueError('No images in the category %s.' % category)
-  # The whole batch's random numbers come from one draw of Python's
-  # generator, so --random_seed still repeats runs exactly.
+  # One draw of Python's generator for the whole batch, so that
+  # --random_seed still repeats runs exactly.
   draws = np.frombuffer(random.getrandbits(128 * how_many).to_bytes(
       16 * how_many, 'little'), np.uint64).reshape(2, how_many)
   ground_truths = np.array(usable, np.int64)[
@@ -1444,7 +1327,7 @@ def _random_sample(image_lists, how_many, category, class_matrix, width):
     chosen = ground_truths == label_index
     matrix = class_matrix(label_names[label_index])
     bottlenecks[chosen] = matrix[image_indices[chosen] % len(matrix)]
-  return bottlenecks, ground_truths
+  return bottlenecks, ground_truths, []
 
 
 # ---------------------------------------------------------------------------
