@@ -165,18 +165,8 @@ BottleneckCache = collections.namedtuple('BottleneckCache', [
 
 
 def _percentage_hash(file_name):
-  """Maps a file name to a stable number in [0, 100] for the data split.
-
-  Anything after '_nohash_' in the name is ignored, so that variants of one
-  subject (e.g. 'rose_12_nohash_0.jpg' and 'rose_12_nohash_1.jpg') always land
-  in the same set.
-
-  Args:
-    file_name: Base name of the image file inside its class folder.
-
-  Returns:
-    A float in [0, 100].
-  """
+  """A stable number in [0, 100] that puts an image file in a set; what follows
+  '_nohash_' is ignored, so that variants of one subject stay together."""
   hash_name = re.sub(r'_nohash_.*$', '', file_name)
   hash_name_hashed = hashlib.sha1(tf.compat.as_bytes(hash_name)).hexdigest()
   return ((int(hash_name_hashed, 16) % (MAX_NUM_IMAGES_PER_CLASS + 1)) *
@@ -187,25 +177,18 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
                        unusable=None):
   """Builds a list of training images from the file system.
 
-  Every immediate sub-folder of image_dir is a class, in sorted order. Each
-  image goes to the training, testing or validation set by the SHA-1 hash of
-  its file name within its class folder, so that the split stays the same when
-  images are added, when the folder is moved or when image_dir is spelled
-  differently. (The original retrain.py hashed the whole path, which changed
-  the split whenever the folder moved; this is the one deliberate difference.)
+  An image's set comes from the hash of its file name alone, so that moving
+  the folder or adding images keeps the split.
 
   Args:
     image_dir: String path to a folder containing subfolders of images.
     testing_percentage: Integer percentage of the images to reserve for tests.
-    validation_percentage: Integer percentage of images reserved for validation.
-    unusable: A list to add (path, reason) to for each image file that cannot
-      be used at all (its name is not valid UTF-8); warnings name them too.
+    validation_percentage: Integer percentage of images for validation.
+    unusable: A list to extend with (path, reason) of unusable image files.
 
   Returns:
-    An OrderedDict containing an entry for each label subfolder, with images
-    split into training, testing, and validation sets within each label.
-    The order of items defines the class indices. Returns None when image_dir
-    does not exist.
+    An OrderedDict label -> {'dir', 'training', 'testing', 'validation'}, in
+    class index order (sorted folders); None if image_dir does not exist.
 
   Raises:
     RetrainError: if two class folders map to the same label.
@@ -214,8 +197,7 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
     tf.logging.error("Image directory '" + image_dir + "' not found.")
     return None
   result = collections.OrderedDict()
-  sub_dirs = _class_folders(image_dir)
-  for dir_name in sub_dirs:
+  for dir_name in _class_folders(image_dir):
     tf.logging.info("Looking for images in '" + dir_name + "'")
     bad_names = []
     file_list = _list_image_files(os.path.join(image_dir, dir_name), bad_names)
@@ -238,23 +220,16 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
       raise RetrainError(
           "Class folders '%s' and '%s' both give the label '%s': rename one "
           'of them.' % (result[label_name]['dir'], dir_name, label_name))
-    training_images = []
-    testing_images = []
-    validation_images = []
+    lists = {'dir': dir_name, 'training': [], 'testing': [], 'validation': []}
     for base_name in file_list:
       percentage_hash = _percentage_hash(base_name)
       if percentage_hash < validation_percentage:
-        validation_images.append(base_name)
+        lists['validation'].append(base_name)
       elif percentage_hash < (testing_percentage + validation_percentage):
-        testing_images.append(base_name)
+        lists['testing'].append(base_name)
       else:
-        training_images.append(base_name)
-    result[label_name] = {
-        'dir': dir_name,
-        'training': training_images,
-        'testing': testing_images,
-        'validation': validation_images,
-    }
+        lists['training'].append(base_name)
+    result[label_name] = lists
   return result
 
 
@@ -269,15 +244,12 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
   Args:
     image_lists: OrderedDict of training images for each label.
     label_name: Label string we want to get an image for.
-    index: Int offset of the image we want. This will be moduloed by the
-    available number of images for the label, so it can be arbitrarily large.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
-    category: Name string of set to pull images from - training, testing, or
-    validation.
+    index: Int offset of the image, modulo the label's number of images.
+    image_dir: Root folder string of the class subfolders.
+    category: Name string of the set: training, testing, or validation.
 
   Returns:
-    File system path string to an image that meets the requested parameters.
+    File system path string to the image.
 
   Raises:
     ValueError: if the label, the category or any image of it is missing.
@@ -291,10 +263,8 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
   if not category_list:
     raise ValueError('Label %s has no images in the category %s.' %
                      (label_name, category))
-  mod_index = index % len(category_list)
-  base_name = category_list[mod_index]
-  sub_dir = label_lists['dir']
-  return os.path.join(image_dir, sub_dir, base_name)
+  return os.path.join(image_dir, label_lists['dir'],
+                      category_list[index % len(category_list)])
 
 
 def image_entries(image_lists, image_dir, category):
@@ -306,10 +276,8 @@ def image_entries(image_lists, image_dir, category):
 
 
 def _module_cache_suffix(module_name):
-  """Turns a module URL or path into the suffix used in bottleneck file names."""
-  return (module_name.replace('://', '~')  # URL scheme.
-          .replace('/', '~')  # URL and Unix paths.
-          .replace(':', '~').replace('\\', '~'))  # Windows paths.
+  """A module URL or path in a file name: '~' for '://', '/', ':' and '\\'."""
+  return re.sub(r'://|[/:\\]', '~', module_name)
 
 
 def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
@@ -319,26 +287,24 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
   Args:
     image_lists: OrderedDict of training images for each label.
     label_name: Label string we want to get an image for.
-    index: Integer offset of the image we want. This will be moduloed by the
-    available number of images for the label, so it can be arbitrarily large.
+    index: Integer offset of the image, modulo the label's number of images.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
-    category: Name string of set to pull images from - training, testing, or
-    validation.
+    category: Name string of the set: training, testing, or validation.
     module_name: The name of the image module being used.
 
   Returns:
-    File system path string to an image that meets the requested parameters.
+    File system path string to the bottleneck file.
   """
-  path = (get_image_path(image_lists, label_name, index, bottleneck_dir,
-                         category) + '_' + _module_cache_suffix(module_name) +
-          '.txt')
+  path = '%s_%s.txt' % (get_image_path(image_lists, label_name, index,
+                                       bottleneck_dir, category),
+                        _module_cache_suffix(module_name))
   folder, name = os.path.split(path)
   encoded_name = name.encode('utf-8')
   if len(encoded_name) > MAX_CACHE_NAME_BYTES:
     # File systems allow 255 bytes, and the temporary name adds up to 50.
-    name = '%s~%s.txt' % (encoded_name[:150].decode('utf-8', 'ignore'),
-                          hashlib.sha1(encoded_name).hexdigest())
-    path = os.path.join(folder, name)
+    path = os.path.join(folder, '%s~%s.txt' % (
+        encoded_name[:150].decode('utf-8', 'ignore'),
+        hashlib.sha1(encoded_name).hexdigest()))
   return path
 
 
@@ -436,148 +402,81 @@ def checked_image_size(module_handle, module_size, variable_size,
 class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
     'handle', 'path', 'meta_graph', 'image_size', 'variable_size',
     'feature_width'])):
-  """A TF1 Hub format image feature vector, as load_module_spec reads it.
-
-  Such a module is a SavedModel whose graph (tags {}) has the signature
-  'default': float images [batch, height, width, 3] in [0, 1] at 'images',
-  features [batch, width] at 'default'; its variables are in a checkpoint
-  beside it, and tfhub_module.pb marks the format.
-
-  Attributes:
-    handle: The --tfhub_module value.
-    path: The local module folder (a URL is downloaded and cached by
-      tensorflow_hub).
-    meta_graph: The module's MetaGraphDef (tags {}).
-    image_size: (height, width) the images are resized to.
-    variable_size: Whether the module takes images of any size, so that
-      image_size came from --image_size.
-    feature_width: The number of features per image.
-  """
+  """A TF1 Hub format image feature vector, as load_module_spec reads it: its
+  graph (tags {}) maps 'images' in [0, 1] to 'default' [batch, features]."""
 
   def apply_fn(self):
-    """Puts the module's variables into the current graph, as hub.Module did.
-
-    They live under the name scope 'module', and the global variables
-    initializer sets them to the module's pretrained values.
-
-    Returns:
-      A function from images (float [None, height, width, 3] in [0, 1]) to
-      features [None, feature_width]; each call adds the module's ops under
-      'module_apply_default' (then '..._1', ...), sharing the variables.
-    """
-    return _TF1ModuleInstance(self)
-
-
-class _TF1ModuleInstance(object):
-  """One instantiation of a TF1ImageModule's variables in a graph.
-
-  The module's graph is imported twice, as hub.Module did: once for its
-  state (the variables, restored from the checkpoint by their initializers),
-  then at each call for its computation, with the state ops replaced by the
-  imported variables and 'images' by the given tensor. The arithmetic is
-  therefore hub.Module's, op for op.
-  """
-
-  def __init__(self, module):
-    self._meta_graph = module.meta_graph
-    graph_def = module.meta_graph.graph_def
-    self._state_ops = {
-        node.name for node in graph_def.node if _is_state_op(node.op)}
+    """Puts the module's variables into the current graph under 'module', as
+    hub.Module did; returns images -> features, sharing those variables."""
+    graph_def = self.meta_graph.graph_def
+    # Ops that hold state and take no inputs: variables, tables.
+    state_ops = set()
+    for node in graph_def.node:
+      op_def = op_def_registry.get(node.op)
+      if op_def is not None and op_def.is_stateful and not op_def.input_arg:
+        state_ops.add(node.name)
+    # The state is imported without the computation, which would take long
+    # to import for a big module: the state ops and what variables name.
+    keep = set(state_ops)
+    variables = self.meta_graph.collection_def.get(
+        tf.GraphKeys.GLOBAL_VARIABLES)
+    for serialized in variables.bytes_list.value if variables else ():
+      variable = variable_pb2.VariableDef.FromString(serialized)
+      keep.update(name.split(':')[0] for name in (
+          variable.variable_name, variable.initializer_name,
+          variable.snapshot_name, variable.initial_value_name) if name)
+    state = tf.MetaGraphDef()
+    state.CopyFrom(self.meta_graph)
+    state.graph_def.CopyFrom(tf.graph_util.extract_sub_graph(
+        graph_def, sorted(keep)))
     scope = _import_module_graph(
-        _state_meta_graph(module.meta_graph, self._state_ops), 'module',
+        state, 'module',
         (tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.MODEL_VARIABLES), {})
     graph = tf.get_default_graph()
-    self._state_map = {
+    state_map = {
         name + ':0': graph.get_tensor_by_name('%s/%s:0' % (scope, name))
-        for name in self._state_ops}
+        for name in state_ops}
     variables = {
         variable.op.name[len(scope) + 1:]: variable
         for variable in tf.global_variables()
         if variable.op.name.startswith(scope + '/')}
     if variables:
       tf.train.init_from_checkpoint(os.path.join(
-          module.path, 'variables', 'variables'), variables)
-
-  def __call__(self, images):
+          self.path, 'variables', 'variables'), variables)
+    # The computation, without the state ops (state_map feeds their outputs)
+    # nor colocations with them, which would keep them in the frozen graph.
     apply_graph = tf.MetaGraphDef()
-    apply_graph.CopyFrom(self._meta_graph)
-    _without_state_ops(apply_graph.graph_def, self._state_ops)
+    apply_graph.CopyFrom(self.meta_graph)
+    nodes = [node for node in apply_graph.graph_def.node
+             if node.name not in state_ops]
+    del apply_graph.graph_def.node[:]
+    apply_graph.graph_def.node.extend(nodes)
+    for node in apply_graph.graph_def.node:
+      if '_class' in node.attr:
+        places = [place for place in node.attr['_class'].list.s
+                  if place.decode()[len('loc:@'):] not in state_ops]
+        del node.attr['_class'].list.s[:]
+        node.attr['_class'].list.s.extend(places)
+        if not places:
+          del node.attr['_class']
     signature = apply_graph.signature_def['default']
-    input_map = dict(self._state_map)
-    input_map[signature.inputs['images'].name] = images
-    scope = _import_module_graph(
-        apply_graph, 'module_apply_default',
-        (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
-    return tf.get_default_graph().get_tensor_by_name(
-        '%s/%s' % (scope, signature.outputs['default'].name))
 
-
-def _without_state_ops(graph_def, state_ops):
-  """Removes the state ops from a module's GraphDef, in place.
-
-  The input map feeds their outputs (the variables imported once), so that
-  they are not imported again; the ops placed beside them (colocated, such
-  as a variable's read) are no longer tied to them, which would keep them in
-  the frozen graph.
-  """
-  nodes = [node for node in graph_def.node if node.name not in state_ops]
-  del graph_def.node[:]
-  graph_def.node.extend(nodes)
-  for node in graph_def.node:
-    if '_class' in node.attr:
-      places = [place for place in node.attr['_class'].list.s
-                if place.decode()[len('loc:@'):] not in state_ops]
-      del node.attr['_class'].list.s[:]
-      node.attr['_class'].list.s.extend(places)
-      if not places:
-        del node.attr['_class']
-
-
-def _state_meta_graph(meta_graph, state_ops):
-  """The part of a module's MetaGraphDef that holds its state.
-
-  The state ops and what the variables' descriptions name (initializers,
-  initial values, snapshots): the state needs none of the module's
-  computation, whose import would cost a second of Python for an
-  Inception-sized module.
-  """
-  keep = set(state_ops)
-  variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
-  for serialized in variables.bytes_list.value if variables else ():
-    variable = variable_pb2.VariableDef.FromString(serialized)
-    keep.update(name.split(':')[0] for name in (
-        variable.variable_name, variable.initializer_name,
-        variable.snapshot_name, variable.initial_value_name) if name)
-  state = tf.MetaGraphDef()
-  state.CopyFrom(meta_graph)
-  state.graph_def.CopyFrom(tf.graph_util.extract_sub_graph(
-      meta_graph.graph_def, sorted(keep)))
-  return state
-
-
-def _is_state_op(op_name):
-  """Whether an op holds state and takes no inputs (a variable, a table)."""
-  op_def = op_def_registry.get(op_name)
-  return op_def is not None and op_def.is_stateful and not op_def.input_arg
+    def apply(images):
+      """Adds the module's ops under 'module_apply_default' (then '..._1')."""
+      input_map = dict(state_map)
+      input_map[signature.inputs['images'].name] = images
+      apply_scope = _import_module_graph(
+          apply_graph, 'module_apply_default',
+          (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
+      return tf.get_default_graph().get_tensor_by_name(
+          '%s/%s' % (apply_scope, signature.outputs['default'].name))
+    return apply
 
 
 def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
-  """Imports a module's MetaGraphDef under a new name scope.
-
-  Args:
-    meta_graph: The MetaGraphDef (not changed).
-    name: The name scope, made unique in the current graph.
-    collections_to_keep: The names of the collections to import; the module's
-      other collections (trainable variables, update ops, signatures' data)
-      are not, as for hub.Module(trainable=False). The control flow contexts
-      go with the ops that use them.
-    input_map: Tensor names of the module's graph -> tensors to use instead.
-
-  Returns:
-    The absolute name scope of the imported ops.
-  """
-  graph = tf.get_default_graph()
-  absolute_scope = graph.unique_name(name, mark_as_used=False)
+  """Imports meta_graph with only collections_to_keep (as hub.Module with
+  trainable=False) under a new name scope, which it returns."""
+  absolute_scope = tf.get_default_graph().unique_name(name, mark_as_used=False)
   kept = tf.MetaGraphDef()
   kept.CopyFrom(meta_graph)
   for key in list(kept.collection_def):
@@ -589,11 +488,7 @@ def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
 
 
 def _read_tf1_meta_graph(module_handle, path):
-  """The MetaGraphDef with tags {} of a TF1 Hub module's saved_model.pb.
-
-  Raises:
-    RetrainError: if the file cannot be read or has no such graph.
-  """
+  """The MetaGraphDef (tags {}) of a TF1 Hub module's saved_model.pb."""
   saved_model = saved_model_pb2.SavedModel()
   try:
     with tf.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
@@ -611,15 +506,8 @@ def _read_tf1_meta_graph(module_handle, path):
 
 
 def _check_module_variables(module_handle, path, meta_graph):
-  """Reads every variable of a TF1 Hub module from its checkpoint once.
-
-  The variables' initializers read them again later; a missing, truncated or
-  damaged checkpoint is found here, with a line that says so.
-
-  Raises:
-    RetrainError: if a variable is missing from the checkpoint or cannot be
-      read.
-  """
+  """Reads each variable of a TF1 Hub module from its checkpoint once, so
+  that a missing or damaged checkpoint is a RetrainError here."""
   variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
   if not variables or not variables.bytes_list.value:
     return
@@ -646,20 +534,12 @@ def _info_shape(tensor_info):
   return tf.TensorShape(tensor_info.tensor_shape)
 
 
-# Where a TF1 Hub module keeps its attached messages: serialized
-# ModuleAttachment protos (key = 1, value = 2) in this collection. The
-# attachment 'image_module_info' is an ImageModuleInfo: default_image_size = 1,
-# holding height = 1 and width = 2.
-_HUB_ATTACHMENTS = 'hub_module_attachments'
-
-
 def _tf1_image_size(meta_graph, signature):
-  """(height, width) of a TF1 Hub module's images, 0 for 'any size'.
-
-  Read as hub.get_expected_image_size did: the attached ImageModuleInfo
-  first, else the static shape of the 'images' input.
-  """
-  attachments = meta_graph.collection_def.get(_HUB_ATTACHMENTS)
+  """(height, width) of a TF1 Hub module's images, 0 for 'any size', as
+  hub.get_expected_image_size read it: attachment, else 'images' shape."""
+  # Serialized ModuleAttachments (key = 1, value = 2); 'image_module_info' is
+  # an ImageModuleInfo: default_image_size = 1 {height = 1, width = 2}.
+  attachments = meta_graph.collection_def.get('hub_module_attachments')
   for attachment in attachments.bytes_list.value if attachments else ():
     fields = dict(_proto_fields(attachment))
     if fields.get(1) == b'image_module_info':
@@ -675,42 +555,35 @@ def _tf1_image_size(meta_graph, signature):
 
 
 def _proto_fields(data):
-  """Yields (field number, value) of a serialized protocol buffer message's
-  integer (varint) and bytes fields; tensorflow_hub 0.16 no longer ships the
-  message classes of its attachments."""
+  """Yields (field number, value) of a serialized message's varint and bytes
+  fields: tensorflow_hub 0.16 no longer ships its attachments' classes."""
+  def read_varint(position):
+    value, shift = 0, 0
+    while position < len(data):
+      byte = data[position]
+      position += 1
+      value |= (byte & 0x7f) << shift
+      shift += 7
+      if byte < 0x80:
+        break
+    return value, position
+
   position = 0
   while position < len(data):
-    key, position = _read_varint(data, position)
+    key, position = read_varint(position)
     if key & 7 == 0:
-      value, position = _read_varint(data, position)
+      value, position = read_varint(position)
     elif key & 7 == 2:
-      length, position = _read_varint(data, position)
+      length, position = read_varint(position)
       value, position = data[position:position + length], position + length
     else:
       return  # Not a field of the messages read here.
     yield key >> 3, value
 
 
-def _read_varint(data, position):
-  """(value, next position) of the varint at data[position:]."""
-  value, shift = 0, 0
-  while position < len(data):
-    byte = data[position]
-    position += 1
-    value |= (byte & 0x7f) << shift
-    shift += 7
-    if byte < 0x80:
-      break
-  return value, position
-
-
 def _module_folder(module_handle):
-  """The local folder of a module: a URL's download, or the folder given.
-
-  Raises:
-    RetrainError: if a URL cannot be downloaded, or the path is missing or
-      not a folder.
-  """
+  """The local folder of a module (a URL's download, or the folder given);
+  a RetrainError if it cannot be downloaded, is missing or is a file."""
   if is_module_url(module_handle):
     try:
       return tensorflow_hub().resolve(module_handle)
@@ -740,9 +613,8 @@ def _module_folder(module_handle):
 
 
 def tensorflow_hub():
-  """The tensorflow_hub package, imported when a module URL or a TF2
-  SavedModel needs it (tensorflow_hub 0.16 warns at import that
-  pkg_resources is deprecated: nothing a user of this tool can act on)."""
+  """The tensorflow_hub package, imported on first need, without its
+  import-time warnings (pkg_resources), which a user cannot act on."""
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
@@ -765,9 +637,8 @@ def module_feature_width(module_spec):
   return module_spec.feature_width
 
 
-# create_module_graph's values, and the module itself (images -> features,
-# sharing its variables), which the SavedModel's image-bytes signature applies
-# again.
+# create_module_graph's values, and the module (images -> features, sharing
+# its variables), which the SavedModel's image-bytes signature applies again.
 ModuleGraph = collections.namedtuple('ModuleGraph', [
     'graph', 'bottleneck_tensor', 'resized_input_tensor', 'wants_quantization',
     'apply_module'])
@@ -805,15 +676,14 @@ def _module_graph(module_spec):
 def module_session_config(bottleneck_precision='float32'):
   """Returns the Session config that runs the module at a precision.
 
-  bfloat16 uses TensorFlow's automatic mixed precision graph rewrite: on a
-  CPU, oneDNN's bfloat16 rewrite (AVX512-BF16 or AMX units); on a GPU, its
-  float16 mixed precision. Variables and cached values stay float32.
+  bfloat16 is TensorFlow's automatic mixed precision rewrite: oneDNN bfloat16
+  on a CPU, float16 on a GPU; variables and cached values stay float32.
 
   Args:
     bottleneck_precision: One of BOTTLENECK_PRECISIONS.
 
   Returns:
-    A tf.ConfigProto, or None for plain float32.
+    A tf.ConfigProto, or None for float32.
   """
   if bottleneck_precision == 'float32':
     return None
@@ -858,9 +728,7 @@ def module_cache_name(module_handle, bottleneck_precision='float32',
 
 
 def add_jpeg_decoding(module_spec):
-  """Adds operations that perform JPEG decoding and resizing to the graph..
-
-  PNG images are decoded by the same operation.
+  """Adds operations that perform JPEG (and PNG) decoding and resizing.
 
   Args:
     module_spec: The image module, as load_module_spec returns it.
@@ -900,12 +768,7 @@ def run_bottleneck_on_image(sess, image_data, image_data_tensor,
 
 
 def ensure_dir_exists(dir_name):
-  """Makes sure the folder exists on disk.
-
-  Args:
-    dir_name: Path string to the folder we want to create; a local path or
-      one of TensorFlow's file systems (gs://...).
-  """
+  """Makes sure the folder (a local path or gs://... and the like) exists."""
   if not os.path.exists(dir_name):
     if not is_local_path(dir_name):
       tf.gfile.MakeDirs(dir_name)
@@ -914,9 +777,9 @@ def ensure_dir_exists(dir_name):
 
 
 def write_bottleneck_file(bottleneck_path, bottleneck_values):
-  """Writes one image's bottleneck values as comma-separated text, atomically."""
-  bottleneck_string = ','.join(str(x) for x in bottleneck_values)
-  write_file_atomically(bottleneck_path, bottleneck_string)
+  """Writes bottleneck values as comma-separated text, atomically."""
+  write_file_atomically(bottleneck_path,
+                        ','.join(str(x) for x in bottleneck_values))
 
 
 def read_bottleneck_file(bottleneck_path, expected_width=None):
@@ -939,11 +802,8 @@ def read_bottleneck_file(bottleneck_path, expected_width=None):
 
 
 def _read_cached_bottleneck(bottleneck_path, width):
-  """The values of a valid cache file, or None to compute them.
-
-  A file that exists but cannot be used (damaged, or written for a module of
-  another width) is reported, since it will be recreated.
-  """
+  """The values of a valid cache file, or None; a file that exists but cannot
+  be used is reported, as it will be recreated."""
   if not tf.gfile.Exists(bottleneck_path):
     return None
   values = read_bottleneck_file(bottleneck_path, width)
@@ -979,23 +839,15 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
                              category, bottleneck_dir, jpeg_data_tensor,
                              decoded_image_tensor, resized_input_tensor,
                              bottleneck_tensor, module_name):
-  """Retrieves or calculates bottleneck values for an image.
-
-  If a cached version of the bottleneck data exists on-disk, return that,
-  otherwise calculate the data and save it to disk for future use. A cache
-  file that cannot be parsed, or has the wrong number of values for the
-  module, is recomputed.
+  """Retrieves or calculates (and caches) bottleneck values for an image.
 
   Args:
     sess: The current active TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
     label_name: Label string we want to get an image for.
-    index: Integer offset of the image we want. This will be modulo-ed by the
-    available number of images for the label, so it can be arbitrarily large.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
-    category: Name string of which set to pull images from - training, testing,
-    or validation.
+    index: Integer offset of the image, modulo the label's number of images.
+    image_dir: Root folder string of the class subfolders.
+    category: Name string of the set: training, testing, or validation.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
     jpeg_data_tensor: The tensor to feed loaded jpeg data into.
     decoded_image_tensor: The output of decoding and resizing the image.
@@ -1020,15 +872,8 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
 
 
 class BottleneckMemory(object):
-  """The bottleneck values of one run, held in memory.
-
-  Training draws thousands of batches from the same values; reading the text
-  files for each (the original's way) would dominate a run. Values are held
-  by cache file path until a class's category is stacked into one
-  [images, width] float32 matrix: training batches are then gathered rows,
-  and the per-file entries become views of the rows, so each value is held
-  once. main makes one per run; dropping it frees the memory.
-  """
+  """A run's bottleneck values, read once for training's many batches: by
+  cache file, then as rows of a matrix per class and category (held once)."""
 
   def __init__(self):
     self._values = {}  # Cache file path -> float32 [width].
@@ -1047,8 +892,7 @@ class BottleneckMemory(object):
                    module_name, load):
     """Returns every bottleneck of one class's category as a [n, width] matrix.
 
-    Stacked once, and again when that category's list of images is replaced
-    or changes length (cache_bottlenecks removes bad images from it).
+    Stacked again when that list of images is replaced or changes length.
 
     Args:
       image_lists: OrderedDict of training images for each label.
@@ -1056,8 +900,7 @@ class BottleneckMemory(object):
       category: 'training', 'testing' or 'validation'.
       bottleneck_dir: The cache folder.
       module_name: The module name in cache file names.
-      load: Callable (label_name, category, index) -> values, for an image
-        whose values are not in memory yet.
+      load: Callable (label_name, category, index) -> values not in memory.
 
     Returns:
       The float32 matrix, None when the category has no images.
@@ -1085,11 +928,8 @@ class BottleneckMemory(object):
 
 
 def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
-  """Opens a Session on the module with its image decoding ops.
-
-  This is what computing bottlenecks needs outside main, which adds the new
-  layer to the same graph: beam_bottlenecks.py's workers, the benchmark and
-  the tests use it.
+  """Opens a Session on the module with its image decoding ops, to compute
+  bottlenecks outside main (beam_bottlenecks.py, bench, tests).
 
   Args:
     module_spec: The loaded module (load_module_spec).
@@ -1111,11 +951,8 @@ def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
 
 
 def default_caching_batch_size(input_height, input_width):
-  """Images per module run when caching: about two million input pixels.
-
-  Larger batches stop paying off for the module's throughput well before this
-  and only raise memory (about 1.9 GB at 64 Inception v3 images, 1.1 GB at 16).
-  """
+  """Images per module run when caching: about two million input pixels,
+  within [8, 64]; larger batches only raise memory."""
   return int(np.clip(2 ** 21 // (input_height * input_width), 8, 64))
 
 
@@ -1128,11 +965,8 @@ BatchedDecoding = collections.namedtuple('BatchedDecoding', [
 def add_batched_decoding(image_shape, batch_size=None, from_files=True):
   """Adds a parallel tf.data decoder of many images to the default graph.
 
-  Files are read and decoded on tf.data's threads while the caller runs the
-  module on the previous batch, each image by decode_and_resize. Images that
-  fail are dropped; the caller finds them by their missing index and passes
-  them to retry_failed_images. The inputs at [k * batch_size, (k + 1) *
-  batch_size) make up batch k, less those dropped, whatever fails elsewhere.
+  Batch k holds those of the inputs [k * batch_size, (k + 1) * batch_size)
+  that decoded; the caller finds the others by their missing indices.
 
   Args:
     image_shape: (height, width, channels) of the decoded images.
@@ -1166,20 +1000,8 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
 
 
 def parallel_map(dataset, function):
-  """dataset.map(function) on one thread per core, without tf.data autotuning.
-
-  The autotuner's thread sleeps longer and longer between its rounds, and
-  closing a Session whose iterator it serves waits for it to wake (up to 21 s
-  at the end of a run was measured), for nothing. The function is traced as
-  written: AutoGraph's conversion takes a second or more per pipeline, and
-  straight-line TensorFlow code does not need it.
-
-  Args:
-    dataset: A tf.data.Dataset.
-    function: Its elements -> the new elements, built of TensorFlow ops.
-
-  Returns:
-    The mapped tf.data.Dataset.
+  """dataset.map(function) on one thread per core, without tf.data autotuning
+  (closing a Session waits for the autotuner) nor AutoGraph (slow to convert).
   """
   options = tf.data.Options()
   options.autotune.enabled = False
@@ -1194,7 +1016,7 @@ def decode_in_batches(sess, decoding, inputs):
   Args:
     sess: A Session on the graph of decoding.
     decoding: A BatchedDecoding.
-    inputs: The image file paths or bytes, as add_batched_decoding was told.
+    inputs: The image file paths or bytes.
   """
   sess.run(decoding.initializer, {decoding.inputs: inputs})
   while True:
@@ -1207,10 +1029,8 @@ def decode_in_batches(sess, decoding, inputs):
 def decode_images(inputs, image_shape, batch_size=None, from_files=True):
   """Yields (indices, images) of the inputs that decode, batch by batch.
 
-  add_batched_decoding and decode_in_batches in a graph and Session of their
-  own: adding the decoder to the module's graph would make its Session,
-  which has run already, take in the whole graph again (a fraction of a
-  second for a big module).
+  In a graph of its own: in the module's, the module's Session would have to
+  take in the whole graph again.
 
   Args:
     inputs: Image file paths, or image bytes if not from_files.
@@ -1225,22 +1045,17 @@ def decode_images(inputs, image_shape, batch_size=None, from_files=True):
 
 
 def retry_failed_images(sess, tensors, failed, skip):
-  """Decodes each image that failed in a batch on its own, or skips it.
-
-  A batch drops every image that fails; alone, an image either decodes
-  after all (it was replaced while being read, say) or shows why it cannot
-  be used, in words for the user.
+  """Decodes each image that failed in a batch on its own, or skips it with
+  the reason, in words for the user.
 
   Args:
     sess: A Session with the decoding ops of tensors.
     tensors: ModuleTensors; jpeg_data and decoded_image are used.
-    failed: Iterable of (key, image path, image bytes or None to read them
-      from the path).
-    skip: Callable (key, image path, reason) for each image that is unusable.
+    failed: Iterable of (key, image path, image bytes or None to read them).
+    skip: Callable (key, image path, reason) for each unusable image.
 
   Returns:
-    (keys, images): the images that decoded, float [height, width, depth]
-    each, and their keys.
+    (keys, images) of the images that decoded, float [height, width, depth].
   """
   keys, images = [], []
   for key, image_path, image_data in failed:
@@ -1271,34 +1086,22 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
                       batch_size=None, memory=None):
   """Ensures all the training, testing, and validation bottlenecks are cached.
 
-  Because we're likely to read the same image multiple times (if there are no
-  distortions applied during training) it can speed things up a lot if we
-  calculate the bottleneck layer values once for each image during
-  preprocessing, and then just read those cached values repeatedly during
-  training. Here we go through all the images we've found (scan), compute the
-  missing values in batches (decoding in parallel with the module's work),
-  and retry alone or skip the images that failed in a batch.
-
-  Images that cannot be decoded are skipped with a warning naming the file and
-  the reason, and removed from image_lists, so they never reach training or
-  evaluation.
+  Missing values are computed in batches while the next batch decodes; images
+  that cannot be used are skipped, with a warning, and left out of image_lists.
 
   Args:
     sess: The current active TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
+    image_dir: Root folder string of the class subfolders.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
     jpeg_data_tensor: Input tensor for jpeg data from file.
     decoded_image_tensor: The output of decoding and resizing the image.
     resized_input_tensor: The input node of the recognition graph.
     bottleneck_tensor: The penultimate output layer of the graph.
     module_name: The name of the image module being used.
-    batch_size: How many images the module processes at once; by default
-      about two million input pixels (22 images of 299x299, 64 of 128x128),
-      which keeps the module's throughput and bounds its memory.
-    memory: The run's BottleneckMemory, which keeps every value for
-      training; None to only write the cache files.
+    batch_size: Images per module run; None for default_caching_batch_size.
+    memory: The run's BottleneckMemory to keep the values in; None to only
+      write the cache files.
 
   Returns:
     The list of (image path, reason) of the images that were skipped.
@@ -1312,7 +1115,12 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
         *resized_input_tensor.get_shape().as_list()[1:3])
   entries = _scan_bottleneck_cache(sess, image_lists, tensors, cache)
   skipped = []
-  skip = functools.partial(_skip_image, image_lists, skipped)
+
+  def skip(entry, image_path, reason):
+    tf.logging.warning('Skipping %s: %s', image_path, reason)
+    image_lists[entry.label_name][entry.category].remove(entry.image_name)
+    skipped.append((image_path, reason))
+
   usable = []
   for entry in entries:
     reason = None if entry.cached else _why_file_unusable(entry.image_path)
@@ -1320,23 +1128,29 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
       skip(entry, entry.image_path, reason)
     else:
       usable.append(entry)
-  failed = _compute_bottlenecks_in_batches(
-      sess, _whole_batches_to_compute(usable, batch_size), tensors,
-      cache.memory, batch_size)
+  # Each batch that holds a missing value is computed whole, cached images
+  # too: oneDNN's result for an image can differ in the last bits with its
+  # batch, so a resumed run computes and trains exactly as an uninterrupted
+  # one.
+  to_compute = []
+  for start in range(0, len(usable), batch_size):
+    batch = usable[start:start + batch_size]
+    if not all(entry.cached for entry in batch):
+      to_compute.extend(batch)
+  failed = _compute_bottlenecks_in_batches(sess, to_compute, tensors,
+                                           cache.memory, batch_size)
   retried, images = retry_failed_images(
       sess, tensors, [(entry, entry.image_path, None) for entry in failed],
       skip)
   if retried:
-    _store_bottlenecks(sess, tensors, cache.memory, retried, images)
+    _keep_bottlenecks(cache.memory, retried, sess.run(
+        tensors.bottleneck, {tensors.resized_image: images}))
   return skipped
 
 
 def _scan_bottleneck_cache(sess, image_lists, tensors, cache):
-  """Reads the valid cache files into memory.
-
-  Returns:
-    A list of _CacheEntry, for every image in image_lists order.
-  """
+  """Reads the valid cache files into memory; returns a _CacheEntry for every
+  image, in image_lists order."""
   ensure_dir_exists(cache.bottleneck_dir)
   for label_lists in image_lists.values():
     _remove_stale_temporary_files(os.path.join(cache.bottleneck_dir,
@@ -1373,44 +1187,10 @@ def _scan_bottleneck_cache(sess, image_lists, tensors, cache):
   return entries
 
 
-def _skip_image(image_lists, skipped, entry, image_path, reason):
-  """Leaves an image out of the run, with a warning that says why."""
-  tf.logging.warning('Skipping %s: %s', image_path, reason)
-  image_lists[entry.label_name][entry.category].remove(entry.image_name)
-  skipped.append((image_path, reason))
-
-
-def _whole_batches_to_compute(entries, batch_size):
-  """The batches of batch_size consecutive entries that hold a missing one.
-
-  Each such batch is computed whole, its cached images too (their values are
-  not written again): the module's result for an image can differ in the
-  last bits with the other images of its batch (oneDNN shares the work out
-  by batch), so a run that continues an interrupted one computes the batches
-  of the uninterrupted run, and trains exactly the same model.
-
-  Returns:
-    The entries of those batches, in order.
-  """
-  to_compute = []
-  for start in range(0, len(entries), batch_size):
-    batch = entries[start:start + batch_size]
-    if not all(entry.cached for entry in batch):
-      to_compute.extend(batch)
-  return to_compute
-
-
 def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
                                     batch_size):
-  """Computes the entries batch by batch; writes and keeps the missing ones.
-
-  The module works on one batch at a time, always the same batches, while
-  the previous batch's files are written and the next batch is fetched from
-  the decoder: it waits for Python only to be handed each batch.
-
-  Returns:
-    The missing entries whose images failed to decode in their batch.
-  """
+  """Runs the module on the entries' batches while the next ones decode;
+  keeps the missing values, returns the missing entries that failed."""
   missing = sum(1 for entry in entries if not entry.cached)
   if not missing:
     return []
@@ -1419,8 +1199,8 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
   image_shape = tensors.resized_image.get_shape().as_list()[1:]
   run_module = functools.partial(sess.run, tensors.bottleneck)
   with concurrent.futures.ThreadPoolExecutor(1) as module_thread:
-    # The module's first run prepares its graph (half a second on one core
-    # for a big module): it runs on a blank image while the decoder starts.
+    # The module's first run prepares its graph: on a blank image, while the
+    # decoder starts.
     running = ([], module_thread.submit(run_module, {
         tensors.resized_image: np.zeros([1] + image_shape, np.float32)}))
     for indices, images in decode_images(
@@ -1435,18 +1215,9 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
           if index not in computed and not entry.cached]
 
 
-def _store_bottlenecks(sess, tensors, memory, entries, images):
-  """Runs the module on decoded images; writes and keeps the missing ones."""
-  _keep_bottlenecks(memory, entries, sess.run(
-      tensors.bottleneck, {tensors.resized_image: images}))
-
-
 def _keep_bottlenecks(memory, entries, batch_values):
-  """Writes and keeps the values of the entries that were missing.
-
-  Returns:
-    How many there were.
-  """
+  """Writes and keeps the values of the entries that were missing; returns
+  how many there were."""
   kept = 0
   for entry, values in zip(entries, batch_values):
     if not entry.cached:
@@ -1458,40 +1229,33 @@ def _keep_bottlenecks(memory, entries, batch_values):
 
 def _bottleneck_loader(sess, image_lists, tensors, cache):
   """get_or_create_bottleneck as a function of (label_name, category, index)."""
-  def load(label_name, category, index):
-    return get_or_create_bottleneck(
-        sess, image_lists, label_name, index, cache.image_dir, category,
-        cache.bottleneck_dir, *tensors, module_name=cache.module_name)
-  return load
+  return lambda label_name, category, index: get_or_create_bottleneck(
+      sess, image_lists, label_name, index, cache.image_dir, category,
+      cache.bottleneck_dir, *tensors, module_name=cache.module_name)
 
 
 def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
                                   bottleneck_dir, image_dir, jpeg_data_tensor,
                                   decoded_image_tensor, resized_input_tensor,
                                   bottleneck_tensor, module_name, memory=None):
-  """Retrieves bottleneck values for cached images.
+  """Retrieves bottleneck values for cached images, from memory or disk.
 
-  If no distortions are being applied, this function can retrieve the cached
-  bottleneck values directly from memory (or, the first time, from disk) for
-  images. It picks a random set of images from the specified category.
+  A sample draws a class, then an image, as the original did.
 
   Args:
     sess: Current TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
-    how_many: If positive, a random sample of this size will be chosen.
-    If negative, all bottlenecks will be retrieved.
-    category: Name string of which set to pull from - training, testing, or
-    validation.
+    how_many: The sample's size; negative for every image of the category.
+    category: Name string of the set: training, testing, or validation.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
+    image_dir: Root folder string of the class subfolders.
     jpeg_data_tensor: The layer to feed jpeg image data into.
     decoded_image_tensor: The output of decoding and resizing the image.
     resized_input_tensor: The input node of the recognition graph.
     bottleneck_tensor: The bottleneck output layer of the CNN graph.
     module_name: The name of the image module being used.
     memory: The run's BottleneckMemory; None reads (or computes) the values
-      of the classes drawn from anew at each call.
+      anew at each call.
 
   Returns:
     Tuple of (float32 array of bottleneck arrays, int64 array of their
@@ -1506,33 +1270,22 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
       bottleneck_dir=bottleneck_dir, module_name=module_name,
       load=_bottleneck_loader(sess, image_lists, tensors, cache))
   width = bottleneck_tensor.get_shape().as_list()[-1]
-  if how_many >= 0:
-    return _random_sample(image_lists, how_many, category, class_matrix,
-                          width) + ([],)
-  matrices = [class_matrix(label_name) for label_name in image_lists
-              if image_lists[label_name][category]]
-  entries = image_entries(image_lists, image_dir, category)
-  bottlenecks = (np.concatenate(matrices) if matrices else
-                 np.zeros([0, width], np.float32))
-  return (bottlenecks,
-          np.array([class_index for _, class_index in entries], np.int64),
-          [path for path, _ in entries])
-
-
-def _random_sample(image_lists, how_many, category, class_matrix, width):
-  """Draws how_many bottlenecks as the original did: a class, then an image.
-
-  Returns:
-    (float32 [how_many, width] bottlenecks, int64 [how_many] ground truths).
-  """
+  if how_many < 0:
+    matrices = [class_matrix(label_name) for label_name in image_lists
+                if image_lists[label_name][category]]
+    entries = image_entries(image_lists, image_dir, category)
+    return (np.concatenate(matrices) if matrices else
+            np.zeros([0, width], np.float32),
+            np.array([class_index for _, class_index in entries], np.int64),
+            [path for path, _ in entries])
   label_names = list(image_lists.keys())
   # Only classes with images in this category can be drawn from.
   usable = [i for i, name in enumerate(label_names)
             if image_lists[name][category]]
   if not usable:
     raise ValueError('No images in the category %s.' % category)
-  # The whole batch's random numbers come from one draw of Python's
-  # generator, so --random_seed still repeats runs exactly.
+  # One draw of Python's generator for the whole batch, so that
+  # --random_seed still repeats runs exactly.
   draws = np.frombuffer(random.getrandbits(128 * how_many).to_bytes(
       16 * how_many, 'little'), np.uint64).reshape(2, how_many)
   ground_truths = np.array(usable, np.int64)[
@@ -1543,7 +1296,7 @@ def _random_sample(image_lists, how_many, category, class_matrix, width):
     chosen = ground_truths == label_index
     matrix = class_matrix(label_names[label_index])
     bottlenecks[chosen] = matrix[image_indices[chosen] % len(matrix)]
-  return bottlenecks, ground_truths
+  return bottlenecks, ground_truths, []
 
 
 # ---------------------------------------------------------------------------
