@@ -1592,8 +1592,7 @@ def should_distort_images(flip_left_right, random_crop, random_scale,
 
   Args:
     flip_left_right: Boolean whether to randomly mirror images horizontally.
-    random_crop: Integer percentage setting the total margin used around the
-    crop box.
+    random_crop: Integer percentage of the margin around the crop box.
     random_scale: Integer percentage of how much to vary the scale by.
     random_brightness: Integer range to randomly multiply the pixel values by.
 
@@ -1608,37 +1607,11 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
                           random_brightness, module_spec):
   """Creates the operations to apply the specified distortions.
 
-  During training it can help to improve the results if we run the images
-  through simple distortions like crops, scales, and flips. These reflect the
-  kind of variations we expect in the real world, and so can help train the
-  model to cope with natural data more effectively. Here we take the supplied
-  parameters and construct a network of operations to apply them to an image.
-
-  Cropping
-  ~~~~~~~~
-
-  Cropping is done by placing a bounding box at a random position in the full
-  image. The cropping parameter controls the size of that box relative to the
-  input image. If it's zero, then the box is the same size as the input and no
-  cropping is performed. If the value is 50%, then the crop box will be half the
-  width and height of the input.
-
-  Scaling
-  ~~~~~~~
-
-  Scaling is a lot like cropping, except that the bounding box is always
-  centered and its size varies randomly within the given range. For example if
-  the scale percentage is zero, then the bounding box is the same size as the
-  input and no scaling is applied. If it's 50%, then the bounding box will be in
-  a random range between half the width and height and full size.
-
   Args:
     flip_left_right: Boolean whether to randomly mirror images horizontally.
-    random_crop: Integer percentage setting the total margin used around the
-    crop box.
+    random_crop: Integer percentage of the margin around the crop box.
     random_scale: Integer percentage of how much to vary the scale by.
     random_brightness: Integer range to randomly multiply the pixel values by.
-    graph.
     module_spec: The image module, as load_module_spec returns it.
 
   Returns:
@@ -1646,68 +1619,44 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
   """
   image_shape = module_image_shape(module_spec)
   jpeg_data = tf.placeholder(tf.string, name='DistortJPGInput')
-  decoded_image_4d = _decode_to_float_4d(jpeg_data, image_shape[2])
-  seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
   distorted_image = _distort_image(
-      decoded_image_4d, image_shape,
+      _decode_to_float_4d(jpeg_data, image_shape[2]), image_shape,
       Distortions(flip_left_right, random_crop, random_scale,
-                  random_brightness), seed)
-  distort_result = tf.expand_dims(distorted_image, 0, name='DistortResult')
-  return jpeg_data, distort_result
+                  random_brightness),
+      tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32))
+  return jpeg_data, tf.expand_dims(distorted_image, 0, name='DistortResult')
 
 
 def _distort_image(image_4d, image_shape, distortions, seed):
-  """Applies the random distortions to one decoded float image [1, H, W, D].
-
-  Stateless random ops keyed by `seed` (an int32 [2] tensor) make the result
-  depend only on the seed, so batches built on parallel threads are
-  reproducible.
-
-  Returns:
-    The distorted image, float [height, width, depth] of image_shape.
-  """
-  def sub_seed(offset):
-    return seed + tf.constant([0, offset], dtype=seed.dtype)
-
-  input_height, input_width, input_depth = image_shape
-  margin_scale = 1.0 + (distortions.random_crop / 100.0)
-  resize_scale = 1.0 + (distortions.random_scale / 100.0)
-  margin_scale_value = tf.constant(margin_scale)
-  resize_scale_value = tf.random.stateless_uniform(
-      shape=[], seed=sub_seed(1), minval=1.0, maxval=resize_scale)
-  scale_value = tf.multiply(margin_scale_value, resize_scale_value)
-  precrop_width = tf.multiply(scale_value, input_width)
-  precrop_height = tf.multiply(scale_value, input_height)
-  precrop_shape = tf.stack([precrop_height, precrop_width])
-  precrop_shape_as_int = tf.cast(precrop_shape, dtype=tf.int32)
-  precropped_image = tf.image.resize_bilinear(image_4d, precrop_shape_as_int)
-  precropped_image_3d = tf.squeeze(precropped_image, axis=[0])
-  cropped_image = tf.compat.v2.image.stateless_random_crop(
-      precropped_image_3d, [input_height, input_width, input_depth],
-      seed=sub_seed(2))
+  """Distorts a float image [1, H, W, D] into image_shape [H, W, D]; its
+  stateless random ops depend on seed (int32 [2]) only, on any thread."""
+  sub_seed = lambda offset: seed + tf.constant([0, offset], seed.dtype)
+  height, width, depth = image_shape
+  # Scales up by the crop margin and a random factor, then crops at random.
+  scale = tf.multiply(
+      tf.constant(1.0 + (distortions.random_crop / 100.0)),
+      tf.random.stateless_uniform(
+          shape=[], seed=sub_seed(1), minval=1.0,
+          maxval=1.0 + (distortions.random_scale / 100.0)))
+  precrop_shape = tf.cast(tf.stack([tf.multiply(scale, height),
+                                    tf.multiply(scale, width)]), tf.int32)
+  image = tf.compat.v2.image.stateless_random_crop(
+      tf.squeeze(tf.image.resize_bilinear(image_4d, precrop_shape), [0]),
+      [height, width, depth], seed=sub_seed(2))
   if distortions.flip_left_right:
-    flipped_image = tf.compat.v2.image.stateless_random_flip_left_right(
-        cropped_image, seed=sub_seed(3))
-  else:
-    flipped_image = cropped_image
-  brightness_min = 1.0 - (distortions.random_brightness / 100.0)
-  brightness_max = 1.0 + (distortions.random_brightness / 100.0)
-  brightness_value = tf.random.stateless_uniform(
-      shape=[], seed=sub_seed(4), minval=brightness_min, maxval=brightness_max)
-  return tf.multiply(flipped_image, brightness_value)
+    image = tf.compat.v2.image.stateless_random_flip_left_right(
+        image, seed=sub_seed(3))
+  brightness = distortions.random_brightness / 100.0
+  return tf.multiply(image, tf.random.stateless_uniform(
+      shape=[], seed=sub_seed(4), minval=1.0 - brightness,
+      maxval=1.0 + brightness))
 
 
 class DistortedBatches(object):
   """Batches of distorted images, prepared in parallel ahead of training.
 
-  A generator draws (image, label, seed) at random like the original; reading,
-  decoding and distorting run on tf.data's parallel threads and the next batch
-  is prefetched while the current one goes through the module. Decoded
-  images are kept in memory up to a budget, so that later draws of an image
-  are only scaled, cropped, flipped and brightened. Images that fail to
-  decode (changed or removed since they were cached) are dropped, so every
-  batch is still full; when far more draws fail than succeed, the batches
-  end (next() raises) instead of waiting for ever.
+  tf.data's threads read, decode (or take from memory) and distort random
+  draws, and prefetch the next batch; images that fail to decode are dropped.
   """
 
   def __init__(self, image_shape, distortions, image_lists, image_dir,
@@ -1718,41 +1667,30 @@ class DistortedBatches(object):
     Args:
       image_shape: (height, width, depth) the module takes.
       distortions: The Distortions to apply.
-      image_lists: OrderedDict of training images for each label, as it is
-        at the first batch (main makes the pipeline before the caching
-        leaves out the images that fail to decode).
+      image_lists: OrderedDict of training images for each label.
       image_dir: Root folder of the class folders.
       category: The set to draw from, normally 'training'.
       batch_size: Images per batch.
       seed: The seed of the draws; None draws one from Python's generator.
-      start_batch: How many batches an interrupted run consumed: the draws
-        continue where its batches ended.
-      memory_mb: Megabytes of decoded images (uint8, as decoded) to keep in
-        memory; 0 decodes every draw from its file, as the original did.
+      start_batch: How many batches an interrupted run consumed.
+      memory_mb: Megabytes of decoded images to keep; 0 keeps none.
     """
     self._image_lists = image_lists
     self._image_dir = image_dir
     self._category = category
     self._label_names = list(image_lists.keys())
+    self._batch_size = batch_size
     self._usable = None  # The classes to draw from, at the first batch.
-    # Draw number k comes from a generator of its own, seeded with (seed, k):
-    # the prefetching thread never races the main thread for random numbers,
-    # and a resumed run draws what an uninterrupted one would (as long as no
-    # image failed to decode, which shifts the batches).
+    # Draw k has a generator of its own, seeded with (seed, k): no race with
+    # the prefetching thread, and a resumed run draws what it would have.
     self.seed = random.getrandbits(64) if seed is None else seed
     self._first_draw = start_batch * batch_size
-    # Between two batches the pipeline draws one batch, plus what its buffers
-    # (a prefetched batch, a batch being filled, the parallel decoders) refill,
-    # plus the failures.
-    self._max_draws_per_batch = 10 * batch_size + 1000
-    self._batch_size = batch_size
-    self._drawn = 0
-    self._drawn_at_last_batch = 0
+    self._drawn = self._drawn_at_last_batch = 0
     self.memory = DecodedImages(memory_mb)
-    held_images = self.memory.table
+    table = self.memory.table
 
     def load(path, image_key, label_index, seed, keep):
-      held = held_images.lookup(image_key)
+      held = table.lookup(image_key)
       image = tf.cond(
           tf.strings.length(held) > 0,
           lambda: tf.io.parse_tensor(held, tf.uint8),
@@ -1760,74 +1698,63 @@ class DistortedBatches(object):
       image.set_shape([None, None, image_shape[2]])
 
       def keep_image():
-        with tf.control_dependencies([held_images.insert(
+        with tf.control_dependencies([table.insert(
             image_key, tf.io.serialize_tensor(image))]):
           return tf.size(image, out_type=tf.int64)
 
-      kept_bytes = tf.cond(keep, keep_image,
-                           lambda: tf.constant(0, tf.int64))
+      kept_bytes = tf.cond(keep, keep_image, lambda: tf.constant(0, tf.int64))
       return (_distort_image(_to_float_4d(image), image_shape, distortions,
-                             seed),
-              label_index, path, kept_bytes)
+                             seed), label_index, path, kept_bytes)
 
     with tf.name_scope('distorted_reader'):
-      # The draws come from Python a batch at a time: handing tf.data one
-      # element at a time costs ~0.1 ms each, on the thread that holds the GIL.
+      # Python hands over a batch of draws at a time: each handing over
+      # costs time on the thread that holds the GIL.
       dataset = tf.data.Dataset.from_generator(
           self._draws,
           output_types=(tf.string, tf.int64, tf.int64, tf.int32, tf.bool),
           output_shapes=([None], [None], [None], [None, 2], [None])).unbatch()
-      dataset = parallel_map(dataset, load)
-      dataset = dataset.apply(tf.data.experimental.ignore_errors())
-      dataset = dataset.batch(batch_size).prefetch(1)
+      dataset = parallel_map(dataset, load).apply(
+          tf.data.experimental.ignore_errors())
       # Not a one-shot iterator: that cannot use the table.
-      self._iterator = tf.data.make_initializable_iterator(dataset)
+      self._iterator = tf.data.make_initializable_iterator(
+          dataset.batch(batch_size).prefetch(1))
       self._next_batch = self._iterator.get_next()
-    self._started = False
 
   def _draws(self):
-    """Yields the draws, a batch at a time: (paths, their DecodedImages
-    keys, label indices, seeds, whether to keep each decoded image)."""
+    """Yields the draws a batch at a time: (paths, their DecodedImages keys,
+    label indices, seeds, whether to keep each decoded image)."""
     while True:
       draws = []
+      # A batch, what the pipeline's buffers refill, and the failures.
       while (len(draws) < self._batch_size and
              self._drawn - self._drawn_at_last_batch <=
-             self._max_draws_per_batch):
-        draw = self._draw()
-        if draw is not None:
-          draws.append(draw)
+             10 * self._batch_size + 1000):
+        rng = random.Random('%d/%d' % (self.seed,
+                                       self._first_draw + self._drawn))
+        self._drawn += 1
+        label_index = rng.choice(self._usable)
+        path = get_image_path(
+            self._image_lists, self._label_names[label_index],
+            rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1), self._image_dir,
+            self._category)
+        seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
+        # What is not a regular file (any more) would fail, or block the
+        # reader for ever if it were a named pipe.
+        if (self.memory.is_held(path) or not is_local_path(path) or
+            os.path.isfile(path)):
+          draws.append((path, self.memory.key(path), label_index, seed,
+                        self.memory.wants(path)))
       if not draws:
         return
       yield tuple(list(column) for column in zip(*draws))
 
-  def _draw(self):
-    """The next draw, or None when its file cannot be read."""
-    rng = random.Random('%d/%d' % (self.seed, self._first_draw + self._drawn))
-    self._drawn += 1
-    label_index = rng.choice(self._usable)
-    image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
-    path = get_image_path(self._image_lists, self._label_names[label_index],
-                          image_index, self._image_dir, self._category)
-    seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
-    # A file that is not a regular file (any more) would fail, or block the
-    # reader for ever if it were a named pipe.
-    if (not self.memory.is_held(path) and is_local_path(path) and
-        not os.path.isfile(path)):
-      return None
-    return (path, self.memory.key(path), label_index, seed,
-            self.memory.wants(path))
-
   def next(self, sess):
-    """Returns the next (float images, int64 ground truths) batch.
-
-    Raises:
-      RetrainError: when the images can no longer be read.
-    """
-    if not self._started:
+    """Returns the next (float images, int64 ground truths) batch; raises
+    RetrainError when far more draws fail than succeed."""
+    if self._usable is None:
       self._usable = [i for i, name in enumerate(self._label_names)
                       if self._image_lists[name][self._category]]
       sess.run(self._iterator.initializer)
-      self._started = True
     try:
       images, ground_truths, paths, kept_bytes = sess.run(self._next_batch)
     except tf.errors.OutOfRangeError:
@@ -1845,13 +1772,9 @@ class DistortedBatches(object):
 class DecodedImages(object):
   """Decoded images held in memory, up to a budget, by file path.
 
-  The images live in a TensorFlow hash table (the path's key() -> the uint8
-  image as tf.io.serialize_tensor wrote it) that DistortedBatches's pipeline
-  reads and fills on its own threads, so they never pass through Python. This
-  object keeps the account: the pipeline keeps an image when wants() said so
-  at its draw, and next() reports it with kept(). An image is asked for once
-  only, so the budget is exceeded by at most the images on their way through
-  the pipeline.
+  DistortedBatches's threads read and fill the table (key() -> serialized
+  uint8 image); this keeps the account. Each image is asked for once, so only
+  the images on their way through the pipeline can exceed the budget.
   """
 
   def __init__(self, memory_mb):
@@ -1888,12 +1811,11 @@ class DecodedImages(object):
 
   def image(self, sess, path):
     """The image held for path (uint8 [height, width, depth]), or None."""
-    if path not in self._keys:
-      return None
-    serialized = sess.run(self._held_image, {self._key: self._keys[path]})
-    if not serialized:
-      return None
-    return tf.make_ndarray(tensor_pb2.TensorProto.FromString(serialized))
+    if path in self._keys:
+      serialized = sess.run(self._held_image, {self._key: self._keys[path]})
+      if serialized:
+        return tf.make_ndarray(tensor_pb2.TensorProto.FromString(serialized))
+    return None
 
   def __len__(self):
     return len(self._held)
@@ -1904,28 +1826,18 @@ def get_random_distorted_bottlenecks(
     distorted_image, resized_input_tensor, bottleneck_tensor, batches=None):
   """Retrieves bottleneck values for training images, after distortions.
 
-  If we're training with distortions like crops, scales, or flips, we have to
-  recalculate the full model for every image, and so we can't use cached
-  bottleneck values. Instead we find random images for the requested category,
-  run them through the distortion graph, and then the full graph to get the
-  bottleneck results for each.
-
   Args:
     sess: Current TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
     how_many: The integer number of bottleneck values to return.
-    category: Name string of which set of images to fetch - training, testing,
-    or validation.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
+    category: Name string of the set: training, testing, or validation.
+    image_dir: Root folder string of the subfolders of images.
     input_jpeg_tensor: The input layer we feed the image data to.
     distorted_image: The output node of the distortion graph.
     resized_input_tensor: The input node of the recognition graph.
     bottleneck_tensor: The bottleneck output layer of the CNN graph.
-    batches: DistortedBatches of how_many images from category, which main
-      uses: they are decoded and distorted in parallel, ahead of time. None
-      runs the distortion graph on one image after the other (the
-      original's way, for callers of its signature).
+    batches: DistortedBatches of how_many images from category (as main
+      uses); None distorts one image after the other, as the original did.
 
   Returns:
     Tuple of (float32 array of bottlenecks, int64 array of ground truths).
@@ -1934,13 +1846,12 @@ def get_random_distorted_bottlenecks(
     images, ground_truths = batches.next(sess)
   else:
     label_names = list(image_lists.keys())
-    images = []
-    ground_truths = []
+    images, ground_truths = [], []
     for _ in range(how_many):
       label_index = random.randrange(len(label_names))
-      image_path = get_image_path(image_lists, label_names[label_index],
-                                  random.randrange(MAX_NUM_IMAGES_PER_CLASS + 1),
-                                  image_dir, category)
+      image_path = get_image_path(
+          image_lists, label_names[label_index],
+          random.randrange(MAX_NUM_IMAGES_PER_CLASS + 1), image_dir, category)
       image_data = tf.gfile.GFile(image_path, 'rb').read()
       images.append(sess.run(distorted_image,
                              {input_jpeg_tensor: image_data})[0])
