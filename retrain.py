@@ -1878,10 +1878,8 @@ def variable_summaries(var):
     tf.summary.histogram('histogram', var)
 
 
-# add_final_retrain_ops's values, and the new layer as a function from
-# bottlenecks to probabilities that shares its variables (the SavedModel's
-# image-bytes signature applies it again). A training graph's layer also has
-# the global step that each train step increments.
+# add_final_retrain_ops's values, apply_layer (bottlenecks -> probabilities,
+# sharing the variables) and the global step of a training graph.
 NewLayer = collections.namedtuple('NewLayer', [
     'train_step', 'cross_entropy', 'bottleneck_input', 'ground_truth_input',
     'final_tensor', 'apply_layer', 'global_step'])
@@ -1889,11 +1887,7 @@ NewLayer = collections.namedtuple('NewLayer', [
 OPTIMIZERS = ('gradient_descent', 'momentum', 'adam')
 
 # How the new layer is trained: the flags of the same names. The defaults are
-# the original's plain gradient descent on the cross entropy. dropout_rate
-# drops bottleneck inputs in the training step only (the accuracies, the
-# summaries of the final tensor and every export see all of them);
-# l2_regularizer adds l2_regularizer * sum(weights ** 2) to the loss;
-# label_smoothing mixes the one-hot labels with a uniform distribution.
+# the original's plain gradient descent on the cross entropy.
 HeadOptions = collections.namedtuple('HeadOptions', [
     'learning_rate', 'optimizer', 'momentum', 'dropout_rate',
     'l2_regularizer', 'label_smoothing'],
@@ -1905,32 +1899,18 @@ def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
                           head_options=None):
   """Adds a new softmax and fully-connected layer for training and eval.
 
-  We need to retrain the top layer to identify our new classes, so this function
-  adds the right operations to the graph, along with some variables to hold the
-  weights, and then sets up all the gradients for the backward pass.
-
-  The set up for the softmax and fully-connected layers is based on:
-  https://www.tensorflow.org/tutorials/mnist/beginners/index.html
-
   Args:
-    class_count: Integer of how many categories of things we're trying to
-        recognize.
-    final_tensor_name: Name string for the new final node that produces results.
+    class_count: Integer of how many categories of things we recognize.
+    final_tensor_name: Name string for the new final node.
     bottleneck_tensor: The output of the main CNN graph.
-    quantize_layer: Boolean, specifying whether the newly added layer should be
-        instrumented for quantization with TF-Lite.
-    is_training: Boolean, specifying whether the newly add layer is for training
-        or eval.
-    learning_rate: The gradient descent learning rate; --learning_rate if None
-        (the original read the flag).
-    head_options: HeadOptions (optimizer, dropout, L2, label smoothing); None
-        is the original's plain gradient descent at learning_rate. Its own
-        learning_rate is used when learning_rate is None.
+    quantize_layer: Boolean, whether to instrument the layer for TF-Lite.
+    is_training: Boolean, whether the layer is for training or eval.
+    learning_rate: The learning rate; None: head_options's, or the flag.
+    head_options: HeadOptions; None for plain gradient descent.
 
   Returns:
     The tensors for the training and cross entropy results, tensors for the
-    bottleneck input and ground truth input, a reference to the optimizable
-    softmax layer, and the final softmax layer.
+    bottleneck input and ground truth input, and the final softmax layer.
   """
   if head_options is None:
     if learning_rate is None:
@@ -1950,10 +1930,8 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
   assert batch_size is None, 'We want to work with arbitrary batch size.'
   with tf.name_scope('input'):
     bottleneck_input = tf.placeholder_with_default(
-        bottleneck_tensor,
-        shape=[batch_size, bottleneck_tensor_size],
+        bottleneck_tensor, shape=[batch_size, bottleneck_tensor_size],
         name='BottleneckInputPlaceholder')
-
     ground_truth_input = tf.placeholder(
         tf.int64, [batch_size], name='GroundTruthInput')
 
@@ -1965,11 +1943,9 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
           [bottleneck_tensor_size, class_count], stddev=0.001)
       layer_weights = tf.Variable(initial_value, name='final_weights')
       variable_summaries(layer_weights)
-
     with tf.name_scope('biases'):
       layer_biases = tf.Variable(tf.zeros([class_count]), name='final_biases')
       variable_summaries(layer_biases)
-
     layer_logits = functools.partial(_layer_logits, layer_weights,
                                      layer_biases, quantize_layer, layer_name)
     with tf.name_scope('Wx_plus_b'):
@@ -1981,33 +1957,15 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
   apply_layer = lambda bottlenecks: tf.nn.softmax(
       layer_logits(bottlenecks, False)[0])
   tf.summary.histogram('activations', final_tensor)
-
   # If this is an eval graph, we don't need to add loss ops or an optimizer.
   if not is_training:
     return NewLayer(None, None, bottleneck_input, ground_truth_input,
                     final_tensor, apply_layer, None)
-  train_step, cross_entropy_mean, global_step = _add_training_ops(
-      head_options, layer_logits, logits, quantization_updates,
-      bottleneck_input, ground_truth_input, layer_weights)
-  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
-                  ground_truth_input, final_tensor, apply_layer, global_step)
 
-
-def _add_training_ops(head_options, layer_logits, logits,
-                      quantization_updates, bottleneck_input,
-                      ground_truth_input, layer_weights):
-  """The loss and the train step of the new layer, as head_options says.
-
-  With dropout, the loss sees the layer applied again to the dropped-out
-  bottlenecks; the mask is a stateless function of a seed (drawn from
-  Python's generator, so --random_seed repeats it) and the global step, so a
-  resumed run drops the same inputs as an uninterrupted one.
-
-  Returns:
-    (train step op, mean loss tensor, global step variable).
-  """
   global_step = tf.train.get_or_create_global_step()
   if head_options.dropout_rate:
+    # Only the loss sees dropped inputs. The mask is a function of a seed (of
+    # Python's generator) and the step: a resumed run drops the same.
     with tf.name_scope('dropout'):
       dropout_seed = tf.stack([tf.constant(random.getrandbits(31), tf.int64),
                                tf.cast(global_step, tf.int64)])
@@ -2031,77 +1989,49 @@ def _add_training_ops(head_options, layer_logits, logits,
     with tf.name_scope('l2_regularizer'):
       loss += head_options.l2_regularizer * tf.reduce_sum(
           tf.square(layer_weights))
-
   with tf.name_scope('train'):
-    optimizer = _make_optimizer(head_options)
+    rate = head_options.learning_rate
+    if head_options.optimizer == 'momentum':
+      optimizer = tf.train.MomentumOptimizer(rate, head_options.momentum)
+    elif head_options.optimizer == 'adam':
+      optimizer = tf.train.AdamOptimizer(rate)
+    else:
+      optimizer = tf.train.GradientDescentOptimizer(rate)
     train_step = optimizer.minimize(loss, global_step=global_step)
     if quantization_updates:
       train_step = tf.group(train_step, *quantization_updates)
-  return train_step, cross_entropy_mean, global_step
-
-
-def _make_optimizer(head_options):
-  """The tf.train optimizer that head_options.optimizer names."""
-  if head_options.optimizer == 'momentum':
-    return tf.train.MomentumOptimizer(head_options.learning_rate,
-                                      head_options.momentum)
-  if head_options.optimizer == 'adam':
-    return tf.train.AdamOptimizer(head_options.learning_rate)
-  return tf.train.GradientDescentOptimizer(head_options.learning_rate)
+  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
+                  ground_truth_input, final_tensor, apply_layer, global_step)
 
 
 def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
                   training):
-  """The new layer's logits, fake-quantized for TF Lite if asked.
-
-  Returns:
-    (logits, the quantization range updates to run with each train step).
-  """
+  """The new layer's logits, fake-quantized for TF Lite if asked, and the
+  quantization range updates to run with each train step."""
   if quantize_layer:
-    weights = _quantize_weights(weights)
+    with tf.name_scope('weights_quant'):
+      weights = tf.quantization.fake_quant_with_min_max_vars(
+          weights, tf.reduce_min(weights), tf.reduce_max(weights),
+          num_bits=8, narrow_range=True)
   logits = tf.matmul(bottlenecks, weights) + biases
-  updates = []
-  if quantize_layer:
-    with tf.variable_scope(layer_name):
-      logits, updates = _quantize_activations(logits, training)
-  return logits, updates
-
-
-def _quantize_weights(weights):
-  """Fake-quantizes weights to 8 bits over their own current range."""
-  with tf.name_scope('weights_quant'):
-    return tf.quantization.fake_quant_with_min_max_vars(
-        weights, tf.reduce_min(weights), tf.reduce_max(weights), num_bits=8,
-        narrow_range=True)
-
-
-def _quantize_activations(activations, is_training, ema_decay=0.999):
-  """Fake-quantizes activations over a range learnt as a moving average.
-
-  This is what tf.contrib.quantize used to insert after a layer: variables
-  'min' and 'max' that training moves towards each batch's range (they always
-  include 0), and that evaluation reads as they are. Calls in the same
-  variable scope share the variables.
-
-  Returns:
-    (quantized activations, list of update ops to run with each train step).
-  """
-  with tf.variable_scope('act_quant', reuse=tf.AUTO_REUSE):
+  if not quantize_layer:
+    return logits, []
+  # As tf.contrib.quantize did: training moves the range (always holding 0)
+  # towards each batch's, evaluation reads it; all calls share it.
+  with tf.variable_scope(layer_name), tf.variable_scope(
+      'act_quant', reuse=tf.AUTO_REUSE):
     range_min = tf.get_variable('min', initializer=-6.0, trainable=False)
     range_max = tf.get_variable('max', initializer=6.0, trainable=False)
     updates = []
-    if is_training:
-      batch_min = tf.minimum(tf.reduce_min(activations), 0.0)
-      batch_max = tf.maximum(tf.reduce_max(activations), 0.0)
+    if training:
+      decay = 0.999
+      batch_min = tf.minimum(tf.reduce_min(logits), 0.0)
+      batch_max = tf.maximum(tf.reduce_max(logits), 0.0)
       updates = [
-          tf.assign(range_min, ema_decay * range_min +
-                    (1 - ema_decay) * batch_min),
-          tf.assign(range_max, ema_decay * range_max +
-                    (1 - ema_decay) * batch_max),
-      ]
-    quantized = tf.quantization.fake_quant_with_min_max_vars(
-        activations, range_min, range_max, num_bits=8)
-  return quantized, updates
+          tf.assign(range_min, decay * range_min + (1 - decay) * batch_min),
+          tf.assign(range_max, decay * range_max + (1 - decay) * batch_max)]
+    return tf.quantization.fake_quant_with_min_max_vars(
+        logits, range_min, range_max, num_bits=8), updates
 
 
 def add_evaluation_step(result_tensor, ground_truth_tensor):
@@ -2109,8 +2039,7 @@ def add_evaluation_step(result_tensor, ground_truth_tensor):
 
   Args:
     result_tensor: The new final node that produces results.
-    ground_truth_tensor: The node we feed ground truth data
-    into.
+    ground_truth_tensor: The node we feed ground truth data into.
 
   Returns:
     Tuple of (evaluation step, prediction).
