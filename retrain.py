@@ -2069,22 +2069,16 @@ TrainingSchedule = collections.namedtuple('TrainingSchedule', [
     'how_many_training_steps', 'train_batch_size', 'validation_batch_size',
     'eval_step_interval', 'intermediate_store_frequency', 'summaries_dir'])
 
-# Where the loop's batches come from: module_sess runs the module on the
-# module tensors, cache holds the cached bottlenecks, and distorted (None
-# without distortions) the DistortedBatches for training. The distortion
-# tensors are add_input_distortions's, which get_random_distorted_bottlenecks
-# takes too.
+# Where batches come from: the Session that runs the module tensors, the
+# BottleneckCache, and DistortedBatches and add_input_distortions's ops.
 BatchSources = collections.namedtuple('BatchSources', [
     'module_sess', 'image_lists', 'tensors', 'cache', 'distorted',
     'distortion_tensors'])
 
 
 def draw_batch(sources, how_many, category):
-  """A random batch of bottlenecks: distorted for training if asked, else cached.
-
-  Returns:
-    (float32 bottlenecks [how_many, width], int64 ground truths [how_many]).
-  """
+  """A random batch: distorted for training if asked, else cached; as
+  (float32 bottlenecks [how_many, width], int64 ground truths [how_many])."""
   if category == 'training' and sources.distorted is not None:
     return get_random_distorted_bottlenecks(
         sources.module_sess, sources.image_lists, how_many, category,
@@ -2097,25 +2091,9 @@ def draw_batch(sources, how_many, category):
       module_name=sources.cache.module_name, memory=sources.cache.memory)[:2]
 
 
-def _log_step(step, what, value):
-  tf.logging.info('%s: Step %d: %s' % (datetime.now(), step, what % value))
-
-
 def run_training_loop(sess, training_ops, schedule, sources,
                       store_intermediate_graph, checkpoint=None):
   """Trains the new layer for schedule.how_many_training_steps steps.
-
-  Each step trains on a random batch (cached bottlenecks from memory, or
-  freshly distorted images) and writes the summaries, as the original did;
-  every eval_step_interval steps it logs the training and validation
-  accuracy, and every intermediate_store_frequency steps (if positive) it
-  calls store_intermediate_graph(step).
-
-  With a checkpoint, training starts at its start_step (after restoring what
-  an interrupted run saved, and dropping the summaries that run wrote after
-  its save), and the training state is saved as often as it says, after the
-  last step, and when Ctrl-C or SIGTERM arrives: those are held until the
-  step under way ends.
 
   Args:
     sess: The training Session.
@@ -2123,97 +2101,76 @@ def run_training_loop(sess, training_ops, schedule, sources,
     schedule: A TrainingSchedule.
     sources: The BatchSources to draw batches from.
     store_intermediate_graph: Callable(step) that saves an intermediate graph.
-    checkpoint: The run's TrainingCheckpoint, or None to train from step 0
-      and save nothing.
+    checkpoint: The run's TrainingCheckpoint (saved on Ctrl-C and SIGTERM
+      too, at the end of the step), or None to start at 0 and save nothing.
   """
+  run_dirs = [os.path.join(schedule.summaries_dir, name)
+              for name in ('train', 'validation')]
   start_step = 0
   if checkpoint is not None:
     start_step = checkpoint.begin()
-    for run_name in ('train', 'validation'):
-      purge_summaries_from(os.path.join(schedule.summaries_dir, run_name),
-                           start_step)
-  train_writer = tf.summary.FileWriter(
-      os.path.join(schedule.summaries_dir, 'train'))
-  validation_writer = tf.summary.FileWriter(
-      os.path.join(schedule.summaries_dir, 'validation'))
+    for run_dir in run_dirs:
+      purge_summaries_from(run_dir, start_step)
+  writers = [tf.summary.FileWriter(run_dir) for run_dir in run_dirs]
   has_validation_images = any(lists['validation']
                               for lists in sources.image_lists.values())
   if not has_validation_images:
     tf.logging.warning('There are no validation images (see '
                        '--validation_percentage): validation is skipped.')
   if not start_step:
-    train_writer.add_graph(sess.graph)
+    writers[0].add_graph(sess.graph)
   try:
     with _DeferredInterrupts() as interrupts:
       for i in range(start_step, schedule.how_many_training_steps):
-        _train_step(sess, training_ops, schedule, sources, i, train_writer,
-                    validation_writer if has_validation_images else None)
-        intermediate_frequency = schedule.intermediate_store_frequency
-        if (intermediate_frequency > 0 and (i % intermediate_frequency == 0)
-            and i > 0):
+        _train_step(sess, training_ops, schedule, sources, i, writers[0],
+                    writers[1] if has_validation_images else None)
+        frequency = schedule.intermediate_store_frequency
+        if frequency > 0 and (i % frequency == 0) and i > 0:
           store_intermediate_graph(i)
         if checkpoint is not None and (
             interrupts.pending or checkpoint.is_due(i + 1) or
             i + 1 == schedule.how_many_training_steps):
-          # The summaries so far must be in their files before the state
-          # says so: a run resumed after a kill writes only the later ones.
-          train_writer.flush()
-          validation_writer.flush()
+          # A run resumed after a kill writes only the later summaries.
+          for writer in writers:
+            writer.flush()
           checkpoint.save(i + 1, log=interrupts.pending is not None)
         interrupts.raise_pending()
   finally:
-    train_writer.close()
-    validation_writer.close()
+    for writer in writers:
+      writer.close()
 
 
-def _train_step(sess, training_ops, schedule, sources, step, train_writer,
+def _train_step(sess, ops, schedule, sources, step, train_writer,
                 validation_writer):
-  """Runs training step number step, and its evaluation if one is due.
-
-  Args:
-    validation_writer: Where the validation summaries go; None to skip
-      validation (there are no validation images).
-  """
-  train_bottlenecks, train_ground_truth = draw_batch(
-      sources, schedule.train_batch_size, 'training')
-  train_feed = {training_ops.bottleneck_input: train_bottlenecks,
-                training_ops.ground_truth_input: train_ground_truth}
-  train_summary, _ = sess.run(
-      [training_ops.merged_summaries, training_ops.train_step], train_feed)
+  """Runs training step number step, and its evaluation if one is due;
+  validation_writer is None when there are no validation images."""
+  train_feed = dict(zip((ops.bottleneck_input, ops.ground_truth_input),
+                        draw_batch(sources, schedule.train_batch_size,
+                                   'training')))
+  train_summary, _ = sess.run([ops.merged_summaries, ops.train_step],
+                              train_feed)
   train_writer.add_summary(train_summary, step)
-
-  is_last_step = (step + 1 == schedule.how_many_training_steps)
-  if (step % schedule.eval_step_interval) == 0 or is_last_step:
-    _evaluate_step(sess, training_ops, step, train_feed, validation_writer,
-                   functools.partial(draw_batch, sources,
-                                     schedule.validation_batch_size,
-                                     'validation'))
-
-
-def _evaluate_step(sess, training_ops, step, train_feed, validation_writer,
-                   draw_validation_batch):
-  """Logs the training accuracy and cross entropy, and validates if asked.
-
-  Args:
-    validation_writer: Where the validation summaries go; None to skip
-      validation (there are no validation images).
-    draw_validation_batch: Callable () -> (bottlenecks, ground truths).
-  """
+  if (step % schedule.eval_step_interval and
+      step + 1 != schedule.how_many_training_steps):
+    return
   train_accuracy, cross_entropy_value = sess.run(
-      [training_ops.evaluation_step, training_ops.cross_entropy], train_feed)
-  _log_step(step, 'Train accuracy = %.1f%%', train_accuracy * 100)
-  _log_step(step, 'Cross entropy = %f', cross_entropy_value)
+      [ops.evaluation_step, ops.cross_entropy], train_feed)
+  tf.logging.info('%s: Step %d: Train accuracy = %.1f%%' %
+                  (datetime.now(), step, train_accuracy * 100))
+  tf.logging.info('%s: Step %d: Cross entropy = %f' %
+                  (datetime.now(), step, cross_entropy_value))
   if validation_writer is None:
     return
-  validation_bottlenecks, validation_ground_truth = draw_validation_batch()
+  bottlenecks, ground_truths = draw_batch(
+      sources, schedule.validation_batch_size, 'validation')
   validation_summary, validation_accuracy = sess.run(
-      [training_ops.merged_summaries, training_ops.evaluation_step],
-      {training_ops.bottleneck_input: validation_bottlenecks,
-       training_ops.ground_truth_input: validation_ground_truth})
+      [ops.merged_summaries, ops.evaluation_step],
+      {ops.bottleneck_input: bottlenecks,
+       ops.ground_truth_input: ground_truths})
   validation_writer.add_summary(validation_summary, step)
   tf.logging.info('%s: Step %d: Validation accuracy = %.1f%% (N=%d)' %
                   (datetime.now(), step, validation_accuracy * 100,
-                   len(validation_bottlenecks)))
+                   len(bottlenecks)))
 
 
 # ---------------------------------------------------------------------------
