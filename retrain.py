@@ -2190,9 +2190,8 @@ RESUME_FLAGS = (
 # Saved at least this often when --save_every_steps is 0.
 SAVE_EVERY_SECONDS = 60
 
-# Where an interrupted run can continue: the step to run next, the
-# checkpoint of the new layer's variables (with the optimizer's and the
-# global step), Python's random state and the seed of the distortions.
+# Where an interrupted run can continue: the step to run next, its checkpoint,
+# Python's random state and the seed of the distortions.
 ResumePoint = collections.namedtuple('ResumePoint', [
     'step', 'checkpoint', 'random_state', 'distortion_seed'])
 
@@ -2207,10 +2206,16 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
     module_name: module_cache_name of the module.
 
   Returns:
-    A dict of JSON values: the module (its name, and the sizes and times of
-    change of a local module's files), the images (a hash of each one's
-    class, set, name, size and time of change) and the flags.
+    A dict of JSON values: hashes of the module (and a local module's files)
+    and of the images (class, set, name, size, time of change), the flags.
   """
+  def signature(path):
+    try:
+      stat = tf.io.gfile.stat(path)
+      return '%d/%d' % (stat.length, stat.mtime_nsec)
+    except tf.errors.OpError:
+      return '-'
+
   images = hashlib.sha256()
   for label_name, label_lists in image_lists.items():
     for category in CATEGORIES:
@@ -2218,7 +2223,7 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
         path = get_image_path(image_lists, label_name, index, image_dir,
                               category)
         images.update(('%s\0%s\0%s\0%s\n' % (
-            label_name, category, name, _file_signature(path))).encode())
+            label_name, category, name, signature(path))).encode())
   module = hashlib.sha256(module_name.encode())
   folder = module_name.split('@')[0].split('~')[0]
   if is_local_path(folder) and os.path.isdir(folder):
@@ -2227,22 +2232,9 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
       for name in sorted(files):
         path = os.path.join(root, name)
         module.update(('%s\0%s\n' % (os.path.relpath(path, folder),
-                                     _file_signature(path))).encode())
+                                     signature(path))).encode())
   return {'module': module.hexdigest(), 'images': images.hexdigest(),
           'flags': {name: getattr(flags, name) for name in RESUME_FLAGS}}
-
-
-def _file_signature(path):
-  """'size/time of change' of a file, or '-' if it cannot be read."""
-  try:
-    stat = tf.io.gfile.stat(path)
-    return '%d/%d' % (stat.length, stat.mtime_nsec)
-  except tf.errors.OpError:
-    return '-'
-
-
-def _resume_state_path(checkpoint_path):
-  return checkpoint_path + '.resume.json'
 
 
 def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
@@ -2256,7 +2248,7 @@ def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
   Returns:
     The ResumePoint to continue from, or None to start at step 0.
   """
-  state_path = _resume_state_path(checkpoint_path)
+  state_path = checkpoint_path + '.resume.json'
   if not tf.gfile.Exists(state_path):
     return None
   try:
@@ -2299,13 +2291,10 @@ def _why_not_resume(state, fingerprint, fresh_start):
 class TrainingCheckpoint(object):
   """Saves the training state so that an interrupted run can continue.
 
-  The state is the new layer's variables (with the optimizer's slots, the
-  quantization ranges and the global step) in a checkpoint named after the
-  step, plus a JSON file beside --checkpoint_path that names it and holds
-  Python's random state (which draws the cached batches), the seed of the
-  distortions and the training_fingerprint. The JSON file is replaced
-  atomically after the checkpoint is complete, and older checkpoints are
-  removed only then, so a kill at any moment leaves a state to resume from.
+  The new layer's variables (the optimizer's and the global step too) go to
+  a checkpoint per step; then a JSON file beside --checkpoint_path, written
+  atomically, names it with Python's random state, the distortion seed and
+  the fingerprint; older checkpoints go last, so a kill leaves a state.
   """
 
   def __init__(self, sess, variables, checkpoint_path, fingerprint,
@@ -2314,24 +2303,22 @@ class TrainingCheckpoint(object):
 
     Args:
       sess: The training Session.
-      variables: The variables to save (those of the new layer and its
-        training ops; the module's come from the module).
+      variables: The variables of the new layer and its training ops.
       checkpoint_path: The --checkpoint_path.
       fingerprint: This run's training_fingerprint.
       resume_point: The ResumePoint to continue from, or None for step 0.
-      save_every_steps: Save after this many steps; 0 for every
-        SAVE_EVERY_SECONDS.
+      save_every_steps: Save after this many steps; 0: SAVE_EVERY_SECONDS.
       distortion_seed: The seed of the run's DistortedBatches, if any.
     """
     self._sess = sess
     self._saver = tf.train.Saver(var_list=variables, max_to_keep=None,
                                  save_relative_paths=True)
-    self._state_path = _resume_state_path(checkpoint_path)
     self._prefix = checkpoint_path + '.resume'
-    self._fingerprint = fingerprint
+    self._state_path = self._prefix + '.json'
     self._resume_point = resume_point
     self._save_every_steps = save_every_steps
-    self._distortion_seed = distortion_seed
+    self._state = {'distortion_seed': distortion_seed,
+                   'fingerprint': fingerprint}
     self._last_save = time.monotonic()
 
   def begin(self):
@@ -2371,11 +2358,9 @@ class TrainingCheckpoint(object):
     self._remove_checkpoints(keep=None)
 
   def _write_state(self, step, checkpoint, finished):
-    write_file_atomically(self._state_path, json.dumps({
-        'step': step, 'checkpoint': checkpoint, 'finished': finished,
-        'random_state': random.getstate(),
-        'distortion_seed': self._distortion_seed,
-        'fingerprint': self._fingerprint}, sort_keys=True))
+    write_file_atomically(self._state_path, json.dumps(dict(
+        self._state, step=step, checkpoint=checkpoint, finished=finished,
+        random_state=random.getstate()), sort_keys=True))
 
   def _remove_checkpoints(self, keep):
     """Removes this run's resume checkpoints (and leftovers) but keep."""
@@ -2391,10 +2376,8 @@ class TrainingCheckpoint(object):
 def purge_summaries_from(run_dir, step):
   """Drops the events of step and later from a run's TensorBoard files.
 
-  They are what a killed run wrote after its last save, which the resumed
-  run writes again; TensorBoard hides them after a SessionLog.START, but
-  they would stay in the files. The kept events go, without repeats, into
-  the first event file (replaced atomically), and the others are removed.
+  A killed run wrote them after its last save; the resumed run writes them
+  again. The kept events, without repeats, replace the first event file.
 
   Args:
     run_dir: A run's folder of event files (train or validation).
@@ -2406,16 +2389,14 @@ def purge_summaries_from(run_dir, step):
                  if not _TEMPORARY_NAME.search(path))
   if not paths:
     return
-  kept = []
-  seen = set()
+  kept = {}  # The records to keep, in order.
   for path in paths:
     try:
       for record in tf.io.tf_record_iterator(path):
         event = tf.Event.FromString(record)
-        if (event.step < step and record not in seen and
-            not (kept and event.HasField('file_version'))):
-          kept.append(record)
-          seen.add(record)
+        if event.step < step and not (kept and
+                                      event.HasField('file_version')):
+          kept.setdefault(record)
     except tf.errors.DataLossError:  # The end a kill cut short.
       pass
   temporary = _temporary_name(paths[0])
