@@ -1314,8 +1314,7 @@ def should_distort_images(flip_left_right, random_crop, random_scale,
 
   Args:
     flip_left_right: Boolean whether to randomly mirror images horizontally.
-    random_crop: Integer percentage setting the total margin used around the
-    crop box.
+    random_crop: Integer percentage of the margin around the crop box.
     random_scale: Integer percentage of how much to vary the scale by.
     random_brightness: Integer range to randomly multiply the pixel values by.
 
@@ -1330,37 +1329,11 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
                           random_brightness, module_spec):
   """Creates the operations to apply the specified distortions.
 
-  During training it can help to improve the results if we run the images
-  through simple distortions like crops, scales, and flips. These reflect the
-  kind of variations we expect in the real world, and so can help train the
-  model to cope with natural data more effectively. Here we take the supplied
-  parameters and construct a network of operations to apply them to an image.
-
-  Cropping
-  ~~~~~~~~
-
-  Cropping is done by placing a bounding box at a random position in the full
-  image. The cropping parameter controls the size of that box relative to the
-  input image. If it's zero, then the box is the same size as the input and no
-  cropping is performed. If the value is 50%, then the crop box will be half the
-  width and height of the input.
-
-  Scaling
-  ~~~~~~~
-
-  Scaling is a lot like cropping, except that the bounding box is always
-  centered and its size varies randomly within the given range. For example if
-  the scale percentage is zero, then the bounding box is the same size as the
-  input and no scaling is applied. If it's 50%, then the bounding box will be in
-  a random range between half the width and height and full size.
-
   Args:
     flip_left_right: Boolean whether to randomly mirror images horizontally.
-    random_crop: Integer percentage setting the total margin used around the
-    crop box.
+    random_crop: Integer percentage of the margin around the crop box.
     random_scale: Integer percentage of how much to vary the scale by.
     random_brightness: Integer range to randomly multiply the pixel values by.
-    graph.
     module_spec: The image module, as load_module_spec returns it.
 
   Returns:
@@ -1368,68 +1341,44 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
   """
   image_shape = module_image_shape(module_spec)
   jpeg_data = tf.placeholder(tf.string, name='DistortJPGInput')
-  decoded_image_4d = _decode_to_float_4d(jpeg_data, image_shape[2])
-  seed = tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
   distorted_image = _distort_image(
-      decoded_image_4d, image_shape,
+      _decode_to_float_4d(jpeg_data, image_shape[2]), image_shape,
       Distortions(flip_left_right, random_crop, random_scale,
-                  random_brightness), seed)
-  distort_result = tf.expand_dims(distorted_image, 0, name='DistortResult')
-  return jpeg_data, distort_result
+                  random_brightness),
+      tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32))
+  return jpeg_data, tf.expand_dims(distorted_image, 0, name='DistortResult')
 
 
 def _distort_image(image_4d, image_shape, distortions, seed):
-  """Applies the random distortions to one decoded float image [1, H, W, D].
-
-  Stateless random ops keyed by `seed` (an int32 [2] tensor) make the result
-  depend only on the seed, so batches built on parallel threads are
-  reproducible.
-
-  Returns:
-    The distorted image, float [height, width, depth] of image_shape.
-  """
-  def sub_seed(offset):
-    return seed + tf.constant([0, offset], dtype=seed.dtype)
-
-  input_height, input_width, input_depth = image_shape
-  margin_scale = 1.0 + (distortions.random_crop / 100.0)
-  resize_scale = 1.0 + (distortions.random_scale / 100.0)
-  margin_scale_value = tf.constant(margin_scale)
-  resize_scale_value = tf.random.stateless_uniform(
-      shape=[], seed=sub_seed(1), minval=1.0, maxval=resize_scale)
-  scale_value = tf.multiply(margin_scale_value, resize_scale_value)
-  precrop_width = tf.multiply(scale_value, input_width)
-  precrop_height = tf.multiply(scale_value, input_height)
-  precrop_shape = tf.stack([precrop_height, precrop_width])
-  precrop_shape_as_int = tf.cast(precrop_shape, dtype=tf.int32)
-  precropped_image = tf.image.resize_bilinear(image_4d, precrop_shape_as_int)
-  precropped_image_3d = tf.squeeze(precropped_image, axis=[0])
-  cropped_image = tf.compat.v2.image.stateless_random_crop(
-      precropped_image_3d, [input_height, input_width, input_depth],
-      seed=sub_seed(2))
+  """Distorts a float image [1, H, W, D] into image_shape [H, W, D]; its
+  stateless random ops depend on seed (int32 [2]) only, on any thread."""
+  sub_seed = lambda offset: seed + tf.constant([0, offset], seed.dtype)
+  height, width, depth = image_shape
+  # Scales up by the crop margin and a random factor, then crops at random.
+  scale = tf.multiply(
+      tf.constant(1.0 + (distortions.random_crop / 100.0)),
+      tf.random.stateless_uniform(
+          shape=[], seed=sub_seed(1), minval=1.0,
+          maxval=1.0 + (distortions.random_scale / 100.0)))
+  precrop_shape = tf.cast(tf.stack([tf.multiply(scale, height),
+                                    tf.multiply(scale, width)]), tf.int32)
+  image = tf.compat.v2.image.stateless_random_crop(
+      tf.squeeze(tf.image.resize_bilinear(image_4d, precrop_shape), [0]),
+      [height, width, depth], seed=sub_seed(2))
   if distortions.flip_left_right:
-    flipped_image = tf.compat.v2.image.stateless_random_flip_left_right(
-        cropped_image, seed=sub_seed(3))
-  else:
-    flipped_image = cropped_image
-  brightness_min = 1.0 - (distortions.random_brightness / 100.0)
-  brightness_max = 1.0 + (distortions.random_brightness / 100.0)
-  brightness_value = tf.random.stateless_uniform(
-      shape=[], seed=sub_seed(4), minval=brightness_min, maxval=brightness_max)
-  return tf.multiply(flipped_image, brightness_value)
+    image = tf.compat.v2.image.stateless_random_flip_left_right(
+        image, seed=sub_seed(3))
+  brightness = distortions.random_brightness / 100.0
+  return tf.multiply(image, tf.random.stateless_uniform(
+      shape=[], seed=sub_seed(4), minval=1.0 - brightness,
+      maxval=1.0 + brightness))
 
 
 class DistortedBatches(object):
   """Batches of distorted images, prepared in parallel ahead of training.
 
-  A generator draws (image, label, seed) at random like the original; reading,
-  decoding and distorting run on tf.data's parallel threads and the next batch
-  is prefetched while the current one goes through the module. Decoded
-  images are kept in memory up to a budget, so that later draws of an image
-  are only scaled, cropped, flipped and brightened. Images that fail to
-  decode (changed or removed since they were cached) are dropped, so every
-  batch is still full; when far more draws fail than succeed, the batches
-  end (next() raises) instead of waiting for ever.
+  tf.data's threads read, decode (or take from memory) and distort random
+  draws, and prefetch the next batch; images that fail to decode are dropped.
   """
 
   def __init__(self, image_shape, distortions, image_lists, image_dir,
@@ -1440,41 +1389,30 @@ class DistortedBatches(object):
     Args:
       image_shape: (height, width, depth) the module takes.
       distortions: The Distortions to apply.
-      image_lists: OrderedDict of training images for each label, as it is
-        at the first batch (main makes the pipeline before the caching
-        leaves out the images that fail to decode).
+      image_lists: OrderedDict of training images for each label.
       image_dir: Root folder of the class folders.
       category: The set to draw from, normally 'training'.
       batch_size: Images per batch.
       seed: The seed of the draws; None draws one from Python's generator.
-      start_batch: How many batches an interrupted run consumed: the draws
-        continue where its batches ended.
-      memory_mb: Megabytes of decoded images (uint8, as decoded) to keep in
-        memory; 0 decodes every draw from its file, as the original did.
+      start_batch: How many batches an interrupted run consumed.
+      memory_mb: Megabytes of decoded images to keep; 0 keeps none.
     """
     self._image_lists = image_lists
     self._image_dir = image_dir
     self._category = category
     self._label_names = list(image_lists.keys())
+    self._batch_size = batch_size
     self._usable = None  # The classes to draw from, at the first batch.
-    # Draw number k comes from a generator of its own, seeded with (seed, k):
-    # the prefetching thread never races the main thread for random numbers,
-    # and a resumed run draws what an uninterrupted one would (as long as no
-    # image failed to decode, which shifts the batches).
+    # Draw k has a generator of its own, seeded with (seed, k): no race with
+    # the prefetching thread, and a resumed run draws what it would have.
     self.seed = random.getrandbits(64) if seed is None else seed
     self._first_draw = start_batch * batch_size
-    # Between two batches the pipeline draws one batch, plus what its buffers
-    # (a prefetched batch, a batch being filled, the parallel decoders) refill,
-    # plus the failures.
-    self._max_draws_per_batch = 10 * batch_size + 1000
-    self._batch_size = batch_size
-    self._drawn = 0
-    self._drawn_at_last_batch = 0
+    self._drawn = self._drawn_at_last_batch = 0
     self.memory = DecodedImages(memory_mb)
-    held_images = self.memory.table
+    table = self.memory.table
 
     def load(path, image_key, label_index, seed, keep):
-      held = held_images.lookup(image_key)
+      held = table.lookup(image_key)
       image = tf.cond(
           tf.strings.length(held) > 0,
           lambda: tf.io.parse_tensor(held, tf.uint8),
@@ -1482,74 +1420,63 @@ class DistortedBatches(object):
       image.set_shape([None, None, image_shape[2]])
 
       def keep_image():
-        with tf.control_dependencies([held_images.insert(
+        with tf.control_dependencies([table.insert(
             image_key, tf.io.serialize_tensor(image))]):
           return tf.size(image, out_type=tf.int64)
 
-      kept_bytes = tf.cond(keep, keep_image,
-                           lambda: tf.constant(0, tf.int64))
+      kept_bytes = tf.cond(keep, keep_image, lambda: tf.constant(0, tf.int64))
       return (_distort_image(_to_float_4d(image), image_shape, distortions,
-                             seed),
-              label_index, path, kept_bytes)
+                             seed), label_index, path, kept_bytes)
 
     with tf.name_scope('distorted_reader'):
-      # The draws come from Python a batch at a time: handing tf.data one
-      # element at a time costs ~0.1 ms each, on the thread that holds the GIL.
+      # Python hands over a batch of draws at a time: each handing over
+      # costs time on the thread that holds the GIL.
       dataset = tf.data.Dataset.from_generator(
           self._draws,
           output_types=(tf.string, tf.int64, tf.int64, tf.int32, tf.bool),
           output_shapes=([None], [None], [None], [None, 2], [None])).unbatch()
-      dataset = parallel_map(dataset, load)
-      dataset = dataset.apply(tf.data.experimental.ignore_errors())
-      dataset = dataset.batch(batch_size).prefetch(1)
+      dataset = parallel_map(dataset, load).apply(
+          tf.data.experimental.ignore_errors())
       # Not a one-shot iterator: that cannot use the table.
-      self._iterator = tf.data.make_initializable_iterator(dataset)
+      self._iterator = tf.data.make_initializable_iterator(
+          dataset.batch(batch_size).prefetch(1))
       self._next_batch = self._iterator.get_next()
-    self._started = False
 
   def _draws(self):
-    """Yields the draws, a batch at a time: (paths, their DecodedImages
-    keys, label indices, seeds, whether to keep each decoded image)."""
+    """Yields the draws a batch at a time: (paths, their DecodedImages keys,
+    label indices, seeds, whether to keep each decoded image)."""
     while True:
       draws = []
+      # A batch, what the pipeline's buffers refill, and the failures.
       while (len(draws) < self._batch_size and
              self._drawn - self._drawn_at_last_batch <=
-             self._max_draws_per_batch):
-        draw = self._draw()
-        if draw is not None:
-          draws.append(draw)
+             10 * self._batch_size + 1000):
+        rng = random.Random('%d/%d' % (self.seed,
+                                       self._first_draw + self._drawn))
+        self._drawn += 1
+        label_index = rng.choice(self._usable)
+        path = get_image_path(
+            self._image_lists, self._label_names[label_index],
+            rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1), self._image_dir,
+            self._category)
+        seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
+        # What is not a regular file (any more) would fail, or block the
+        # reader for ever if it were a named pipe.
+        if (self.memory.is_held(path) or not is_local_path(path) or
+            os.path.isfile(path)):
+          draws.append((path, self.memory.key(path), label_index, seed,
+                        self.memory.wants(path)))
       if not draws:
         return
       yield tuple(list(column) for column in zip(*draws))
 
-  def _draw(self):
-    """The next draw, or None when its file cannot be read."""
-    rng = random.Random('%d/%d' % (self.seed, self._first_draw + self._drawn))
-    self._drawn += 1
-    label_index = rng.choice(self._usable)
-    image_index = rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
-    path = get_image_path(self._image_lists, self._label_names[label_index],
-                          image_index, self._image_dir, self._category)
-    seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
-    # A file that is not a regular file (any more) would fail, or block the
-    # reader for ever if it were a named pipe.
-    if (not self.memory.is_held(path) and is_local_path(path) and
-        not os.path.isfile(path)):
-      return None
-    return (path, self.memory.key(path), label_index, seed,
-            self.memory.wants(path))
-
   def next(self, sess):
-    """Returns the next (float images, int64 ground truths) batch.
-
-    Raises:
-      RetrainError: when the images can no longer be read.
-    """
-    if not self._started:
+    """Returns the next (float images, int64 ground truths) batch; raises
+    RetrainError when far more draws fail than succeed."""
+    if self._usable is None:
       self._usable = [i for i, name in enumerate(self._label_names)
                       if self._image_lists[name][self._category]]
       sess.run(self._iterator.initializer)
-      self._started = True
     try:
       images, ground_truths, paths, kept_bytes = sess.run(self._next_batch)
     except tf.errors.OutOfRangeError:
@@ -1567,13 +1494,9 @@ class DistortedBatches(object):
 class DecodedImages(object):
   """Decoded images held in memory, up to a budget, by file path.
 
-  The images live in a TensorFlow hash table (the path's key() -> the uint8
-  image as tf.io.serialize_tensor wrote it) that DistortedBatches's pipeline
-  reads and fills on its own threads, so they never pass through Python. This
-  object keeps the account: the pipeline keeps an image when wants() said so
-  at its draw, and next() reports it with kept(). An image is asked for once
-  only, so the budget is exceeded by at most the images on their way through
-  the pipeline.
+  DistortedBatches's threads read and fill the table (key() -> serialized
+  uint8 image); this keeps the account. Each image is asked for once, so only
+  the images on their way through the pipeline can exceed the budget.
   """
 
   def __init__(self, memory_mb):
@@ -1610,12 +1533,11 @@ class DecodedImages(object):
 
   def image(self, sess, path):
     """The image held for path (uint8 [height, width, depth]), or None."""
-    if path not in self._keys:
-      return None
-    serialized = sess.run(self._held_image, {self._key: self._keys[path]})
-    if not serialized:
-      return None
-    return tf.make_ndarray(tensor_pb2.TensorProto.FromString(serialized))
+    if path in self._keys:
+      serialized = sess.run(self._held_image, {self._key: self._keys[path]})
+      if serialized:
+        return tf.make_ndarray(tensor_pb2.TensorProto.FromString(serialized))
+    return None
 
   def __len__(self):
     return len(self._held)
@@ -1626,28 +1548,18 @@ def get_random_distorted_bottlenecks(
     distorted_image, resized_input_tensor, bottleneck_tensor, batches=None):
   """Retrieves bottleneck values for training images, after distortions.
 
-  If we're training with distortions like crops, scales, or flips, we have to
-  recalculate the full model for every image, and so we can't use cached
-  bottleneck values. Instead we find random images for the requested category,
-  run them through the distortion graph, and then the full graph to get the
-  bottleneck results for each.
-
   Args:
     sess: Current TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
     how_many: The integer number of bottleneck values to return.
-    category: Name string of which set of images to fetch - training, testing,
-    or validation.
-    image_dir: Root folder string of the subfolders containing the training
-    images.
+    category: Name string of the set: training, testing, or validation.
+    image_dir: Root folder string of the subfolders of images.
     input_jpeg_tensor: The input layer we feed the image data to.
     distorted_image: The output node of the distortion graph.
     resized_input_tensor: The input node of the recognition graph.
     bottleneck_tensor: The bottleneck output layer of the CNN graph.
-    batches: DistortedBatches of how_many images from category, which main
-      uses: they are decoded and distorted in parallel, ahead of time. None
-      runs the distortion graph on one image after the other (the
-      original's way, for callers of its signature).
+    batches: DistortedBatches of how_many images from category (as main
+      uses); None distorts one image after the other, as the original did.
 
   Returns:
     Tuple of (float32 array of bottlenecks, int64 array of ground truths).
@@ -1656,13 +1568,12 @@ def get_random_distorted_bottlenecks(
     images, ground_truths = batches.next(sess)
   else:
     label_names = list(image_lists.keys())
-    images = []
-    ground_truths = []
+    images, ground_truths = [], []
     for _ in range(how_many):
       label_index = random.randrange(len(label_names))
-      image_path = get_image_path(image_lists, label_names[label_index],
-                                  random.randrange(MAX_NUM_IMAGES_PER_CLASS + 1),
-                                  image_dir, category)
+      image_path = get_image_path(
+          image_lists, label_names[label_index],
+          random.randrange(MAX_NUM_IMAGES_PER_CLASS + 1), image_dir, category)
       image_data = tf.gfile.GFile(image_path, 'rb').read()
       images.append(sess.run(distorted_image,
                              {input_jpeg_tensor: image_data})[0])
@@ -1689,10 +1600,8 @@ def variable_summaries(var):
     tf.summary.histogram('histogram', var)
 
 
-# add_final_retrain_ops's values, and the new layer as a function from
-# bottlenecks to probabilities that shares its variables (the SavedModel's
-# image-bytes signature applies it again). A training graph's layer also has
-# the global step that each train step increments.
+# add_final_retrain_ops's values, apply_layer (bottlenecks -> probabilities,
+# sharing the variables) and the global step of a training graph.
 NewLayer = collections.namedtuple('NewLayer', [
     'train_step', 'cross_entropy', 'bottleneck_input', 'ground_truth_input',
     'final_tensor', 'apply_layer', 'global_step'])
@@ -1700,11 +1609,7 @@ NewLayer = collections.namedtuple('NewLayer', [
 OPTIMIZERS = ('gradient_descent', 'momentum', 'adam')
 
 # How the new layer is trained: the flags of the same names. The defaults are
-# the original's plain gradient descent on the cross entropy. dropout_rate
-# drops bottleneck inputs in the training step only (the accuracies, the
-# summaries of the final tensor and every export see all of them);
-# l2_regularizer adds l2_regularizer * sum(weights ** 2) to the loss;
-# label_smoothing mixes the one-hot labels with a uniform distribution.
+# the original's plain gradient descent on the cross entropy.
 HeadOptions = collections.namedtuple('HeadOptions', [
     'learning_rate', 'optimizer', 'momentum', 'dropout_rate',
     'l2_regularizer', 'label_smoothing'],
@@ -1716,32 +1621,18 @@ def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
                           head_options=None):
   """Adds a new softmax and fully-connected layer for training and eval.
 
-  We need to retrain the top layer to identify our new classes, so this function
-  adds the right operations to the graph, along with some variables to hold the
-  weights, and then sets up all the gradients for the backward pass.
-
-  The set up for the softmax and fully-connected layers is based on:
-  https://www.tensorflow.org/tutorials/mnist/beginners/index.html
-
   Args:
-    class_count: Integer of how many categories of things we're trying to
-        recognize.
-    final_tensor_name: Name string for the new final node that produces results.
+    class_count: Integer of how many categories of things we recognize.
+    final_tensor_name: Name string for the new final node.
     bottleneck_tensor: The output of the main CNN graph.
-    quantize_layer: Boolean, specifying whether the newly added layer should be
-        instrumented for quantization with TF-Lite.
-    is_training: Boolean, specifying whether the newly add layer is for training
-        or eval.
-    learning_rate: The gradient descent learning rate; --learning_rate if None
-        (the original read the flag).
-    head_options: HeadOptions (optimizer, dropout, L2, label smoothing); None
-        is the original's plain gradient descent at learning_rate. Its own
-        learning_rate is used when learning_rate is None.
+    quantize_layer: Boolean, whether to instrument the layer for TF-Lite.
+    is_training: Boolean, whether the layer is for training or eval.
+    learning_rate: The learning rate; None: head_options's, or the flag.
+    head_options: HeadOptions; None for plain gradient descent.
 
   Returns:
     The tensors for the training and cross entropy results, tensors for the
-    bottleneck input and ground truth input, a reference to the optimizable
-    softmax layer, and the final softmax layer.
+    bottleneck input and ground truth input, and the final softmax layer.
   """
   if head_options is None:
     if learning_rate is None:
@@ -1761,10 +1652,8 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
   assert batch_size is None, 'We want to work with arbitrary batch size.'
   with tf.name_scope('input'):
     bottleneck_input = tf.placeholder_with_default(
-        bottleneck_tensor,
-        shape=[batch_size, bottleneck_tensor_size],
+        bottleneck_tensor, shape=[batch_size, bottleneck_tensor_size],
         name='BottleneckInputPlaceholder')
-
     ground_truth_input = tf.placeholder(
         tf.int64, [batch_size], name='GroundTruthInput')
 
@@ -1776,11 +1665,9 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
           [bottleneck_tensor_size, class_count], stddev=0.001)
       layer_weights = tf.Variable(initial_value, name='final_weights')
       variable_summaries(layer_weights)
-
     with tf.name_scope('biases'):
       layer_biases = tf.Variable(tf.zeros([class_count]), name='final_biases')
       variable_summaries(layer_biases)
-
     layer_logits = functools.partial(_layer_logits, layer_weights,
                                      layer_biases, quantize_layer, layer_name)
     with tf.name_scope('Wx_plus_b'):
@@ -1792,33 +1679,15 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
   apply_layer = lambda bottlenecks: tf.nn.softmax(
       layer_logits(bottlenecks, False)[0])
   tf.summary.histogram('activations', final_tensor)
-
   # If this is an eval graph, we don't need to add loss ops or an optimizer.
   if not is_training:
     return NewLayer(None, None, bottleneck_input, ground_truth_input,
                     final_tensor, apply_layer, None)
-  train_step, cross_entropy_mean, global_step = _add_training_ops(
-      head_options, layer_logits, logits, quantization_updates,
-      bottleneck_input, ground_truth_input, layer_weights)
-  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
-                  ground_truth_input, final_tensor, apply_layer, global_step)
 
-
-def _add_training_ops(head_options, layer_logits, logits,
-                      quantization_updates, bottleneck_input,
-                      ground_truth_input, layer_weights):
-  """The loss and the train step of the new layer, as head_options says.
-
-  With dropout, the loss sees the layer applied again to the dropped-out
-  bottlenecks; the mask is a stateless function of a seed (drawn from
-  Python's generator, so --random_seed repeats it) and the global step, so a
-  resumed run drops the same inputs as an uninterrupted one.
-
-  Returns:
-    (train step op, mean loss tensor, global step variable).
-  """
   global_step = tf.train.get_or_create_global_step()
   if head_options.dropout_rate:
+    # Only the loss sees dropped inputs. The mask is a function of a seed (of
+    # Python's generator) and the step: a resumed run drops the same.
     with tf.name_scope('dropout'):
       dropout_seed = tf.stack([tf.constant(random.getrandbits(31), tf.int64),
                                tf.cast(global_step, tf.int64)])
@@ -1842,77 +1711,49 @@ def _add_training_ops(head_options, layer_logits, logits,
     with tf.name_scope('l2_regularizer'):
       loss += head_options.l2_regularizer * tf.reduce_sum(
           tf.square(layer_weights))
-
   with tf.name_scope('train'):
-    optimizer = _make_optimizer(head_options)
+    rate = head_options.learning_rate
+    if head_options.optimizer == 'momentum':
+      optimizer = tf.train.MomentumOptimizer(rate, head_options.momentum)
+    elif head_options.optimizer == 'adam':
+      optimizer = tf.train.AdamOptimizer(rate)
+    else:
+      optimizer = tf.train.GradientDescentOptimizer(rate)
     train_step = optimizer.minimize(loss, global_step=global_step)
     if quantization_updates:
       train_step = tf.group(train_step, *quantization_updates)
-  return train_step, cross_entropy_mean, global_step
-
-
-def _make_optimizer(head_options):
-  """The tf.train optimizer that head_options.optimizer names."""
-  if head_options.optimizer == 'momentum':
-    return tf.train.MomentumOptimizer(head_options.learning_rate,
-                                      head_options.momentum)
-  if head_options.optimizer == 'adam':
-    return tf.train.AdamOptimizer(head_options.learning_rate)
-  return tf.train.GradientDescentOptimizer(head_options.learning_rate)
+  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
+                  ground_truth_input, final_tensor, apply_layer, global_step)
 
 
 def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
                   training):
-  """The new layer's logits, fake-quantized for TF Lite if asked.
-
-  Returns:
-    (logits, the quantization range updates to run with each train step).
-  """
+  """The new layer's logits, fake-quantized for TF Lite if asked, and the
+  quantization range updates to run with each train step."""
   if quantize_layer:
-    weights = _quantize_weights(weights)
+    with tf.name_scope('weights_quant'):
+      weights = tf.quantization.fake_quant_with_min_max_vars(
+          weights, tf.reduce_min(weights), tf.reduce_max(weights),
+          num_bits=8, narrow_range=True)
   logits = tf.matmul(bottlenecks, weights) + biases
-  updates = []
-  if quantize_layer:
-    with tf.variable_scope(layer_name):
-      logits, updates = _quantize_activations(logits, training)
-  return logits, updates
-
-
-def _quantize_weights(weights):
-  """Fake-quantizes weights to 8 bits over their own current range."""
-  with tf.name_scope('weights_quant'):
-    return tf.quantization.fake_quant_with_min_max_vars(
-        weights, tf.reduce_min(weights), tf.reduce_max(weights), num_bits=8,
-        narrow_range=True)
-
-
-def _quantize_activations(activations, is_training, ema_decay=0.999):
-  """Fake-quantizes activations over a range learnt as a moving average.
-
-  This is what tf.contrib.quantize used to insert after a layer: variables
-  'min' and 'max' that training moves towards each batch's range (they always
-  include 0), and that evaluation reads as they are. Calls in the same
-  variable scope share the variables.
-
-  Returns:
-    (quantized activations, list of update ops to run with each train step).
-  """
-  with tf.variable_scope('act_quant', reuse=tf.AUTO_REUSE):
+  if not quantize_layer:
+    return logits, []
+  # As tf.contrib.quantize did: training moves the range (always holding 0)
+  # towards each batch's, evaluation reads it; all calls share it.
+  with tf.variable_scope(layer_name), tf.variable_scope(
+      'act_quant', reuse=tf.AUTO_REUSE):
     range_min = tf.get_variable('min', initializer=-6.0, trainable=False)
     range_max = tf.get_variable('max', initializer=6.0, trainable=False)
     updates = []
-    if is_training:
-      batch_min = tf.minimum(tf.reduce_min(activations), 0.0)
-      batch_max = tf.maximum(tf.reduce_max(activations), 0.0)
+    if training:
+      decay = 0.999
+      batch_min = tf.minimum(tf.reduce_min(logits), 0.0)
+      batch_max = tf.maximum(tf.reduce_max(logits), 0.0)
       updates = [
-          tf.assign(range_min, ema_decay * range_min +
-                    (1 - ema_decay) * batch_min),
-          tf.assign(range_max, ema_decay * range_max +
-                    (1 - ema_decay) * batch_max),
-      ]
-    quantized = tf.quantization.fake_quant_with_min_max_vars(
-        activations, range_min, range_max, num_bits=8)
-  return quantized, updates
+          tf.assign(range_min, decay * range_min + (1 - decay) * batch_min),
+          tf.assign(range_max, decay * range_max + (1 - decay) * batch_max)]
+    return tf.quantization.fake_quant_with_min_max_vars(
+        logits, range_min, range_max, num_bits=8), updates
 
 
 def add_evaluation_step(result_tensor, ground_truth_tensor):
@@ -1920,8 +1761,7 @@ def add_evaluation_step(result_tensor, ground_truth_tensor):
 
   Args:
     result_tensor: The new final node that produces results.
-    ground_truth_tensor: The node we feed ground truth data
-    into.
+    ground_truth_tensor: The node we feed ground truth data into.
 
   Returns:
     Tuple of (evaluation step, prediction).
@@ -1951,22 +1791,16 @@ TrainingSchedule = collections.namedtuple('TrainingSchedule', [
     'how_many_training_steps', 'train_batch_size', 'validation_batch_size',
     'eval_step_interval', 'intermediate_store_frequency', 'summaries_dir'])
 
-# Where the loop's batches come from: module_sess runs the module on the
-# module tensors, cache holds the cached bottlenecks, and distorted (None
-# without distortions) the DistortedBatches for training. The distortion
-# tensors are add_input_distortions's, which get_random_distorted_bottlenecks
-# takes too.
+# Where batches come from: the Session that runs the module tensors, the
+# BottleneckCache, and DistortedBatches and add_input_distortions's ops.
 BatchSources = collections.namedtuple('BatchSources', [
     'module_sess', 'image_lists', 'tensors', 'cache', 'distorted',
     'distortion_tensors'])
 
 
 def draw_batch(sources, how_many, category):
-  """A random batch of bottlenecks: distorted for training if asked, else cached.
-
-  Returns:
-    (float32 bottlenecks [how_many, width], int64 ground truths [how_many]).
-  """
+  """A random batch: distorted for training if asked, else cached; as
+  (float32 bottlenecks [how_many, width], int64 ground truths [how_many])."""
   if category == 'training' and sources.distorted is not None:
     return get_random_distorted_bottlenecks(
         sources.module_sess, sources.image_lists, how_many, category,
@@ -1979,25 +1813,9 @@ def draw_batch(sources, how_many, category):
       module_name=sources.cache.module_name, memory=sources.cache.memory)[:2]
 
 
-def _log_step(step, what, value):
-  tf.logging.info('%s: Step %d: %s' % (datetime.now(), step, what % value))
-
-
 def run_training_loop(sess, training_ops, schedule, sources,
                       store_intermediate_graph, checkpoint=None):
   """Trains the new layer for schedule.how_many_training_steps steps.
-
-  Each step trains on a random batch (cached bottlenecks from memory, or
-  freshly distorted images) and writes the summaries, as the original did;
-  every eval_step_interval steps it logs the training and validation
-  accuracy, and every intermediate_store_frequency steps (if positive) it
-  calls store_intermediate_graph(step).
-
-  With a checkpoint, training starts at its start_step (after restoring what
-  an interrupted run saved, and dropping the summaries that run wrote after
-  its save), and the training state is saved as often as it says, after the
-  last step, and when Ctrl-C or SIGTERM arrives: those are held until the
-  step under way ends.
 
   Args:
     sess: The training Session.
@@ -2005,97 +1823,76 @@ def run_training_loop(sess, training_ops, schedule, sources,
     schedule: A TrainingSchedule.
     sources: The BatchSources to draw batches from.
     store_intermediate_graph: Callable(step) that saves an intermediate graph.
-    checkpoint: The run's TrainingCheckpoint, or None to train from step 0
-      and save nothing.
+    checkpoint: The run's TrainingCheckpoint (saved on Ctrl-C and SIGTERM
+      too, at the end of the step), or None to start at 0 and save nothing.
   """
+  run_dirs = [os.path.join(schedule.summaries_dir, name)
+              for name in ('train', 'validation')]
   start_step = 0
   if checkpoint is not None:
     start_step = checkpoint.begin()
-    for run_name in ('train', 'validation'):
-      purge_summaries_from(os.path.join(schedule.summaries_dir, run_name),
-                           start_step)
-  train_writer = tf.summary.FileWriter(
-      os.path.join(schedule.summaries_dir, 'train'))
-  validation_writer = tf.summary.FileWriter(
-      os.path.join(schedule.summaries_dir, 'validation'))
+    for run_dir in run_dirs:
+      purge_summaries_from(run_dir, start_step)
+  writers = [tf.summary.FileWriter(run_dir) for run_dir in run_dirs]
   has_validation_images = any(lists['validation']
                               for lists in sources.image_lists.values())
   if not has_validation_images:
     tf.logging.warning('There are no validation images (see '
                        '--validation_percentage): validation is skipped.')
   if not start_step:
-    train_writer.add_graph(sess.graph)
+    writers[0].add_graph(sess.graph)
   try:
     with _DeferredInterrupts() as interrupts:
       for i in range(start_step, schedule.how_many_training_steps):
-        _train_step(sess, training_ops, schedule, sources, i, train_writer,
-                    validation_writer if has_validation_images else None)
-        intermediate_frequency = schedule.intermediate_store_frequency
-        if (intermediate_frequency > 0 and (i % intermediate_frequency == 0)
-            and i > 0):
+        _train_step(sess, training_ops, schedule, sources, i, writers[0],
+                    writers[1] if has_validation_images else None)
+        frequency = schedule.intermediate_store_frequency
+        if frequency > 0 and (i % frequency == 0) and i > 0:
           store_intermediate_graph(i)
         if checkpoint is not None and (
             interrupts.pending or checkpoint.is_due(i + 1) or
             i + 1 == schedule.how_many_training_steps):
-          # The summaries so far must be in their files before the state
-          # says so: a run resumed after a kill writes only the later ones.
-          train_writer.flush()
-          validation_writer.flush()
+          # A run resumed after a kill writes only the later summaries.
+          for writer in writers:
+            writer.flush()
           checkpoint.save(i + 1, log=interrupts.pending is not None)
         interrupts.raise_pending()
   finally:
-    train_writer.close()
-    validation_writer.close()
+    for writer in writers:
+      writer.close()
 
 
-def _train_step(sess, training_ops, schedule, sources, step, train_writer,
+def _train_step(sess, ops, schedule, sources, step, train_writer,
                 validation_writer):
-  """Runs training step number step, and its evaluation if one is due.
-
-  Args:
-    validation_writer: Where the validation summaries go; None to skip
-      validation (there are no validation images).
-  """
-  train_bottlenecks, train_ground_truth = draw_batch(
-      sources, schedule.train_batch_size, 'training')
-  train_feed = {training_ops.bottleneck_input: train_bottlenecks,
-                training_ops.ground_truth_input: train_ground_truth}
-  train_summary, _ = sess.run(
-      [training_ops.merged_summaries, training_ops.train_step], train_feed)
+  """Runs training step number step, and its evaluation if one is due;
+  validation_writer is None when there are no validation images."""
+  train_feed = dict(zip((ops.bottleneck_input, ops.ground_truth_input),
+                        draw_batch(sources, schedule.train_batch_size,
+                                   'training')))
+  train_summary, _ = sess.run([ops.merged_summaries, ops.train_step],
+                              train_feed)
   train_writer.add_summary(train_summary, step)
-
-  is_last_step = (step + 1 == schedule.how_many_training_steps)
-  if (step % schedule.eval_step_interval) == 0 or is_last_step:
-    _evaluate_step(sess, training_ops, step, train_feed, validation_writer,
-                   functools.partial(draw_batch, sources,
-                                     schedule.validation_batch_size,
-                                     'validation'))
-
-
-def _evaluate_step(sess, training_ops, step, train_feed, validation_writer,
-                   draw_validation_batch):
-  """Logs the training accuracy and cross entropy, and validates if asked.
-
-  Args:
-    validation_writer: Where the validation summaries go; None to skip
-      validation (there are no validation images).
-    draw_validation_batch: Callable () -> (bottlenecks, ground truths).
-  """
+  if (step % schedule.eval_step_interval and
+      step + 1 != schedule.how_many_training_steps):
+    return
   train_accuracy, cross_entropy_value = sess.run(
-      [training_ops.evaluation_step, training_ops.cross_entropy], train_feed)
-  _log_step(step, 'Train accuracy = %.1f%%', train_accuracy * 100)
-  _log_step(step, 'Cross entropy = %f', cross_entropy_value)
+      [ops.evaluation_step, ops.cross_entropy], train_feed)
+  tf.logging.info('%s: Step %d: Train accuracy = %.1f%%' %
+                  (datetime.now(), step, train_accuracy * 100))
+  tf.logging.info('%s: Step %d: Cross entropy = %f' %
+                  (datetime.now(), step, cross_entropy_value))
   if validation_writer is None:
     return
-  validation_bottlenecks, validation_ground_truth = draw_validation_batch()
+  bottlenecks, ground_truths = draw_batch(
+      sources, schedule.validation_batch_size, 'validation')
   validation_summary, validation_accuracy = sess.run(
-      [training_ops.merged_summaries, training_ops.evaluation_step],
-      {training_ops.bottleneck_input: validation_bottlenecks,
-       training_ops.ground_truth_input: validation_ground_truth})
+      [ops.merged_summaries, ops.evaluation_step],
+      {ops.bottleneck_input: bottlenecks,
+       ops.ground_truth_input: ground_truths})
   validation_writer.add_summary(validation_summary, step)
   tf.logging.info('%s: Step %d: Validation accuracy = %.1f%% (N=%d)' %
                   (datetime.now(), step, validation_accuracy * 100,
-                   len(validation_bottlenecks)))
+                   len(bottlenecks)))
 
 
 # ---------------------------------------------------------------------------
@@ -2115,9 +1912,8 @@ RESUME_FLAGS = (
 # Saved at least this often when --save_every_steps is 0.
 SAVE_EVERY_SECONDS = 60
 
-# Where an interrupted run can continue: the step to run next, the
-# checkpoint of the new layer's variables (with the optimizer's and the
-# global step), Python's random state and the seed of the distortions.
+# Where an interrupted run can continue: the step to run next, its checkpoint,
+# Python's random state and the seed of the distortions.
 ResumePoint = collections.namedtuple('ResumePoint', [
     'step', 'checkpoint', 'random_state', 'distortion_seed'])
 
@@ -2132,10 +1928,16 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
     module_name: module_cache_name of the module.
 
   Returns:
-    A dict of JSON values: the module (its name, and the sizes and times of
-    change of a local module's files), the images (a hash of each one's
-    class, set, name, size and time of change) and the flags.
+    A dict of JSON values: hashes of the module (and a local module's files)
+    and of the images (class, set, name, size, time of change), the flags.
   """
+  def signature(path):
+    try:
+      stat = tf.io.gfile.stat(path)
+      return '%d/%d' % (stat.length, stat.mtime_nsec)
+    except tf.errors.OpError:
+      return '-'
+
   images = hashlib.sha256()
   for label_name, label_lists in image_lists.items():
     for category in CATEGORIES:
@@ -2143,7 +1945,7 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
         path = get_image_path(image_lists, label_name, index, image_dir,
                               category)
         images.update(('%s\0%s\0%s\0%s\n' % (
-            label_name, category, name, _file_signature(path))).encode())
+            label_name, category, name, signature(path))).encode())
   module = hashlib.sha256(module_name.encode())
   folder = module_name.split('@')[0].split('~')[0]
   if is_local_path(folder) and os.path.isdir(folder):
@@ -2152,22 +1954,9 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
       for name in sorted(files):
         path = os.path.join(root, name)
         module.update(('%s\0%s\n' % (os.path.relpath(path, folder),
-                                     _file_signature(path))).encode())
+                                     signature(path))).encode())
   return {'module': module.hexdigest(), 'images': images.hexdigest(),
           'flags': {name: getattr(flags, name) for name in RESUME_FLAGS}}
-
-
-def _file_signature(path):
-  """'size/time of change' of a file, or '-' if it cannot be read."""
-  try:
-    stat = tf.io.gfile.stat(path)
-    return '%d/%d' % (stat.length, stat.mtime_nsec)
-  except tf.errors.OpError:
-    return '-'
-
-
-def _resume_state_path(checkpoint_path):
-  return checkpoint_path + '.resume.json'
 
 
 def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
@@ -2181,7 +1970,7 @@ def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
   Returns:
     The ResumePoint to continue from, or None to start at step 0.
   """
-  state_path = _resume_state_path(checkpoint_path)
+  state_path = checkpoint_path + '.resume.json'
   if not tf.gfile.Exists(state_path):
     return None
   try:
@@ -2224,13 +2013,10 @@ def _why_not_resume(state, fingerprint, fresh_start):
 class TrainingCheckpoint(object):
   """Saves the training state so that an interrupted run can continue.
 
-  The state is the new layer's variables (with the optimizer's slots, the
-  quantization ranges and the global step) in a checkpoint named after the
-  step, plus a JSON file beside --checkpoint_path that names it and holds
-  Python's random state (which draws the cached batches), the seed of the
-  distortions and the training_fingerprint. The JSON file is replaced
-  atomically after the checkpoint is complete, and older checkpoints are
-  removed only then, so a kill at any moment leaves a state to resume from.
+  The new layer's variables (the optimizer's and the global step too) go to
+  a checkpoint per step; then a JSON file beside --checkpoint_path, written
+  atomically, names it with Python's random state, the distortion seed and
+  the fingerprint; older checkpoints go last, so a kill leaves a state.
   """
 
   def __init__(self, sess, variables, checkpoint_path, fingerprint,
@@ -2239,24 +2025,22 @@ class TrainingCheckpoint(object):
 
     Args:
       sess: The training Session.
-      variables: The variables to save (those of the new layer and its
-        training ops; the module's come from the module).
+      variables: The variables of the new layer and its training ops.
       checkpoint_path: The --checkpoint_path.
       fingerprint: This run's training_fingerprint.
       resume_point: The ResumePoint to continue from, or None for step 0.
-      save_every_steps: Save after this many steps; 0 for every
-        SAVE_EVERY_SECONDS.
+      save_every_steps: Save after this many steps; 0: SAVE_EVERY_SECONDS.
       distortion_seed: The seed of the run's DistortedBatches, if any.
     """
     self._sess = sess
     self._saver = tf.train.Saver(var_list=variables, max_to_keep=None,
                                  save_relative_paths=True)
-    self._state_path = _resume_state_path(checkpoint_path)
     self._prefix = checkpoint_path + '.resume'
-    self._fingerprint = fingerprint
+    self._state_path = self._prefix + '.json'
     self._resume_point = resume_point
     self._save_every_steps = save_every_steps
-    self._distortion_seed = distortion_seed
+    self._state = {'distortion_seed': distortion_seed,
+                   'fingerprint': fingerprint}
     self._last_save = time.monotonic()
 
   def begin(self):
@@ -2296,11 +2080,9 @@ class TrainingCheckpoint(object):
     self._remove_checkpoints(keep=None)
 
   def _write_state(self, step, checkpoint, finished):
-    write_file_atomically(self._state_path, json.dumps({
-        'step': step, 'checkpoint': checkpoint, 'finished': finished,
-        'random_state': random.getstate(),
-        'distortion_seed': self._distortion_seed,
-        'fingerprint': self._fingerprint}, sort_keys=True))
+    write_file_atomically(self._state_path, json.dumps(dict(
+        self._state, step=step, checkpoint=checkpoint, finished=finished,
+        random_state=random.getstate()), sort_keys=True))
 
   def _remove_checkpoints(self, keep):
     """Removes this run's resume checkpoints (and leftovers) but keep."""
@@ -2316,10 +2098,8 @@ class TrainingCheckpoint(object):
 def purge_summaries_from(run_dir, step):
   """Drops the events of step and later from a run's TensorBoard files.
 
-  They are what a killed run wrote after its last save, which the resumed
-  run writes again; TensorBoard hides them after a SessionLog.START, but
-  they would stay in the files. The kept events go, without repeats, into
-  the first event file (replaced atomically), and the others are removed.
+  A killed run wrote them after its last save; the resumed run writes them
+  again. The kept events, without repeats, replace the first event file.
 
   Args:
     run_dir: A run's folder of event files (train or validation).
@@ -2331,16 +2111,14 @@ def purge_summaries_from(run_dir, step):
                  if not _TEMPORARY_NAME.search(path))
   if not paths:
     return
-  kept = []
-  seen = set()
+  kept = {}  # The records to keep, in order.
   for path in paths:
     try:
       for record in tf.io.tf_record_iterator(path):
         event = tf.Event.FromString(record)
-        if (event.step < step and record not in seen and
-            not (kept and event.HasField('file_version'))):
-          kept.append(record)
-          seen.add(record)
+        if event.step < step and not (kept and
+                                      event.HasField('file_version')):
+          kept.setdefault(record)
     except tf.errors.DataLossError:  # The end a kill cut short.
       pass
   temporary = _temporary_name(paths[0])
