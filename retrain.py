@@ -443,22 +443,7 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
     if variables:
       tf.train.init_from_checkpoint(os.path.join(
           self.path, 'variables', 'variables'), variables)
-    # The computation, without the state ops (state_map feeds their outputs)
-    # nor colocations with them, which would keep them in the frozen graph.
-    apply_graph = tf.MetaGraphDef()
-    apply_graph.CopyFrom(self.meta_graph)
-    nodes = [node for node in apply_graph.graph_def.node
-             if node.name not in state_ops]
-    del apply_graph.graph_def.node[:]
-    apply_graph.graph_def.node.extend(nodes)
-    for node in apply_graph.graph_def.node:
-      if '_class' in node.attr:
-        places = [place for place in node.attr['_class'].list.s
-                  if place.decode()[len('loc:@'):] not in state_ops]
-        del node.attr['_class'].list.s[:]
-        node.attr['_class'].list.s.extend(places)
-        if not places:
-          del node.attr['_class']
+    apply_graph = _without_state_ops(self.meta_graph, state_ops)
     signature = apply_graph.signature_def['default']
 
     def apply(images):
@@ -471,6 +456,26 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
       return tf.get_default_graph().get_tensor_by_name(
           '%s/%s' % (apply_scope, signature.outputs['default'].name))
     return apply
+
+
+def _without_state_ops(meta_graph, state_ops):
+  """A copy of meta_graph without state_ops (their outputs are fed) nor the
+  colocations with them, which would keep them in the frozen graph."""
+  apply_graph = tf.MetaGraphDef()
+  apply_graph.CopyFrom(meta_graph)
+  nodes = [node for node in apply_graph.graph_def.node
+           if node.name not in state_ops]
+  del apply_graph.graph_def.node[:]
+  apply_graph.graph_def.node.extend(nodes)
+  for node in apply_graph.graph_def.node:
+    if '_class' in node.attr:
+      places = [place for place in node.attr['_class'].list.s
+                if place.decode()[len('loc:@'):] not in state_ops]
+      del node.attr['_class'].list.s[:]
+      node.attr['_class'].list.s.extend(places)
+      if not places:
+        del node.attr['_class']
+  return apply_graph
 
 
 def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
@@ -1684,6 +1689,21 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
     return NewLayer(None, None, bottleneck_input, ground_truth_input,
                     final_tensor, apply_layer, None)
 
+  train_step, cross_entropy_mean, global_step = _add_training_ops(
+      head_options, layer_logits, logits, quantization_updates,
+      bottleneck_input, ground_truth_input, layer_weights)
+  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
+                  ground_truth_input, final_tensor, apply_layer, global_step)
+
+
+def _add_training_ops(head_options, layer_logits, logits,
+                      quantization_updates, bottleneck_input,
+                      ground_truth_input, layer_weights):
+  """The loss and the train step of the new layer, as head_options says.
+
+  Returns:
+    (train step, mean cross entropy, global step).
+  """
   global_step = tf.train.get_or_create_global_step()
   if head_options.dropout_rate:
     # Only the loss sees dropped inputs. The mask is a function of a seed (of
@@ -1722,8 +1742,7 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
     train_step = optimizer.minimize(loss, global_step=global_step)
     if quantization_updates:
       train_step = tf.group(train_step, *quantization_updates)
-  return NewLayer(train_step, cross_entropy_mean, bottleneck_input,
-                  ground_truth_input, final_tensor, apply_layer, global_step)
+  return train_step, cross_entropy_mean, global_step
 
 
 def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
