@@ -44,6 +44,21 @@ import uuid
 
 REPO_DIR = os.path.dirname(os.path.abspath(__file__))
 
+
+def _stopped_while_loading(signum, frame):
+  del frame
+  os.write(_USER_STDERR, b'\n%s: stopped before anything was done.\n' % (
+      b'Terminated' if signum == signal.SIGTERM else b'Interrupted'))
+  os._exit(128 + signum)  # pylint: disable=protected-access
+
+
+# Ctrl-C or SIGTERM while TensorFlow and Beam load (seconds): one line, no
+# traceback (retrain.py hides stderr meanwhile); run_main takes over then.
+_USER_STDERR = os.dup(2)
+if __name__ == '__main__':
+  for _signum in (signal.SIGINT, signal.SIGTERM):
+    signal.signal(_signum, _stopped_while_loading)
+
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
 
@@ -419,12 +434,11 @@ class _DataPlaneHangUps(logging.Filter):
 
 
 def _ignoring_hang_ups(excepthook):
-  """threading.excepthook, quiet about the data channel reader's hang-up
-  (see _DataPlaneHangUps)."""
+  """threading.excepthook, quiet about the data channel's hang-up (see
+  _DataPlaneHangUps), which its reader thread raises, and an in-process
+  worker's thread again as it closes the channel."""
   def hook(args):
-    if not (args.thread is not None and
-            args.thread.name == 'read_grpc_client_inputs' and
-            _is_hang_up(args.exc_value)):
+    if not _is_hang_up(args.exc_value):
       excepthook(args)
   hook.ignores_hang_ups = True
   return hook

@@ -72,10 +72,15 @@ def spark_jar():
 # What Beam's worker pool runs as a LOOPBACK process worker.
 SDK_WORKER = b'from apache_beam.runners.worker.sdk_worker import SdkHarness'
 
+# Marks the processes that this test process's runs start (job servers and
+# workers inherit it), so that another suite's on the machine do not count.
+RUN_MARK = 'RETRAIN_BEAM_TEST_RUN=%d' % os.getpid()
+os.environ['RETRAIN_BEAM_TEST_RUN'] = str(os.getpid())
+
 
 def _java_processes(jar):
-  """Ids of the running processes whose command line names jar, and of the
-  Python worker processes of LOOPBACK environments."""
+  """Ids of this test process's running processes whose command line names
+  jar, and of its Python worker processes of LOOPBACK environments."""
   found = []
   for pid in os.listdir('/proc'):
     if not pid.isdigit():
@@ -83,6 +88,9 @@ def _java_processes(jar):
     try:
       with open('/proc/%s/cmdline' % pid, 'rb') as f:
         args = f.read().split(b'\0')
+      with open('/proc/%s/environ' % pid, 'rb') as f:
+        if os.fsencode(RUN_MARK) not in f.read().split(b'\0'):
+          continue
     except OSError:
       continue
     if os.fsencode(jar) in args or any(SDK_WORKER in arg for arg in args):

@@ -886,6 +886,30 @@ def test_ctrl_c_and_sigterm_stop_cleanly(sample_module, big_sample, tmp_path,
     assert retrain.read_bottleneck_file(path, width) is not None, path
 
 
+@pytest.mark.parametrize('script', ['retrain.py', 'beam_bottlenecks.py'])
+def test_ctrl_c_while_tensorflow_loads_is_one_line(script, tmp_path):
+  if script == 'beam_bottlenecks.py':
+    pytest.importorskip('apache_beam', reason='Apache Beam is not installed '
+                        '(requirements-beam.txt)')
+  process = subprocess.Popen(
+      [sys.executable, os.path.join(REPO_DIR, script), '--image_dir',
+       SAMPLE_DIR, '--bottleneck_dir', str(tmp_path / 'bottleneck')],
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  # TensorFlow's library is being loaded: seconds before anything is done.
+  deadline = time.time() + 60
+  while time.time() < deadline and process.poll() is None:
+    with open('/proc/%d/maps' % process.pid) as f:
+      if 'libtensorflow_framework' in f.read():
+        break
+    time.sleep(0.005)
+  process.send_signal(signal.SIGINT)
+  output = process.communicate(timeout=120)[0]
+  assert process.returncode == 130, output[-3000:]
+  assert 'Traceback' not in output
+  assert output.strip().splitlines()[-1].startswith('Interrupted: stopped ')
+  assert not os.path.exists(str(tmp_path / 'bottleneck'))
+
+
 def _outputs(out_dir):
   """Everything a run wrote that must not depend on interruptions."""
   files = {}
