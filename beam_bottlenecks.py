@@ -54,8 +54,8 @@ def _stopped_while_loading(signum, frame):
 
 # Ctrl-C or SIGTERM while TensorFlow and Beam load (seconds): one line, no
 # traceback (retrain.py hides stderr meanwhile); run_main takes over then.
-_USER_STDERR = os.dup(2)
 if __name__ == '__main__':
+  _USER_STDERR = os.dup(2)
   for _signum in (signal.SIGINT, signal.SIGTERM):
     signal.signal(_signum, _stopped_while_loading)
 
