@@ -880,8 +880,7 @@ class BottleneckMemory(dict):
     key = (bottleneck_dir, module_name, image_lists[label_name]['dir'],
            category)
     known = self._matrices.get(key)
-    if known is not None and known[0] is image_names and known[1] == len(
-        image_names):
+    if known and known[0] is image_names and known[1] == len(image_names):
       return known[2]
     matrix = None
     for index in range(len(image_names)):
@@ -1128,8 +1127,7 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
   image_shape = tensors.resized_image.get_shape().as_list()[1:]
   run_module = functools.partial(sess.run, tensors.bottleneck)
   with concurrent.futures.ThreadPoolExecutor(1) as module_thread:
-    # The module's first run prepares its graph: on a blank image, while the
-    # decoder starts.
+    # A blank image first: the first run prepares the graph, as decoding starts.
     finished, running = [], module_thread.submit(run_module, {
         tensors.resized_image: np.zeros([1] + image_shape, np.float32)})
     for indices, images in decode_images(
@@ -1301,7 +1299,7 @@ class DistortedBatches(object):
     Args:
       image_shape: (height, width, depth) the module takes.
       distortions: The Distortions to apply.
-      image_lists, image_dir: The images, as create_image_lists found them.
+      image_lists, image_dir: The images (create_image_lists's), their folder.
       category: The set to draw from, normally 'training'.
       batch_size: Images per batch.
       seed: The seed of the draws; None draws one from Python's generator.
