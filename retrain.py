@@ -739,14 +739,11 @@ def add_jpeg_decoding(module_spec):
     module_spec: The image module, as load_module_spec returns it.
 
   Returns:
-    Tensors for the node to feed JPEG data into, and the output of the
-      preprocessing steps.
+    The placeholder to feed JPEG data into, and the preprocessed image.
   """
-  input_height, input_width, input_depth = module_image_shape(module_spec)
   jpeg_data = tf.placeholder(tf.string, name='DecodeJPGInput')
-  resized_image = decode_and_resize(jpeg_data, input_height, input_width,
-                                    input_depth)
-  return jpeg_data, resized_image
+  return jpeg_data, decode_and_resize(jpeg_data,
+                                      *module_image_shape(module_spec))
 
 
 def run_bottleneck_on_image(sess, image_data, image_data_tensor,
@@ -757,28 +754,24 @@ def run_bottleneck_on_image(sess, image_data, image_data_tensor,
   Args:
     sess: Current active TensorFlow Session.
     image_data: String of raw JPEG data.
-    image_data_tensor: Input data layer in the graph.
-    decoded_image_tensor: Output of initial image resizing and preprocessing.
-    resized_input_tensor: The input node of the recognition graph.
-    bottleneck_tensor: Layer before the final softmax.
+    image_data_tensor, decoded_image_tensor, resized_input_tensor,
+      bottleneck_tensor: The module graph's ModuleTensors.
 
   Returns:
     Numpy array of bottleneck values.
   """
   resized_input_values = sess.run(decoded_image_tensor,
                                   {image_data_tensor: image_data})
-  bottleneck_values = sess.run(bottleneck_tensor,
-                               {resized_input_tensor: resized_input_values})
-  return np.squeeze(bottleneck_values, axis=0)
+  return sess.run(bottleneck_tensor,
+                  {resized_input_tensor: resized_input_values})[0]
 
 
 def ensure_dir_exists(dir_name):
   """Makes sure the folder (a local path or gs://... and the like) exists."""
-  if not os.path.exists(dir_name):
-    if not is_local_path(dir_name):
-      tf.gfile.MakeDirs(dir_name)
-    else:
-      os.makedirs(dir_name, exist_ok=True)
+  if not is_local_path(dir_name):
+    tf.gfile.MakeDirs(dir_name)
+  elif not os.path.exists(dir_name):
+    os.makedirs(dir_name, exist_ok=True)
 
 
 def write_bottleneck_file(bottleneck_path, bottleneck_values):
@@ -788,27 +781,20 @@ def write_bottleneck_file(bottleneck_path, bottleneck_values):
 
 
 def read_bottleneck_file(bottleneck_path, expected_width=None):
-  """Reads a cached bottleneck file.
-
-  Returns:
-    A float32 numpy array, or None when the file is missing, cannot be parsed
-    or does not have expected_width values.
-  """
+  """A cached bottleneck file's values (float32), or None when the file is
+  missing, cannot be parsed or does not have expected_width values."""
   try:
     with tf.gfile.GFile(bottleneck_path, 'r') as bottleneck_file:
-      bottleneck_string = bottleneck_file.read()
-    values = np.array(bottleneck_string.split(','), dtype=np.float32)
+      values = np.array(bottleneck_file.read().split(','), np.float32)
   except (ValueError, tf.errors.OpError, OSError):
     return None
-  if values.ndim != 1 or not values.size or (
-      expected_width is not None and values.size != expected_width):
+  if expected_width is not None and values.size != expected_width:
     return None
   return values
 
 
 def _read_cached_bottleneck(bottleneck_path, width):
-  """The values of a valid cache file, or None; a file that exists but cannot
-  be used is reported, as it will be recreated."""
+  """read_bottleneck_file's values; warns of a file that will be recreated."""
   if not tf.gfile.Exists(bottleneck_path):
     return None
   values = read_bottleneck_file(bottleneck_path, width)
@@ -834,8 +820,8 @@ def create_bottleneck_file(bottleneck_path, image_lists, label_name, index,
         sess, image_data, jpeg_data_tensor, decoded_image_tensor,
         resized_input_tensor, bottleneck_tensor)
   except Exception as e:
-    raise RuntimeError('Error during processing file %s (%s)' % (image_path,
-                                                                 str(e)))
+    raise RuntimeError('Error during processing file %s (%s)' %
+                       (image_path, e))
   write_bottleneck_file(bottleneck_path, bottleneck_values)
   return bottleneck_values
 
@@ -854,10 +840,8 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
     image_dir: Root folder string of the class subfolders.
     category: Name string of the set: training, testing, or validation.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
-    jpeg_data_tensor: The tensor to feed loaded jpeg data into.
-    decoded_image_tensor: The output of decoding and resizing the image.
-    resized_input_tensor: The input node of the recognition graph.
-    bottleneck_tensor: The output tensor for the bottleneck values.
+    jpeg_data_tensor, decoded_image_tensor, resized_input_tensor,
+      bottleneck_tensor: The module graph's ModuleTensors.
     module_name: The name of the image module being used.
 
   Returns:
@@ -876,83 +860,57 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
   return bottleneck_values
 
 
-class BottleneckMemory(object):
-  """A run's bottleneck values, read once for training's many batches: by
-  cache file, then as rows of a matrix per class and category (held once)."""
+class BottleneckMemory(dict):
+  """A run's bottleneck values by cache file path (float32 [width]), read once
+  for training's many batches, then held as rows of a matrix per class and
+  category."""
 
   def __init__(self):
-    self._values = {}  # Cache file path -> float32 [width].
-    # (bottleneck_dir, module_name, class folder, category) -> (the list of
-    # image names it was stacked from, that list's length, the matrix).
+    super().__init__()
+    # (bottleneck_dir, module_name, class folder, category) -> (the image
+    # names it was stacked from, their count, the matrix).
     self._matrices = {}
 
-  def get(self, bottleneck_path):
-    """The values of one cache file, or None if they are not in memory."""
-    return self._values.get(bottleneck_path)
-
-  def put(self, bottleneck_path, values):
-    self._values[bottleneck_path] = values
-
   def class_matrix(self, image_lists, label_name, category, bottleneck_dir,
-                   module_name, load):
-    """Returns every bottleneck of one class's category as a [n, width] matrix.
-
-    Stacked again when that list of images is replaced or changes length.
-
-    Args:
-      image_lists: OrderedDict of training images for each label.
-      label_name: The class.
-      category: 'training', 'testing' or 'validation'.
-      bottleneck_dir: The cache folder.
-      module_name: The module name in cache file names.
-      load: Callable (label_name, category, index) -> values not in memory.
-
-    Returns:
-      The float32 matrix, None when the category has no images.
-    """
+                   module_name, load=None):
+    """Every bottleneck of a class's category as a float32 [n, width] matrix
+    (None without images), stacked again when its image list is replaced or
+    changes length; load(label_name, index) gives the values not in memory."""
     image_names = image_lists[label_name][category]
     key = (bottleneck_dir, module_name, image_lists[label_name]['dir'],
            category)
     known = self._matrices.get(key)
-    if known is not None and known[0] is image_names and known[1] == len(
-        image_names):
+    if known and known[0] is image_names and known[1] == len(image_names):
       return known[2]
     matrix = None
     for index in range(len(image_names)):
       path = get_bottleneck_path(image_lists, label_name, index,
                                  bottleneck_dir, category, module_name)
-      values = self._values.get(path)
+      values = self.get(path)
       if values is None:
-        values = load(label_name, category, index)
+        values = load(label_name, index)
       if matrix is None:
         matrix = np.empty([len(image_names), values.size], np.float32)
       matrix[index] = values
-      self._values[path] = matrix[index]
+      self[path] = matrix[index]
     self._matrices[key] = (image_names, len(image_names), matrix)
     return matrix
 
 
 def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
-  """Opens a Session on the module with its image decoding ops, to compute
-  bottlenecks outside main (beam_bottlenecks.py, bench, tests).
-
-  Args:
-    module_spec: The loaded module (load_module_spec).
-    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
-
-  Returns:
-    (Session with the module's variables initialised, ModuleTensors).
-  """
+  """(Session with the module's variables initialised, ModuleTensors) of
+  module_spec's graph with its image decoding ops, for bottlenecks computed
+  outside main (beam_bottlenecks.py, bench, tests)."""
   graph, bottleneck_tensor, resized_input_tensor, _ = create_module_graph(
       module_spec)
   with graph.as_default():
-    jpeg_data_tensor, decoded_image_tensor = add_jpeg_decoding(module_spec)
+    tensors = ModuleTensors(*add_jpeg_decoding(module_spec),
+                            resized_input_tensor, bottleneck_tensor)
     init = tf.global_variables_initializer()
   sess = tf.Session(graph=graph,
                     config=module_session_config(bottleneck_precision))
   sess.run(init)
-  return sess, ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
-                             resized_input_tensor, bottleneck_tensor)
+  return sess, tensors
 
 
 def default_caching_batch_size(input_height, input_width):
@@ -970,16 +928,10 @@ BatchedDecoding = collections.namedtuple('BatchedDecoding', [
 def add_batched_decoding(image_shape, batch_size=None, from_files=True):
   """Adds a parallel tf.data decoder of many images to the default graph.
 
-  Batch k holds those of the inputs [k * batch_size, (k + 1) * batch_size)
-  that decoded; the caller finds the others by their missing indices.
-
-  Args:
-    image_shape: (height, width, channels) of the decoded images.
-    batch_size: Images per batch; None for one batch of every input.
-    from_files: Whether the inputs are image file paths (else image bytes).
-
-  Returns:
-    A BatchedDecoding.
+  The inputs are image file paths, or image bytes if not from_files. Batch k
+  holds those of the inputs [k * batch_size, (k + 1) * batch_size) that
+  decoded, at image_shape; batch_size None makes one batch of every input.
+  Returns a BatchedDecoding.
   """
   height, width, depth = image_shape
   with tf.name_scope('batched_decoding'):
@@ -1005,9 +957,8 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
 
 
 def parallel_map(dataset, function):
-  """dataset.map(function) on one thread per core, without tf.data autotuning
-  (closing a Session waits for the autotuner) nor AutoGraph (slow to convert).
-  """
+  """dataset.map(function) on one thread per core, without tf.data's autotuner
+  (closing a Session waits for it) nor AutoGraph (slow to convert)."""
   options = tf.data.Options()
   options.autotune.enabled = False
   return dataset.map(tf.autograph.experimental.do_not_convert(function),
@@ -1016,13 +967,8 @@ def parallel_map(dataset, function):
 
 
 def decode_in_batches(sess, decoding, inputs):
-  """Yields (indices, images) of the inputs that decode, batch by batch.
-
-  Args:
-    sess: A Session on the graph of decoding.
-    decoding: A BatchedDecoding.
-    inputs: The image file paths or bytes.
-  """
+  """Yields (indices, images) of the inputs (image file paths or bytes) that
+  decode, batch by batch, with the BatchedDecoding decoding of sess's graph."""
   sess.run(decoding.initializer, {decoding.inputs: inputs})
   while True:
     try:
@@ -1032,17 +978,8 @@ def decode_in_batches(sess, decoding, inputs):
 
 
 def decode_images(inputs, image_shape, batch_size=None, from_files=True):
-  """Yields (indices, images) of the inputs that decode, batch by batch.
-
-  In a graph of its own: in the module's, the module's Session would have to
-  take in the whole graph again.
-
-  Args:
-    inputs: Image file paths, or image bytes if not from_files.
-    image_shape: (height, width, channels) of the decoded images.
-    batch_size: Images per batch; None for one batch of every input.
-    from_files: Whether the inputs are image file paths (else image bytes).
-  """
+  """decode_in_batches with an add_batched_decoding of a graph of its own: in
+  the module's graph, its Session would have to take in the graph again."""
   with tf.Graph().as_default() as graph:
     decoding = add_batched_decoding(image_shape, batch_size, from_files)
   with tf.Session(graph=graph) as sess:
@@ -1050,14 +987,9 @@ def decode_images(inputs, image_shape, batch_size=None, from_files=True):
 
 
 def retry_failed_images(sess, tensors, failed, skip):
-  """Decodes each image that failed in a batch on its own, or skips it with
-  the reason, in words for the user.
-
-  Args:
-    sess: A Session with the decoding ops of tensors.
-    tensors: ModuleTensors; jpeg_data and decoded_image are used.
-    failed: Iterable of (key, image path, image bytes or None to read them).
-    skip: Callable (key, image path, reason) for each unusable image.
+  """Decodes each image that failed in a batch on its own with the decoding
+  ModuleTensors of sess's graph, or calls skip(key, image path, reason in
+  words for the user); failed holds (key, image path, bytes or None to read).
 
   Returns:
     (keys, images) of the images that decoded, float [height, width, depth].
@@ -1078,8 +1010,7 @@ def retry_failed_images(sess, tensors, failed, skip):
   return keys, images
 
 
-# One image of cache_bottlenecks's scan: where its bottleneck is cached, and
-# whether it was found there.
+# One image of cache_bottlenecks: its cache file, and whether it was there.
 _CacheEntry = collections.namedtuple('_CacheEntry', [
     'label_name', 'category', 'image_name', 'image_path', 'bottleneck_path',
     'cached'])
@@ -1099,10 +1030,8 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
     image_lists: OrderedDict of training images for each label.
     image_dir: Root folder string of the class subfolders.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
-    jpeg_data_tensor: Input tensor for jpeg data from file.
-    decoded_image_tensor: The output of decoding and resizing the image.
-    resized_input_tensor: The input node of the recognition graph.
-    bottleneck_tensor: The penultimate output layer of the graph.
+    jpeg_data_tensor, decoded_image_tensor, resized_input_tensor,
+      bottleneck_tensor: The module graph's ModuleTensors.
     module_name: The name of the image module being used.
     batch_size: Images per module run; None for default_caching_batch_size.
     memory: The run's BottleneckMemory to keep the values in; None to only
@@ -1113,12 +1042,14 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
   """
   tensors = ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
                           resized_input_tensor, bottleneck_tensor)
-  cache = BottleneckCache(image_dir, bottleneck_dir, module_name,
-                          BottleneckMemory() if memory is None else memory)
+  memory = BottleneckMemory() if memory is None else memory
   if batch_size is None:
     batch_size = default_caching_batch_size(
         *resized_input_tensor.get_shape().as_list()[1:3])
-  entries = _scan_bottleneck_cache(sess, image_lists, tensors, cache)
+  entries = _scan_bottleneck_cache(
+      image_lists, BottleneckCache(image_dir, bottleneck_dir, module_name,
+                                   memory),
+      bottleneck_tensor.get_shape().as_list()[-1])
   skipped = []
 
   def skip(entry, image_path, reason):
@@ -1133,37 +1064,33 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
       skip(entry, entry.image_path, reason)
     else:
       usable.append(entry)
-  # Each batch that holds a missing value is computed whole, cached images
-  # too: oneDNN's result for an image can differ in the last bits with its
-  # batch, so a resumed run computes and trains exactly as an uninterrupted
-  # one.
+  # A batch that holds a missing value is computed whole: oneDNN's values for
+  # an image depend on its batch, and a resumed run must train as before.
   to_compute = []
   for start in range(0, len(usable), batch_size):
     batch = usable[start:start + batch_size]
     if not all(entry.cached for entry in batch):
       to_compute.extend(batch)
-  failed = _compute_bottlenecks_in_batches(sess, to_compute, tensors,
-                                           cache.memory, batch_size)
+  if to_compute:
+    _compute_bottlenecks_in_batches(sess, to_compute, tensors, memory,
+                                    batch_size)
   retried, images = retry_failed_images(
-      sess, tensors, [(entry, entry.image_path, None) for entry in failed],
-      skip)
+      sess, tensors, [(entry, entry.image_path, None) for entry in to_compute
+                      if memory.get(entry.bottleneck_path) is None], skip)
   if retried:
-    _keep_bottlenecks(cache.memory, retried, sess.run(
+    _keep_bottlenecks(memory, retried, sess.run(
         tensors.bottleneck, {tensors.resized_image: images}))
   return skipped
 
 
-def _scan_bottleneck_cache(sess, image_lists, tensors, cache):
+def _scan_bottleneck_cache(image_lists, cache, width):
   """Reads the valid cache files into memory; returns a _CacheEntry for every
   image, in image_lists order."""
   ensure_dir_exists(cache.bottleneck_dir)
-  for label_lists in image_lists.values():
-    _remove_stale_temporary_files(os.path.join(cache.bottleneck_dir,
-                                               label_lists['dir']))
-  width = tensors.bottleneck.get_shape().as_list()[-1]
-  load = _bottleneck_loader(sess, image_lists, tensors, cache)
   entries = []
   for label_name, label_lists in image_lists.items():
+    _remove_stale_temporary_files(os.path.join(cache.bottleneck_dir,
+                                               label_lists['dir']))
     for category in CATEGORIES:
       complete = True
       for index, image_name in enumerate(label_lists[category]):
@@ -1174,18 +1101,17 @@ def _scan_bottleneck_cache(sess, image_lists, tensors, cache):
         if values is None:
           values = _read_cached_bottleneck(bottleneck_path, width)
           if values is not None:
-            cache.memory.put(bottleneck_path, values)
+            cache.memory[bottleneck_path] = values
         complete &= values is not None
         entries.append(_CacheEntry(
             label_name, category, image_name, get_image_path(
                 image_lists, label_name, index, cache.image_dir, category),
             bottleneck_path, values is not None))
-      if label_lists[category] and complete:
-        # Stacking each class as soon as it is read lets the next class reuse
-        # the memory of the per-file arrays instead of doubling the peak.
+      if complete:
+        # Stacked as soon as read, the next class reuses the memory of the
+        # per-file arrays instead of doubling the peak.
         cache.memory.class_matrix(image_lists, label_name, category,
-                                  cache.bottleneck_dir, cache.module_name,
-                                  load)
+                                  cache.bottleneck_dir, cache.module_name)
   missing = sum(1 for entry in entries if not entry.cached)
   tf.logging.info('%d bottlenecks found in the cache, %d to compute.',
                   len(entries) - missing, missing)
@@ -1194,30 +1120,24 @@ def _scan_bottleneck_cache(sess, image_lists, tensors, cache):
 
 def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
                                     batch_size):
-  """Runs the module on the entries' batches while the next ones decode;
-  keeps the missing values, returns the missing entries that failed."""
-  missing = sum(1 for entry in entries if not entry.cached)
-  if not missing:
-    return []
-  progress = _Progress(missing, 'bottlenecks computed')
-  computed = set()
+  """Runs the module on the entries' batches while the next ones decode, and
+  keeps their missing values."""
+  progress = _Progress(sum(1 for entry in entries if not entry.cached),
+                       'bottlenecks computed')
   image_shape = tensors.resized_image.get_shape().as_list()[1:]
   run_module = functools.partial(sess.run, tensors.bottleneck)
   with concurrent.futures.ThreadPoolExecutor(1) as module_thread:
-    # The module's first run prepares its graph: on a blank image, while the
-    # decoder starts.
-    running = ([], module_thread.submit(run_module, {
-        tensors.resized_image: np.zeros([1] + image_shape, np.float32)}))
+    # A blank image first: the first run prepares the graph, as decoding starts.
+    finished, running = [], module_thread.submit(run_module, {
+        tensors.resized_image: np.zeros([1] + image_shape, np.float32)})
     for indices, images in decode_images(
         [entry.image_path for entry in entries], image_shape, batch_size):
-      finished, finished_values = running[0], running[1].result()
-      running = ([entries[index] for index in indices], module_thread.submit(
-          run_module, {tensors.resized_image: images}))
-      computed.update(indices)
-      progress.add(_keep_bottlenecks(memory, finished, finished_values))
-    progress.add(_keep_bottlenecks(memory, running[0], running[1].result()))
-  return [entry for index, entry in enumerate(entries)
-          if index not in computed and not entry.cached]
+      values = running.result()
+      running = module_thread.submit(run_module,
+                                     {tensors.resized_image: images})
+      progress.add(_keep_bottlenecks(memory, finished, values))
+      finished = [entries[index] for index in indices]
+    progress.add(_keep_bottlenecks(memory, finished, running.result()))
 
 
 def _keep_bottlenecks(memory, entries, batch_values):
@@ -1227,16 +1147,9 @@ def _keep_bottlenecks(memory, entries, batch_values):
   for entry, values in zip(entries, batch_values):
     if not entry.cached:
       write_bottleneck_file(entry.bottleneck_path, values)
-      memory.put(entry.bottleneck_path, values)
+      memory[entry.bottleneck_path] = values
       kept += 1
   return kept
-
-
-def _bottleneck_loader(sess, image_lists, tensors, cache):
-  """get_or_create_bottleneck as a function of (label_name, category, index)."""
-  return lambda label_name, category, index: get_or_create_bottleneck(
-      sess, image_lists, label_name, index, cache.image_dir, category,
-      cache.bottleneck_dir, *tensors, module_name=cache.module_name)
 
 
 def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
@@ -1245,19 +1158,16 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
                                   bottleneck_tensor, module_name, memory=None):
   """Retrieves bottleneck values for cached images, from memory or disk.
 
-  A sample draws a class, then an image, as the original did.
-
   Args:
     sess: Current TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
-    how_many: The sample's size; negative for every image of the category.
+    how_many: The sample's size (each draws a class, then an image, as the
+      original did); negative for every image of the category.
     category: Name string of the set: training, testing, or validation.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
     image_dir: Root folder string of the class subfolders.
-    jpeg_data_tensor: The layer to feed jpeg image data into.
-    decoded_image_tensor: The output of decoding and resizing the image.
-    resized_input_tensor: The input node of the recognition graph.
-    bottleneck_tensor: The bottleneck output layer of the CNN graph.
+    jpeg_data_tensor, decoded_image_tensor, resized_input_tensor,
+      bottleneck_tensor: The module graph's ModuleTensors.
     module_name: The name of the image module being used.
     memory: The run's BottleneckMemory; None reads (or computes) the values
       anew at each call.
@@ -1266,14 +1176,16 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
     Tuple of (float32 array of bottleneck arrays, int64 array of their
     corresponding ground truths, list of the image file names).
   """
-  tensors = ModuleTensors(jpeg_data_tensor, decoded_image_tensor,
-                          resized_input_tensor, bottleneck_tensor)
-  cache = BottleneckCache(image_dir, bottleneck_dir, module_name,
-                          BottleneckMemory() if memory is None else memory)
+  def load(label_name, index):
+    return get_or_create_bottleneck(
+        sess, image_lists, label_name, index, image_dir, category,
+        bottleneck_dir, jpeg_data_tensor, decoded_image_tensor,
+        resized_input_tensor, bottleneck_tensor, module_name)
+
   class_matrix = functools.partial(
-      cache.memory.class_matrix, image_lists, category=category,
-      bottleneck_dir=bottleneck_dir, module_name=module_name,
-      load=_bottleneck_loader(sess, image_lists, tensors, cache))
+      (BottleneckMemory() if memory is None else memory).class_matrix,
+      image_lists, category=category, bottleneck_dir=bottleneck_dir,
+      module_name=module_name, load=load)
   width = bottleneck_tensor.get_shape().as_list()[-1]
   if how_many < 0:
     matrices = [class_matrix(label_name) for label_name in image_lists
@@ -1289,8 +1201,8 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
             if image_lists[name][category]]
   if not usable:
     raise ValueError('No images in the category %s.' % category)
-  # One draw of Python's generator for the whole batch, so that
-  # --random_seed still repeats runs exactly.
+  # One draw of Python's generator for the whole batch: --random_seed still
+  # repeats runs exactly.
   draws = np.frombuffer(random.getrandbits(128 * how_many).to_bytes(
       16 * how_many, 'little'), np.uint64).reshape(2, how_many)
   ground_truths = np.array(usable, np.int64)[
@@ -1335,10 +1247,8 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
   """Creates the operations to apply the specified distortions.
 
   Args:
-    flip_left_right: Boolean whether to randomly mirror images horizontally.
-    random_crop: Integer percentage of the margin around the crop box.
-    random_scale: Integer percentage of how much to vary the scale by.
-    random_brightness: Integer range to randomly multiply the pixel values by.
+    flip_left_right, random_crop, random_scale, random_brightness: The
+      distortions, as should_distort_images takes them.
     module_spec: The image module, as load_module_spec returns it.
 
   Returns:
@@ -1360,13 +1270,11 @@ def _distort_image(image_4d, image_shape, distortions, seed):
   sub_seed = lambda offset: seed + tf.constant([0, offset], seed.dtype)
   height, width, depth = image_shape
   # Scales up by the crop margin and a random factor, then crops at random.
-  scale = tf.multiply(
-      tf.constant(1.0 + (distortions.random_crop / 100.0)),
-      tf.random.stateless_uniform(
-          shape=[], seed=sub_seed(1), minval=1.0,
-          maxval=1.0 + (distortions.random_scale / 100.0)))
-  precrop_shape = tf.cast(tf.stack([tf.multiply(scale, height),
-                                    tf.multiply(scale, width)]), tf.int32)
+  random_scale = tf.random.stateless_uniform(
+      [], seed=sub_seed(1), minval=1.0,
+      maxval=1.0 + distortions.random_scale / 100.0)
+  scale = (1.0 + distortions.random_crop / 100.0) * random_scale
+  precrop_shape = tf.cast(scale * [height, width], tf.int32)
   image = tf.compat.v2.image.stateless_random_crop(
       tf.squeeze(tf.image.resize_bilinear(image_4d, precrop_shape), [0]),
       [height, width, depth], seed=sub_seed(2))
@@ -1374,17 +1282,14 @@ def _distort_image(image_4d, image_shape, distortions, seed):
     image = tf.compat.v2.image.stateless_random_flip_left_right(
         image, seed=sub_seed(3))
   brightness = distortions.random_brightness / 100.0
-  return tf.multiply(image, tf.random.stateless_uniform(
-      shape=[], seed=sub_seed(4), minval=1.0 - brightness,
-      maxval=1.0 + brightness))
+  return image * tf.random.stateless_uniform(
+      [], seed=sub_seed(4), minval=1.0 - brightness, maxval=1.0 + brightness)
 
 
 class DistortedBatches(object):
-  """Batches of distorted images, prepared in parallel ahead of training.
-
+  """Batches of distorted images, prepared in parallel ahead of training:
   tf.data's threads read, decode (or take from memory) and distort random
-  draws, and prefetch the next batch; images that fail to decode are dropped.
-  """
+  draws; images that fail to decode are dropped."""
 
   def __init__(self, image_shape, distortions, image_lists, image_dir,
                category, batch_size, seed=None, start_batch=0,
@@ -1394,8 +1299,7 @@ class DistortedBatches(object):
     Args:
       image_shape: (height, width, depth) the module takes.
       distortions: The Distortions to apply.
-      image_lists: OrderedDict of training images for each label.
-      image_dir: Root folder of the class folders.
+      image_lists, image_dir: The images (create_image_lists's), their folder.
       category: The set to draw from, normally 'training'.
       batch_size: Images per batch.
       seed: The seed of the draws; None draws one from Python's generator.
@@ -1408,8 +1312,8 @@ class DistortedBatches(object):
     self._label_names = list(image_lists.keys())
     self._batch_size = batch_size
     self._usable = None  # The classes to draw from, at the first batch.
-    # Draw k has a generator of its own, seeded with (seed, k): no race with
-    # the prefetching thread, and a resumed run draws what it would have.
+    # Draw k's generator is seeded with (seed, k): no race with the
+    # prefetching thread, and a resumed run draws what it would have.
     self.seed = random.getrandbits(64) if seed is None else seed
     self._first_draw = start_batch * batch_size
     self._drawn = self._drawn_at_last_batch = 0
@@ -1434,8 +1338,7 @@ class DistortedBatches(object):
                              seed), label_index, path, kept_bytes)
 
     with tf.name_scope('distorted_reader'):
-      # Python hands over a batch of draws at a time: each handing over
-      # costs time on the thread that holds the GIL.
+      # Draws are handed over a batch at a time: each hand-over holds the GIL.
       dataset = tf.data.Dataset.from_generator(
           self._draws,
           output_types=(tf.string, tf.int64, tf.int64, tf.int32, tf.bool),
@@ -1465,8 +1368,7 @@ class DistortedBatches(object):
             rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1), self._image_dir,
             self._category)
         seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
-        # What is not a regular file (any more) would fail, or block the
-        # reader for ever if it were a named pipe.
+        # Not a regular file (any more): it would fail, or block if a pipe.
         if (self.memory.is_held(path) or not is_local_path(path) or
             os.path.isfile(path)):
           draws.append((path, self.memory.key(path), label_index, seed,
@@ -1497,12 +1399,8 @@ class DistortedBatches(object):
 
 
 class DecodedImages(object):
-  """Decoded images held in memory, up to a budget, by file path.
-
-  DistortedBatches's threads read and fill the table (key() -> serialized
-  uint8 image); this keeps the account. Each image is asked for once, so only
-  the images on their way through the pipeline can exceed the budget.
-  """
+  """Decoded images held in memory, up to a budget, by file path: the
+  pipeline's threads read and fill the table, this keeps the account."""
 
   def __init__(self, memory_mb):
     """Adds the table to the default graph."""
@@ -1559,10 +1457,9 @@ def get_random_distorted_bottlenecks(
     how_many: The integer number of bottleneck values to return.
     category: Name string of the set: training, testing, or validation.
     image_dir: Root folder string of the subfolders of images.
-    input_jpeg_tensor: The input layer we feed the image data to.
-    distorted_image: The output node of the distortion graph.
-    resized_input_tensor: The input node of the recognition graph.
-    bottleneck_tensor: The bottleneck output layer of the CNN graph.
+    input_jpeg_tensor, distorted_image: add_input_distortions's tensors.
+    resized_input_tensor, bottleneck_tensor: The module graph's input and
+      bottleneck.
     batches: DistortedBatches of how_many images from category (as main
       uses); None distorts one image after the other, as the original did.
 
