@@ -2255,9 +2255,9 @@ def check_accuracy_bar(test_results, accuracy_at_least, checkpoint_path):
 
 
 def classification_report(ground_truth, predictions, class_count):
-  """Per-class numbers of the class indices predicted for ground_truth, as
-  numpy arrays: 'confusion' (rows: true class), and 'precision', 'recall',
-  'f1' (NaN with nothing to divide by) and 'support'."""
+  """The confusion matrix ('confusion', rows: true class) and per class
+  'precision', 'recall', 'f1' (NaN with nothing to divide by) and 'support'
+  of class indices, as a dict of numpy arrays."""
   confusion = np.zeros([class_count, class_count], np.int64)
   np.add.at(confusion, (np.asarray(ground_truth, np.int64),
                         np.asarray(predictions, np.int64)), 1)
@@ -2433,12 +2433,8 @@ def _add_image_bytes_signature(eval_session, module_spec, labels):
 
 
 def _save_model_atomically(sess, signature_def_map, saved_model_dir):
-  """Writes the SavedModel into a temporary folder, then renames it.
-
-  Raises:
-    RetrainError: if saved_model_dir was filled by something else during
-      the run; the model is kept beside it then.
-  """
+  """Writes the SavedModel into a temporary folder, then renames it; a
+  RetrainError if something else filled saved_model_dir meanwhile."""
   target_dir = saved_model_dir.rstrip('/\\') or saved_model_dir
   temporary_dir = _temporary_name(target_dir)
   try:
