@@ -1502,16 +1502,14 @@ def variable_summaries(var):
     tf.summary.histogram('histogram', var)
 
 
-# add_final_retrain_ops's values, apply_layer (bottlenecks -> probabilities,
-# sharing the variables) and the global step of a training graph.
+# add_final_retrain_ops's values, apply_layer and the training global step.
 NewLayer = collections.namedtuple('NewLayer', [
     'train_step', 'cross_entropy', 'bottleneck_input', 'ground_truth_input',
     'final_tensor', 'apply_layer', 'global_step'])
 
 OPTIMIZERS = ('gradient_descent', 'momentum', 'adam')
 
-# How the new layer is trained: the flags of the same names. The defaults are
-# the original's plain gradient descent on the cross entropy.
+# The flags of the same names; the defaults are the original's training.
 HeadOptions = collections.namedtuple('HeadOptions', [
     'learning_rate', 'optimizer', 'momentum', 'dropout_rate',
     'l2_regularizer', 'label_smoothing'],
@@ -1536,20 +1534,16 @@ def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
     The tensors for the training and cross entropy results, tensors for the
     bottleneck input and ground truth input, and the final softmax layer.
   """
-  if head_options is None:
-    if learning_rate is None:
-      learning_rate = FLAGS.learning_rate
-    head_options = HeadOptions(learning_rate)
-  elif learning_rate is not None:
+  head_options = head_options or HeadOptions(FLAGS.learning_rate)
+  if learning_rate is not None:
     head_options = head_options._replace(learning_rate=learning_rate)
-  return tuple(_add_new_layer(class_count, final_tensor_name,
-                              bottleneck_tensor, quantize_layer, is_training,
-                              head_options)[:5])
+  return _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
+                        quantize_layer, is_training, head_options)[:5]
 
 
 def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
                    quantize_layer, is_training, head_options):
-  """add_final_retrain_ops's work, as a NewLayer (head_options: HeadOptions)."""
+  """add_final_retrain_ops's work, as a NewLayer."""
   batch_size, bottleneck_tensor_size = bottleneck_tensor.get_shape().as_list()
   assert batch_size is None, 'We want to work with arbitrary batch size.'
   with tf.name_scope('input'):
@@ -1559,7 +1553,6 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
     ground_truth_input = tf.placeholder(
         tf.int64, [batch_size], name='GroundTruthInput')
 
-  # Organizing the following ops so they are easier to see in TensorBoard.
   layer_name = 'final_retrain_ops'
   with tf.name_scope(layer_name):
     with tf.name_scope('weights'):
@@ -1581,11 +1574,9 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
   apply_layer = lambda bottlenecks: tf.nn.softmax(
       layer_logits(bottlenecks, False)[0])
   tf.summary.histogram('activations', final_tensor)
-  # If this is an eval graph, we don't need to add loss ops or an optimizer.
   if not is_training:
     return NewLayer(None, None, bottleneck_input, ground_truth_input,
                     final_tensor, apply_layer, None)
-
   train_step, cross_entropy_mean, global_step = _add_training_ops(
       head_options, layer_logits, logits, quantization_updates,
       bottleneck_input, ground_truth_input, layer_weights)
@@ -1596,15 +1587,12 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
 def _add_training_ops(head_options, layer_logits, logits,
                       quantization_updates, bottleneck_input,
                       ground_truth_input, layer_weights):
-  """The loss and the train step of the new layer, as head_options says.
-
-  Returns:
-    (train step, mean cross entropy, global step).
-  """
+  """The new layer's loss and train step, as head_options says; returns
+  (train step, mean cross entropy, global step)."""
   global_step = tf.train.get_or_create_global_step()
   if head_options.dropout_rate:
-    # Only the loss sees dropped inputs. The mask is a function of a seed (of
-    # Python's generator) and the step: a resumed run drops the same.
+    # Only the loss sees dropped inputs; the mask depends on a seed and the
+    # step only, so a resumed run drops the same.
     with tf.name_scope('dropout'):
       dropout_seed = tf.stack([tf.constant(random.getrandbits(31), tf.int64),
                                tf.cast(global_step, tf.int64)])
@@ -1701,22 +1689,21 @@ TrainingOps = collections.namedtuple('TrainingOps', [
     'train_step', 'cross_entropy', 'bottleneck_input', 'ground_truth_input',
     'evaluation_step', 'merged_summaries'])
 
-# How long the loop trains and how often it evaluates and stores: the flags
-# of the same names, and where the summaries go.
+# The flags of the same names: how long to train, how often to evaluate.
 TrainingSchedule = collections.namedtuple('TrainingSchedule', [
     'how_many_training_steps', 'train_batch_size', 'validation_batch_size',
     'eval_step_interval', 'intermediate_store_frequency', 'summaries_dir'])
 
-# Where batches come from: the Session that runs the module tensors, the
-# BottleneckCache, and DistortedBatches and add_input_distortions's ops.
+# Where batches come from: the module's Session, the BottleneckCache, and
+# the DistortedBatches and add_input_distortions's ops (None without).
 BatchSources = collections.namedtuple('BatchSources', [
     'module_sess', 'image_lists', 'tensors', 'cache', 'distorted',
     'distortion_tensors'])
 
 
 def draw_batch(sources, how_many, category):
-  """A random batch: distorted for training if asked, else cached; as
-  (float32 bottlenecks [how_many, width], int64 ground truths [how_many])."""
+  """A random batch, distorted for training if asked, else cached: (float32
+  bottlenecks [how_many, width], int64 ground truths [how_many])."""
   if category == 'training' and sources.distorted is not None:
     return get_random_distorted_bottlenecks(
         sources.module_sess, sources.image_lists, how_many, category,
@@ -1731,17 +1718,9 @@ def draw_batch(sources, how_many, category):
 
 def run_training_loop(sess, training_ops, schedule, sources,
                       store_intermediate_graph, checkpoint=None):
-  """Trains the new layer for schedule.how_many_training_steps steps.
-
-  Args:
-    sess: The training Session.
-    training_ops: TrainingOps of the training graph.
-    schedule: A TrainingSchedule.
-    sources: The BatchSources to draw batches from.
-    store_intermediate_graph: Callable(step) that saves an intermediate graph.
-    checkpoint: The run's TrainingCheckpoint (saved on Ctrl-C and SIGTERM
-      too, at the end of the step), or None to start at 0 and save nothing.
-  """
+  """Trains the new layer in sess for schedule.how_many_training_steps steps;
+  store_intermediate_graph(step) saves a graph. With a TrainingCheckpoint it
+  resumes, and saves, on Ctrl-C and SIGTERM too, at the end of the step."""
   run_dirs = [os.path.join(schedule.summaries_dir, name)
               for name in ('train', 'validation')]
   start_step = 0
@@ -1815,8 +1794,7 @@ def _train_step(sess, ops, schedule, sources, step, train_writer,
 # Resuming an interrupted run
 # ---------------------------------------------------------------------------
 
-# The flags whose values change what training computes: a run resumes only
-# when they are what the interrupted run had.
+# The flags that change what training computes: a resumed run must share them.
 RESUME_FLAGS = (
     'how_many_training_steps', 'learning_rate', 'train_batch_size',
     'validation_batch_size', 'eval_step_interval', 'testing_percentage',
@@ -1828,25 +1806,15 @@ RESUME_FLAGS = (
 # Saved at least this often when --save_every_steps is 0.
 SAVE_EVERY_SECONDS = 60
 
-# Where an interrupted run can continue: the step to run next, its checkpoint,
-# Python's random state and the seed of the distortions.
+# Where an interrupted run continues: its next step, checkpoint and seeds.
 ResumePoint = collections.namedtuple('ResumePoint', [
     'step', 'checkpoint', 'random_state', 'distortion_seed'])
 
 
 def training_fingerprint(flags, image_lists, image_dir, module_name):
-  """What a resumed run must share with the interrupted one.
-
-  Args:
-    flags: The parsed command line (the values of RESUME_FLAGS are kept).
-    image_lists: OrderedDict of the images of each label and set.
-    image_dir: The folder of the class folders.
-    module_name: module_cache_name of the module.
-
-  Returns:
-    A dict of JSON values: hashes of the module (and a local module's files)
-    and of the images (class, set, name, size, time of change), the flags.
-  """
+  """What a resumed run must share with the interrupted one, as JSON values:
+  hashes of the module (module_cache_name, a local module's files) and of
+  the images (class, set, name, size, time of change), and RESUME_FLAGS."""
   def signature(path):
     try:
       stat = tf.io.gfile.stat(path)
@@ -1876,16 +1844,8 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
 
 
 def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
-  """Tells whether the run can continue an interrupted one, in one log line.
-
-  Args:
-    checkpoint_path: The --checkpoint_path, beside which the state is saved.
-    fingerprint: This run's training_fingerprint.
-    fresh_start: True to start from step 0 whatever was saved.
-
-  Returns:
-    The ResumePoint to continue from, or None to start at step 0.
-  """
+  """The ResumePoint of the interrupted run saved beside checkpoint_path, or
+  None to start at step 0; says which, and why, in one log line."""
   state_path = checkpoint_path + '.resume.json'
   if not tf.gfile.Exists(state_path):
     return None
@@ -1894,15 +1854,15 @@ def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
     why_not = _why_not_resume(state, fingerprint, fresh_start)
   except (ValueError, KeyError, TypeError, tf.errors.OpError):
     state, why_not = None, 'it is not a training state this tool wrote'
-  if why_not is None:
-    tf.logging.info('Resuming training at step %d from %s: same images, '
-                    'module and flags as the interrupted run.' %
-                    (state['step'], state_path))
-    return ResumePoint(state['step'], state['checkpoint'],
-                       state['random_state'], state['distortion_seed'])
-  tf.logging.info('Starting training at step 0, not resuming from %s: %s.' %
-                  (state_path, why_not))
-  return None
+  if why_not is not None:
+    tf.logging.info('Starting training at step 0, not resuming from %s: %s.'
+                    % (state_path, why_not))
+    return None
+  tf.logging.info('Resuming training at step %d from %s: same images, '
+                  'module and flags as the interrupted run.' %
+                  (state['step'], state_path))
+  return ResumePoint(state['step'], state['checkpoint'],
+                     state['random_state'], state['distortion_seed'])
 
 
 def _why_not_resume(state, fingerprint, fresh_start):
@@ -1929,25 +1889,14 @@ def _why_not_resume(state, fingerprint, fresh_start):
 class TrainingCheckpoint(object):
   """Saves the training state so that an interrupted run can continue.
 
-  The new layer's variables (the optimizer's and the global step too) go to
-  a checkpoint per step; then a JSON file beside --checkpoint_path, written
-  atomically, names it with Python's random state, the distortion seed and
-  the fingerprint; older checkpoints go last, so a kill leaves a state.
+  The checkpoint comes first, then the JSON state naming it, then the older
+  checkpoints go: a kill at any moment leaves a state to resume.
   """
 
   def __init__(self, sess, variables, checkpoint_path, fingerprint,
                resume_point=None, save_every_steps=0, distortion_seed=None):
-    """Makes the Saver of variables; call in sess.graph.
-
-    Args:
-      sess: The training Session.
-      variables: The variables of the new layer and its training ops.
-      checkpoint_path: The --checkpoint_path.
-      fingerprint: This run's training_fingerprint.
-      resume_point: The ResumePoint to continue from, or None for step 0.
-      save_every_steps: Save after this many steps; 0: SAVE_EVERY_SECONDS.
-      distortion_seed: The seed of the run's DistortedBatches, if any.
-    """
+    """Call in sess.graph; variables: the new layer's and its training's;
+    save_every_steps 0 saves every SAVE_EVERY_SECONDS."""
     self._sess = sess
     self._saver = tf.train.Saver(var_list=variables, max_to_keep=None,
                                  save_relative_paths=True)
@@ -2012,15 +1961,9 @@ class TrainingCheckpoint(object):
 
 
 def purge_summaries_from(run_dir, step):
-  """Drops the events of step and later from a run's TensorBoard files.
-
-  A killed run wrote them after its last save; the resumed run writes them
-  again. The kept events, without repeats, replace the first event file.
-
-  Args:
-    run_dir: A run's folder of event files (train or validation).
-    step: The first step to drop.
-  """
+  """Drops the events of step and later from a run's TensorBoard files (a
+  killed run wrote them after its last save; the resumed run writes them
+  again). The kept events, without repeats, replace the first event file."""
   _remove_stale_temporary_files(run_dir)
   paths = sorted(path for path in tf.io.gfile.glob(
       os.path.join(run_dir, 'events.out.tfevents.*'))
@@ -2054,14 +1997,9 @@ def purge_summaries_from(run_dir, step):
 class EvalSession(collections.namedtuple('EvalSession', [
     'sess', 'resized_input_tensor', 'bottleneck_input', 'ground_truth_input',
     'evaluation_step', 'prediction'])):
-  """What build_eval_session returns; it unpacks as the original's tuple.
-
-  Beyond the tuple, what the exports need of the eval graph:
-    final_tensor_name: The name of the probabilities op.
-    apply_module: Images -> features, sharing the module's variables.
-    apply_layer: Features -> probabilities, sharing the new layer's.
-    wants_quantization: Whether the module has fake quantization ops.
-  """
+  """build_eval_session's value: the original's 6-tuple, with attributes for
+  the exports: final_tensor_name, apply_module (images -> bottlenecks),
+  apply_layer (bottlenecks -> probabilities) and wants_quantization."""
 
   def __new__(cls, *values, final_tensor_name, apply_module, apply_layer,
               wants_quantization):
@@ -2080,10 +2018,8 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
   Args:
     module_spec: The image module, as load_module_spec returns it.
     class_count: Number of classes
-    final_tensor_name: Name of the output; --final_tensor_name if None (the
-      original read the flag).
-    checkpoint_path: The checkpoint to restore; --checkpoint_path if None
-      (the original read the flag).
+    final_tensor_name: Name of the output; None: --final_tensor_name.
+    checkpoint_path: The checkpoint to restore; None: --checkpoint_path.
 
   Returns:
     An EvalSession: eval session containing the restored eval graph, and the
@@ -2091,18 +2027,13 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
     prediction tensors.
   """
   final_tensor_name = final_tensor_name or FLAGS.final_tensor_name
-  # If quantized, we need to create the correct eval graph for exporting.
   module_graph = _module_graph(module_spec)
-  eval_graph = module_graph.graph
-  eval_sess = tf.Session(graph=eval_graph)
-  with eval_graph.as_default():
-    # Add the new layer for exporting.
+  eval_sess = tf.Session(graph=module_graph.graph)
+  with module_graph.graph.as_default():
     new_layer = _add_new_layer(
         class_count, final_tensor_name, module_graph.bottleneck_tensor,
         module_graph.wants_quantization, is_training=False,
         head_options=None)
-    # Now we need to restore the values from the training graph to the eval
-    # graph.
     tf.train.Saver().restore(eval_sess,
                              checkpoint_path or FLAGS.checkpoint_path)
     evaluation_step, prediction = add_evaluation_step(
@@ -2116,23 +2047,15 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
       wants_quantization=module_graph.wants_quantization)
 
 
-# The trained new layer in the training Session, and what build_eval_session
-# needs to rebuild it in an eval graph from the checkpoint that saver writes.
+# The trained layer's Session and Saver, and build_eval_session's arguments.
 TrainedLayer = collections.namedtuple('TrainedLayer', [
     'sess', 'saver', 'checkpoint_path', 'module_spec', 'class_count',
     'final_tensor_name'])
 
 
 def save_and_restore_for_eval(trained_layer):
-  """Saves the training Session's variables, and restores them into a new
-  eval graph, as the original did for each export.
-
-  Args:
-    trained_layer: The run's TrainedLayer.
-
-  Returns:
-    The EvalSession; the caller closes its sess.
-  """
+  """Saves a TrainedLayer's variables, and returns a new EvalSession with
+  them (the caller closes its sess), as the original did for each export."""
   ensure_dir_exists(os.path.dirname(os.path.abspath(
       trained_layer.checkpoint_path)))
   trained_layer.saver.save(trained_layer.sess, trained_layer.checkpoint_path)
@@ -2141,8 +2064,7 @@ def save_and_restore_for_eval(trained_layer):
       trained_layer.final_tensor_name, trained_layer.checkpoint_path)
 
 
-# How run_final_eval tests and reports: the flags of the same names, and the
-# step that the TensorBoard summaries of the test are filed under.
+# The flags of the same names, and the step to file the test summaries under.
 FinalEvalOptions = collections.namedtuple('FinalEvalOptions', [
     'test_batch_size', 'print_misclassified_test_images', 'summaries_dir',
     'global_step'])
@@ -2174,13 +2096,10 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
     (test accuracy, predicted class indices, ground truth class indices,
     test file names), or None when there are no test images.
   """
-  if cache is None:
-    cache = BottleneckCache(FLAGS.image_dir, FLAGS.bottleneck_dir,
-                            FLAGS.tfhub_module, None)
-  if options is None:
-    options = FinalEvalOptions(
-        FLAGS.test_batch_size, FLAGS.print_misclassified_test_images,
-        FLAGS.summaries_dir, FLAGS.how_many_training_steps - 1)
+  cache = cache or BottleneckCache(FLAGS.image_dir, FLAGS.bottleneck_dir,
+                                   FLAGS.tfhub_module, None)
+  options = options or flag_values(
+      FinalEvalOptions, FLAGS, global_step=FLAGS.how_many_training_steps - 1)
   test_bottlenecks, test_ground_truth, test_filenames = (
       get_random_cached_bottlenecks(
           train_session, image_lists, options.test_batch_size, 'testing',
@@ -2191,18 +2110,27 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
     tf.logging.warning('There are no test images (see --testing_percentage): '
                        'no final test accuracy.')
     return None
-  if eval_session is None:
-    eval_session = build_eval_session(module_spec, class_count)
+  eval_session = eval_session or build_eval_session(module_spec, class_count)
   test_accuracy, predictions = eval_session.sess.run(
       [eval_session.evaluation_step, eval_session.prediction],
-      feed_dict={
-          eval_session.bottleneck_input: test_bottlenecks,
-          eval_session.ground_truth_input: test_ground_truth
-      })
+      {eval_session.bottleneck_input: test_bottlenecks,
+       eval_session.ground_truth_input: test_ground_truth})
   tf.logging.info('Final test accuracy = %.1f%% (N=%d)' %
                   (test_accuracy * 100, len(test_bottlenecks)))
-  _report_test_results(list(image_lists.keys()), test_ground_truth,
-                       predictions, test_filenames, options)
+  label_names = list(image_lists.keys())
+  report = classification_report(test_ground_truth, predictions,
+                                 len(label_names))
+  tf.logging.info('=== PER-CLASS TEST RESULTS ===')
+  for line in format_classification_report(report, label_names):
+    tf.logging.info(line)
+  write_evaluation_summaries(options.summaries_dir, report, label_names,
+                             options.global_step)
+  if options.print_misclassified_test_images:
+    tf.logging.info('=== MISCLASSIFIED TEST IMAGES ===')
+    for i, test_filename in enumerate(test_filenames):
+      if predictions[i] != test_ground_truth[i]:
+        tf.logging.info('%70s  %s' % (test_filename,
+                                      label_names[predictions[i]]))
   return test_accuracy, predictions, test_ground_truth, test_filenames
 
 
@@ -2223,49 +2151,21 @@ def check_accuracy_bar(test_results, accuracy_at_least, checkpoint_path):
             test_results[0] * 100, accuracy_at_least, checkpoint_path))
 
 
-def _report_test_results(label_names, ground_truth, predictions, filenames,
-                         options):
-  """Logs the per-class table (and the misclassified images if asked) and
-  writes the evaluation summaries."""
-  report = classification_report(ground_truth, predictions, len(label_names))
-  tf.logging.info('=== PER-CLASS TEST RESULTS ===')
-  for line in format_classification_report(report, label_names):
-    tf.logging.info(line)
-  write_evaluation_summaries(options.summaries_dir, report, label_names,
-                             options.global_step)
-  if options.print_misclassified_test_images:
-    tf.logging.info('=== MISCLASSIFIED TEST IMAGES ===')
-    for i, test_filename in enumerate(filenames):
-      if predictions[i] != ground_truth[i]:
-        tf.logging.info('%70s  %s' % (test_filename,
-                                      label_names[predictions[i]]))
-
-
 def classification_report(ground_truth, predictions, class_count):
-  """Per-class precision, recall and F1, and the confusion matrix.
-
-  Args:
-    ground_truth: Integer array of the true class of each image.
-    predictions: Integer array of the predicted class of each image.
-    class_count: The number of classes.
-
-  Returns:
-    A dict of numpy arrays: 'confusion' (rows: true class), and per class
-    'precision', 'recall', 'f1' (NaN with nothing to divide by) and 'support'.
-  """
-  ground_truth = np.asarray(ground_truth, np.int64)
-  predictions = np.asarray(predictions, np.int64)
+  """The confusion matrix ('confusion', rows: true class) and per class
+  'precision', 'recall', 'f1' (NaN with nothing to divide by) and 'support'
+  of class indices, as a dict of numpy arrays."""
   confusion = np.zeros([class_count, class_count], np.int64)
-  np.add.at(confusion, (ground_truth, predictions), 1)
+  np.add.at(confusion, (np.asarray(ground_truth, np.int64),
+                        np.asarray(predictions, np.int64)), 1)
   true_positives = np.diag(confusion).astype(np.float64)
   predicted = confusion.sum(axis=0)
   support = confusion.sum(axis=1)
   with np.errstate(divide='ignore', invalid='ignore'):
     precision = np.where(predicted > 0, true_positives / predicted, np.nan)
     recall = np.where(support > 0, true_positives / support, np.nan)
-    f1 = np.where(precision + recall > 0,
-                  2 * precision * recall / (precision + recall),
-                  np.where(np.isnan(precision + recall), np.nan, 0.0))
+    f1 = np.where(precision + recall == 0, 0.0,
+                  2 * precision * recall / (precision + recall))
   return {'confusion': confusion, 'precision': precision, 'recall': recall,
           'f1': f1, 'support': support}
 
@@ -2273,32 +2173,29 @@ def classification_report(ground_truth, predictions, class_count):
 def format_classification_report(report, label_names):
   """The lines of classification_report's two tables: per class with a macro
   average, then the confusion matrix (label_names in class-index order)."""
-  def number(value):
-    return '%9s' % ('-' if np.isnan(value) else '%.3f' % value)
-
-  name_width = max([len(name) for name in label_names] + [len('macro avg')])
+  keys = ('precision', 'recall', 'f1')
+  rows = [(name, [report[key][index] for key in keys],
+           report['support'][index])
+          for index, name in enumerate(label_names)]
+  averages = [np.nan if np.all(np.isnan(report[key]))
+              else np.nanmean(report[key]) for key in keys]
+  rows.append(('macro avg', averages, report['support'].sum()))
+  name_width = max(len(name) for name, _, _ in rows)
   lines = ['%-*s %9s %9s %9s %9s' % (name_width, 'class', 'precision',
                                      'recall', 'f1', 'support')]
-  for index, name in enumerate(label_names):
-    lines.append('%-*s %s %s %s %9d' % (
-        name_width, name, number(report['precision'][index]),
-        number(report['recall'][index]), number(report['f1'][index]),
-        report['support'][index]))
-  averages = [np.nanmean(report[key]) if not np.all(np.isnan(report[key]))
-              else np.nan for key in ('precision', 'recall', 'f1')]
-  lines.append('%-*s %s %s %s %9d' % (
-      name_width, 'macro avg', number(averages[0]), number(averages[1]),
-      number(averages[2]), report['support'].sum()))
+  for name, values, support in rows:
+    lines.append('%-*s %s %9d' % (name_width, name, ' '.join(
+        '%9s' % ('-' if np.isnan(value) else '%.3f' % value)
+        for value in values), support))
   lines.append('Confusion matrix (rows: true class, columns: predicted '
                'class):')
   column_width = max([len(name) for name in label_names] +
                      [len(str(report['confusion'].max()))])
   lines.append(' ' * name_width + ''.join(
       ' %*s' % (column_width, name) for name in label_names))
-  for index, name in enumerate(label_names):
+  for name, counts in zip(label_names, report['confusion']):
     lines.append('%-*s' % (name_width, name) + ''.join(
-        ' %*d' % (column_width, count)
-        for count in report['confusion'][index]))
+        ' %*d' % (column_width, count) for count in counts))
   return lines
 
 
@@ -2325,11 +2222,8 @@ def write_evaluation_summaries(summaries_dir, report, label_names,
         tag='confusion_matrix', image=tf.Summary.Image(
             height=height, width=width, colorspace=3,
             encoded_image_string=png)))
-  writer = tf.summary.FileWriter(os.path.join(summaries_dir, 'test'))
-  try:
+  with tf.summary.FileWriter(os.path.join(summaries_dir, 'test')) as writer:
     writer.add_summary(summary, global_step)
-  finally:
-    writer.close()
 
 
 # ---------------------------------------------------------------------------
@@ -2354,13 +2248,9 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
     class_count: Number of classes.
     eval_session: An EvalSession to reuse; built if None.
   """
-  if eval_session is None:
-    eval_session = build_eval_session(module_spec, class_count)
-  output_graph_def = frozen_graph_def(eval_session)
-
-  write_file_atomically(graph_file_name,
-                        output_graph_def.SerializeToString(deterministic=True),
-                        mode='wb')
+  eval_session = eval_session or build_eval_session(module_spec, class_count)
+  write_file_atomically(graph_file_name, frozen_graph_def(
+      eval_session).SerializeToString(deterministic=True), mode='wb')
 
 
 def store_intermediate_graph(trained_layer, output_dir, step):
@@ -2375,9 +2265,8 @@ def store_intermediate_graph(trained_layer, output_dir, step):
                        trained_layer.class_count, eval_session=eval_session)
 
 
-# The modes of --tflite_quantize: 'none' (float), 'dynamic' (8-bit weights),
-# 'float16' (half-size weights) and 'uint8' (every op in 8 bits, calibrated).
-# tflite_export.py, imported when --tflite_output_file asks, does the export.
+# --tflite_quantize: 'none' (float), 'dynamic' (8-bit weights), 'float16'
+# (half-size weights), 'uint8' (every op in 8 bits, calibrated).
 TFLITE_QUANTIZATIONS = ('none', 'dynamic', 'float16', 'uint8')
 
 
@@ -2390,44 +2279,31 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
       output 'prediction', the class probabilities (the original's).
     serving_bytes: input 'image_bytes', string [None] of encoded JPEG or PNG
       images; outputs 'prediction' and 'classes', the top class's label.
-  It is written to a temporary folder beside saved_model_dir and renamed into
-  place once complete.
+  It is written beside saved_model_dir and renamed into place when complete.
 
   Args:
     module_spec: The image module, as load_module_spec returns it.
     class_count: The number of classes.
     saved_model_dir: Directory in which to save exported model and variables.
     eval_session: An EvalSession to reuse; built if None.
-    labels: The class names in class-index order, for 'classes'; the class
-      indices as strings if None.
+    labels: The class names in class-index order; None: the indices.
   """
-  if labels is None:
-    labels = [str(index) for index in range(class_count)]
-  # The SavedModel should hold the eval graph.
-  if eval_session is None:
-    eval_session = build_eval_session(module_spec, class_count)
-  signature_def_map = add_serving_signatures(eval_session, module_spec,
-                                             labels)
-  with eval_session.sess.graph.as_default():
+  labels = labels or [str(index) for index in range(class_count)]
+  eval_session = eval_session or build_eval_session(module_spec, class_count)
+  graph = eval_session.sess.graph
+  with graph.as_default():
+    bytes_inputs, bytes_outputs = _add_image_bytes_signature(
+        eval_session, module_spec, list(labels))
+    signature_def_map = {
+        # Exactly what the original's tf.saved_model.simple_save wrote.
+        'serving_default': tf.saved_model.predict_signature_def(
+            inputs={'image': eval_session.resized_input_tensor},
+            outputs={'prediction': graph.get_tensor_by_name(
+                eval_session.final_tensor_name + ':0')}),
+        'serving_bytes': tf.saved_model.predict_signature_def(
+            inputs=bytes_inputs, outputs=bytes_outputs)}
     _save_model_atomically(eval_session.sess, signature_def_map,
                            saved_model_dir)
-
-
-def add_serving_signatures(eval_session, module_spec, labels):
-  """Adds the SavedModel's signatures' ops to an EvalSession's graph;
-  returns export_model's signature_def_map (labels in class-index order)."""
-  bytes_inputs, bytes_outputs = _add_image_bytes_signature(
-      eval_session, module_spec, list(labels))
-  graph = eval_session.sess.graph
-  return {
-      # Exactly what the original's tf.saved_model.simple_save wrote.
-      'serving_default': tf.saved_model.predict_signature_def(
-          inputs={'image': eval_session.resized_input_tensor},
-          outputs={'prediction': graph.get_tensor_by_name(
-              eval_session.final_tensor_name + ':0')}),
-      'serving_bytes': tf.saved_model.predict_signature_def(
-          inputs=bytes_inputs, outputs=bytes_outputs),
-  }
 
 
 def _add_image_bytes_signature(eval_session, module_spec, labels):
@@ -2435,7 +2311,7 @@ def _add_image_bytes_signature(eval_session, module_spec, labels):
   decoded and resized as for training, then goes through the module and the
   new layer, sharing serving_default's variables."""
   height, width, depth = module_image_shape(module_spec)
-  with eval_session.sess.graph.as_default(), tf.name_scope('serving_bytes'):
+  with tf.name_scope('serving_bytes'):
     image_bytes = tf.placeholder(tf.string, [None], name='image_bytes')
     # Traced as written (see parallel_map): AutoGraph's conversion would
     # take half a second of the eval graph's build.
@@ -2444,8 +2320,9 @@ def _add_image_bytes_signature(eval_session, module_spec, labels):
             lambda data: decode_and_resize(data, height, width, depth)[0]),
         image_bytes, fn_output_signature=tf.float32, back_prop=False)
     images.set_shape([None, height, width, depth])
-    prediction = eval_session.apply_layer(eval_session.apply_module(images))
-    prediction = tf.identity(prediction, name='prediction')
+    prediction = tf.identity(
+        eval_session.apply_layer(eval_session.apply_module(images)),
+        name='prediction')
     classes = tf.gather(tf.constant(labels), tf.argmax(prediction, axis=1),
                         name='classes')
   return {'image_bytes': image_bytes}, {'prediction': prediction,
@@ -2453,12 +2330,8 @@ def _add_image_bytes_signature(eval_session, module_spec, labels):
 
 
 def _save_model_atomically(sess, signature_def_map, saved_model_dir):
-  """Writes the SavedModel into a temporary folder, then renames it.
-
-  Raises:
-    RetrainError: if saved_model_dir was filled by something else during
-      the run; the model is kept beside it then.
-  """
+  """Writes the SavedModel into a temporary folder, then renames it; a
+  RetrainError if something else filled saved_model_dir meanwhile."""
   target_dir = saved_model_dir.rstrip('/\\') or saved_model_dir
   temporary_dir = _temporary_name(target_dir)
   try:
@@ -2474,8 +2347,7 @@ def _save_model_atomically(sess, signature_def_map, saved_model_dir):
         target_dir):
       os.rmdir(target_dir)
     if tf.gfile.Exists(target_dir):
-      # Filled by someone else during the run (it was checked at start-up):
-      # keep the new model beside it rather than lose the run's work.
+      # Checked at start-up: keep the new model rather than lose the run.
       kept_dir = '%s-%d' % (target_dir, int(time.time()))
       tf.gfile.Rename(temporary_dir, kept_dir)
       raise RetrainError(
@@ -2501,8 +2373,8 @@ def prepare_file_system(resuming=False):
   beside the outputs.
 
   Args:
-    resuming: Whether the run continues an interrupted one, whose training
-      and validation summaries are kept.
+    resuming: Whether the run continues an interrupted one (its training and
+      validation summaries stay).
   """
   # Only this tool's own event folders are ever deleted (checked at start-up).
   for run_name in ('test',) if resuming else SUMMARY_RUNS:
@@ -2513,7 +2385,6 @@ def prepare_file_system(resuming=False):
   if FLAGS.intermediate_store_frequency > 0:
     ensure_dir_exists(FLAGS.intermediate_output_graphs_dir)
     _remove_stale_temporary_files(FLAGS.intermediate_output_graphs_dir)
-  # What a killed run may have left beside the outputs.
   for path in (FLAGS.output_graph, FLAGS.output_labels,
                FLAGS.saved_model_dir.rstrip('/\\'), FLAGS.tflite_output_file):
     if path and is_local_path(path):
