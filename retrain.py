@@ -3380,11 +3380,8 @@ _PATH_FLAGS = ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
 
 
 def check_flags(flags):
-  """Checks the flags and output places before anything is written.
-
-  Raises:
-    RetrainError: with one sentence on what is wrong and what to do.
-  """
+  """Checks the flags and output places before anything is written; raises
+  RetrainError with one sentence on what is wrong and what to do."""
   if not flags.image_dir:
     raise RetrainError('Must set flag --image_dir to a folder with one '
                        'sub-folder of images per class.')
