@@ -2508,11 +2508,7 @@ def flag_values(options_class, flags, **values):
 
 
 def _add_distortions(flags, module_spec, image_lists, resume_point):
-  """The distortion ops and training batches the flags ask for, or None.
-
-  Returns:
-    None without distortions, else a DistortionSetUp.
-  """
+  """The DistortionSetUp of the distortions the flags ask for, or None."""
   if not should_distort_images(flags.flip_left_right, flags.random_crop,
                                flags.random_scale, flags.random_brightness):
     return None
@@ -2528,21 +2524,14 @@ def _add_distortions(flags, module_spec, image_lists, resume_point):
   return DistortionSetUp(batches, tensors)
 
 
-# What _add_distortions sets up: the DistortedBatches of training and the
-# ops of add_input_distortions; in BatchSources's order.
+# What _add_distortions sets up, in BatchSources's order.
 DistortionSetUp = collections.namedtuple('DistortionSetUp', [
     'batches', 'tensors'])
 
 
 def _module_session(sess, init, bottleneck_precision):
   """The Session that runs the module for bottlenecks: sess itself, or for
-  bfloat16 one whose rewrite leaves the new layer's training in float32.
-
-  Args:
-    sess: The training Session, its variables initialized.
-    init: The initializer of every variable.
-    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
-  """
+  bfloat16 one whose rewrite leaves the new layer's training in float32."""
   config = module_session_config(bottleneck_precision)
   if config is None:
     return sess
@@ -2553,22 +2542,11 @@ def _module_session(sess, init, bottleneck_precision):
 
 def write_exports(flags, module_spec, image_lists, eval_session, cache):
   """Writes the frozen graph, the labels, and the SavedModel and the TF Lite
-  model if the flags ask for them, from the trained eval graph.
-
-  Args:
-    flags: The command line's flags.
-    module_spec: The image module, as load_module_spec returns it.
-    image_lists: The run's image lists.
-    eval_session: The EvalSession with the trained values.
-    cache: The run's BottleneckCache, whose images the TF Lite check decodes.
-  """
+  model if the flags ask for them, from the trained eval graph."""
   class_count = len(image_lists)
-  # Write out the trained graph and labels with the weights stored as
-  # constants.
   tf.logging.info('Save final result to : ' + flags.output_graph)
   if eval_session.wants_quantization:
-    tf.logging.info('The model is instrumented for quantization with '
-                    'TF-Lite')
+    tf.logging.info('The model is instrumented for quantization with TF-Lite')
   save_graph_to_file(flags.output_graph, module_spec, class_count,
                      eval_session=eval_session)
   write_labels_file(image_lists, flags.output_labels)
@@ -2615,173 +2593,134 @@ def build_parser():
   parser = ArgumentParser(
       description='Retrain the top layer of a TensorFlow Hub image module on '
       'your own classes of images.')
-  parser.add_argument(
-      '--image_dir', type=str, default='',
-      help='Path to folders of labeled images.')
-  parser.add_argument(
-      '--output_graph', type=str, default='/tmp/output_graph.pb',
-      help='Where to save the trained graph.')
-  parser.add_argument(
-      '--intermediate_output_graphs_dir', type=str,
-      default='/tmp/intermediate_graph/',
-      help='Where to save the intermediate graphs.')
-  parser.add_argument(
-      '--intermediate_store_frequency', type=int, default=0,
-      help="""How many steps to store intermediate graph. If "0" then will not
-      store.""")
-  parser.add_argument(
-      '--output_labels', type=str, default='/tmp/output_labels.txt',
-      help="Where to save the trained graph's labels.")
-  parser.add_argument(
-      '--summaries_dir', type=str, default='/tmp/retrain_logs',
-      help='Where to save summary logs for TensorBoard.')
-  parser.add_argument(
-      '--how_many_training_steps', type=int, default=4000,
-      help='How many training steps to run before ending.')
-  parser.add_argument(
-      '--learning_rate', type=float, default=0.01,
-      help='How large a learning rate to use when training.')
-  parser.add_argument(
-      '--testing_percentage', type=int, default=10,
-      help='What percentage of images to use as a test set.')
-  parser.add_argument(
-      '--validation_percentage', type=int, default=10,
-      help='What percentage of images to use as a validation set.')
-  parser.add_argument(
-      '--eval_step_interval', type=int, default=10,
-      help='How often to evaluate the training results.')
-  parser.add_argument(
-      '--train_batch_size', type=int, default=100,
-      help='How many images to train on at a time.')
-  parser.add_argument(
-      '--test_batch_size', type=int, default=-1,
-      help="""How many images to test on. This test set is only used once, to
-      evaluate the final accuracy of the model after training completes. A
-      value of -1 causes the entire test set to be used, which leads to more
-      stable results across runs.""")
-  parser.add_argument(
-      '--validation_batch_size', type=int, default=100,
-      help="""How many images to use in an evaluation batch. This validation set
-      is used much more often than the test set, and is an early indicator of
-      how accurate the model is during training. A value of -1 causes the
-      entire validation set to be used, which leads to more stable results
-      across training iterations, but may be slower on large training sets.""")
-  parser.add_argument(
-      '--print_misclassified_test_images', default=False,
-      help="""Whether to print out a list of all misclassified test images.""",
-      action='store_true')
-  parser.add_argument(
-      '--bottleneck_dir', type=str, default='/tmp/bottleneck',
-      help='Path to cache bottleneck layer values as files.')
-  parser.add_argument(
-      '--final_tensor_name', type=str, default='final_result',
-      help="""The name of the output classification layer in the retrained
-      graph.""")
-  parser.add_argument(
-      '--flip_left_right', default=False,
-      help="""Whether to randomly flip half of the training images
-      horizontally.""", action='store_true')
-  parser.add_argument(
-      '--random_crop', type=int, default=0,
-      help="""A percentage determining how much of a margin to randomly crop off
-      the training images.""")
-  parser.add_argument(
-      '--random_scale', type=int, default=0,
-      help="""A percentage determining how much to randomly scale up the size of
-      the training images by.""")
-  parser.add_argument(
-      '--random_brightness', type=int, default=0,
-      help="""A percentage determining how much to randomly multiply the
-      training image input pixels up or down by.""")
-  parser.add_argument(
-      '--decoded_images_mb', type=int, default=DEFAULT_DECODED_IMAGES_MB,
-      help="""With distortions: megabytes of decoded training images to keep
-      in memory, so that later steps only scale, crop, flip and brighten them
-      (about width x height x 3 bytes each); 0 decodes every image at every
-      use, as the original did.""")
-  parser.add_argument(
-      '--tfhub_module', type=str,
-      default=(
-          'https://tfhub.dev/google/imagenet/inception_v3/feature_vector/3'),
-      help="""Which TensorFlow Hub module to use. For more options, search
-      https://tfhub.dev for image feature vector modules. A local module
-      folder works too.""")
-  parser.add_argument(
-      '--saved_model_dir', type=str, default='',
-      help='Where to save the exported graph.')
-  parser.add_argument(
-      '--logging_verbosity', type=str, default='INFO',
-      choices=['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'],
-      help='How much logging output should be produced.')
-  parser.add_argument(
-      '--checkpoint_path', type=str, default='/tmp/_retrain_checkpoint',
-      help='Where to save checkpoint files.')
-  parser.add_argument(
-      '--bottleneck_precision', type=str, default='float32',
-      choices=BOTTLENECK_PRECISIONS,
-      help="""Precision of the module's matrix math when computing
-      bottlenecks: bfloat16 is faster where the hardware supports it (oneDNN's
-      bfloat16 rewrite on AVX512-BF16/AMX CPUs, float16 mixed precision on a
-      GPU). Cached values stay float text, in files of their own.""")
-  parser.add_argument(
-      '--tflite_output_file', type=str, default='',
-      help="""Also write the trained classifier as a TF Lite model here (fully
-      quantized uint8 with a module instrumented for quantization), with its
-      labels and input normalisation as TF Lite metadata (written by
-      tflite_export.py and tflite_metadata.py, which come with
-      retrain.py).""")
-  parser.add_argument(
-      '--tflite_quantize', type=str, default='none',
-      choices=TFLITE_QUANTIZATIONS,
-      help="""How to quantize the TF Lite model: none (float32), dynamic (8-bit
-      weights), float16 (16-bit weights) or uint8 (every op in 8 bits, uint8
-      input = the pixel values 0-255, uint8 output; calibrated on training
-      images).""")
-  parser.add_argument(
-      '--tflite_calibration_images', type=int, default=150,
-      help="""How many training images (drawn with --random_seed) calibrate
-      --tflite_quantize uint8.""")
-  parser.add_argument(
-      '--image_size', type=int, default=None,
-      help="""Input height and width for a TF2 SavedModel module that takes
-      images of any size (see the model's documentation); other modules
-      set it themselves.""")
-  parser.add_argument(
-      '--random_seed', type=int, default=None,
-      help="""Seed for image sampling, initial weights and distortions, so that
-      a run can be repeated exactly. Unset: a different run each time.""")
-  parser.add_argument(
-      '--save_every_steps', type=int, default=0,
-      help="""Save the training state (beside --checkpoint_path) every this
-      many steps, so that the same command continues an interrupted run; 0
-      saves every minute. It is also saved after the last step and at Ctrl-C
-      or SIGTERM.""")
-  parser.add_argument(
-      '--fresh_start', default=False, action='store_true',
-      help="""Train from step 0 even if an interrupted run with the same
-      images, module and flags could be resumed.""")
-  parser.add_argument(
-      '--optimizer', type=str, default='gradient_descent', choices=OPTIMIZERS,
-      help='How the new layer is trained (the original: gradient_descent).')
-  parser.add_argument(
-      '--momentum', type=float, default=0.9,
-      help='The momentum of --optimizer=momentum.')
-  parser.add_argument(
-      '--dropout_rate', type=float, default=0.0,
-      help="""Fraction of the bottleneck values dropped at random in each
-      training step (never in evaluation or the exported models).""")
-  parser.add_argument(
-      '--l2_regularizer', type=float, default=0.0,
-      help="""Adds this times the sum of the squared weights of the new layer
-      to the loss.""")
-  parser.add_argument(
-      '--label_smoothing', type=float, default=0.0,
-      help="""Trains towards labels mixed with this fraction of a uniform
-      distribution over the classes.""")
-  parser.add_argument(
-      '--assert_accuracy_at_least', type=float, default=None,
-      help="""If the final test accuracy (a fraction in [0, 1]) is below this,
-      exit with an error and export nothing (the checkpoint is kept).""")
+  flag = parser.add_argument
+  flag('--image_dir', default='', help='Path to folders of labeled images.')
+  flag('--output_graph', default='/tmp/output_graph.pb',
+       help='Where to save the trained graph.')
+  flag('--intermediate_output_graphs_dir', default='/tmp/intermediate_graph/',
+       help='Where to save the intermediate graphs.')
+  flag('--intermediate_store_frequency', type=int, default=0,
+       help='How many steps to store intermediate graph. If "0" then will '
+       'not store.')
+  flag('--output_labels', default='/tmp/output_labels.txt',
+       help="Where to save the trained graph's labels.")
+  flag('--summaries_dir', default='/tmp/retrain_logs',
+       help='Where to save summary logs for TensorBoard.')
+  flag('--how_many_training_steps', type=int, default=4000,
+       help='How many training steps to run before ending.')
+  flag('--learning_rate', type=float, default=0.01,
+       help='How large a learning rate to use when training.')
+  flag('--testing_percentage', type=int, default=10,
+       help='What percentage of images to use as a test set.')
+  flag('--validation_percentage', type=int, default=10,
+       help='What percentage of images to use as a validation set.')
+  flag('--eval_step_interval', type=int, default=10,
+       help='How often to evaluate the training results.')
+  flag('--train_batch_size', type=int, default=100,
+       help='How many images to train on at a time.')
+  flag('--test_batch_size', type=int, default=-1,
+       help='How many images to test on. This test set is only used once, to '
+       'evaluate the final accuracy of the model after training completes. '
+       'A value of -1 causes the entire test set to be used, which leads to '
+       'more stable results across runs.')
+  flag('--validation_batch_size', type=int, default=100,
+       help='How many images to use in an evaluation batch. This validation '
+       'set is used much more often than the test set, and is an early '
+       'indicator of how accurate the model is during training. A value of '
+       '-1 causes the entire validation set to be used, which leads to more '
+       'stable results across training iterations, but may be slower on '
+       'large training sets.')
+  flag('--print_misclassified_test_images', action='store_true',
+       help='Whether to print out a list of all misclassified test images.')
+  flag('--bottleneck_dir', default='/tmp/bottleneck',
+       help='Path to cache bottleneck layer values as files.')
+  flag('--final_tensor_name', default='final_result',
+       help='The name of the output classification layer in the retrained '
+       'graph.')
+  flag('--flip_left_right', action='store_true',
+       help='Whether to randomly flip half of the training images '
+       'horizontally.')
+  flag('--random_crop', type=int, default=0,
+       help='A percentage determining how much of a margin to randomly crop '
+       'off the training images.')
+  flag('--random_scale', type=int, default=0,
+       help='A percentage determining how much to randomly scale up the size '
+       'of the training images by.')
+  flag('--random_brightness', type=int, default=0,
+       help='A percentage determining how much to randomly multiply the '
+       'training image input pixels up or down by.')
+  flag('--decoded_images_mb', type=int, default=DEFAULT_DECODED_IMAGES_MB,
+       help='With distortions: megabytes of decoded training images to keep '
+       'in memory, so that later steps only scale, crop, flip and brighten '
+       'them (about width x height x 3 bytes each); 0 decodes every image at '
+       'every use, as the original did.')
+  flag('--tfhub_module',
+       default='https://tfhub.dev/google/imagenet/inception_v3/'
+       'feature_vector/3',
+       help='Which TensorFlow Hub module to use. For more options, search '
+       'https://tfhub.dev for image feature vector modules. A local module '
+       'folder works too.')
+  flag('--saved_model_dir', default='',
+       help='Where to save the exported graph.')
+  flag('--logging_verbosity', default='INFO',
+       choices=['DEBUG', 'INFO', 'WARN', 'ERROR', 'FATAL'],
+       help='How much logging output should be produced.')
+  flag('--checkpoint_path', default='/tmp/_retrain_checkpoint',
+       help='Where to save checkpoint files.')
+  flag('--bottleneck_precision', default='float32',
+       choices=BOTTLENECK_PRECISIONS,
+       help="Precision of the module's matrix math when computing "
+       "bottlenecks: bfloat16 is faster where the hardware supports it "
+       "(oneDNN's bfloat16 rewrite on AVX512-BF16/AMX CPUs, float16 mixed "
+       'precision on a GPU). Cached values stay float text, in files of '
+       'their own.')
+  flag('--tflite_output_file', default='',
+       help='Also write the trained classifier as a TF Lite model here (fully '
+       'quantized uint8 with a module instrumented for quantization), with '
+       'its labels and input normalisation as TF Lite metadata (written by '
+       'tflite_export.py and tflite_metadata.py, which come with '
+       'retrain.py).')
+  flag('--tflite_quantize', default='none', choices=TFLITE_QUANTIZATIONS,
+       help='How to quantize the TF Lite model: none (float32), dynamic '
+       '(8-bit weights), float16 (16-bit weights) or uint8 (every op in 8 '
+       'bits, uint8 input = the pixel values 0-255, uint8 output; calibrated '
+       'on training images).')
+  flag('--tflite_calibration_images', type=int, default=150,
+       help='How many training images (drawn with --random_seed) calibrate '
+       '--tflite_quantize uint8.')
+  flag('--image_size', type=int,
+       help='Input height and width for a TF2 SavedModel module that takes '
+       'images of any size (see the model\'s documentation); other modules '
+       'set it themselves.')
+  flag('--random_seed', type=int,
+       help='Seed for image sampling, initial weights and distortions, so '
+       'that a run can be repeated exactly. Unset: a different run each '
+       'time.')
+  flag('--save_every_steps', type=int, default=0,
+       help='Save the training state (beside --checkpoint_path) every this '
+       'many steps, so that the same command continues an interrupted run; '
+       '0 saves every minute. It is also saved after the last step and at '
+       'Ctrl-C or SIGTERM.')
+  flag('--fresh_start', action='store_true',
+       help='Train from step 0 even if an interrupted run with the same '
+       'images, module and flags could be resumed.')
+  flag('--optimizer', default='gradient_descent', choices=OPTIMIZERS,
+       help='How the new layer is trained (the original: gradient_descent).')
+  flag('--momentum', type=float, default=0.9,
+       help='The momentum of --optimizer=momentum.')
+  flag('--dropout_rate', type=float, default=0.0,
+       help='Fraction of the bottleneck values dropped at random in each '
+       'training step (never in evaluation or the exported models).')
+  flag('--l2_regularizer', type=float, default=0.0,
+       help='Adds this times the sum of the squared weights of the new layer '
+       'to the loss.')
+  flag('--label_smoothing', type=float, default=0.0,
+       help='Trains towards labels mixed with this fraction of a uniform '
+       'distribution over the classes.')
+  flag('--assert_accuracy_at_least', type=float,
+       help='If the final test accuracy (a fraction in [0, 1]) is below '
+       'this, exit with an error and export nothing (the checkpoint is '
+       'kept).')
   return parser
 
 
@@ -2800,19 +2739,18 @@ def _printable_path(path):
   return os.fsencode(path).decode('utf-8', 'backslashreplace')
 
 
+# Python turns the bytes of a name that are not UTF-8 into lone surrogates.
+_NOT_UTF8 = re.compile('[\ud800-\udfff]')
+
+
 def _list_folder(folder):
   """(names, names that are not valid UTF-8) in a folder: TensorFlow's file
   functions cannot handle the latter (e.g. Latin-1 names from old archives)."""
   if not is_local_path(folder):
     return [name.rstrip('/') for name in tf.gfile.ListDirectory(folder)], []
-  names, bad_names = [], []
-  for name in os.listdir(folder):
-    try:
-      name.encode('utf-8')
-      names.append(name)
-    except UnicodeEncodeError:
-      bad_names.append(name)
-  return names, bad_names
+  names = os.listdir(folder)
+  return ([name for name in names if not _NOT_UTF8.search(name)],
+          [name for name in names if _NOT_UTF8.search(name)])
 
 
 def _is_image_name(name):
@@ -2820,34 +2758,28 @@ def _is_image_name(name):
   return extension in IMAGE_EXTENSIONS
 
 
-def _list_image_files(class_dir, unusable=None):
-  """The image files directly inside class_dir, sorted; those whose names are
-  not valid UTF-8 go to unusable as (path, reason)."""
-  names, bad_names = _list_class_folder(class_dir)
-  for name in sorted(bad_names):
-    if _is_image_name(name) and unusable is not None:
-      unusable.append((_printable_path(os.path.join(class_dir, name)),
-                       'its name is not valid UTF-8: rename it'))
-  return sorted(name for name in names if _is_image_name(name) and
-                not tf.gfile.IsDirectory(os.path.join(class_dir, name)))
-
-
-def _list_class_folder(class_dir):
-  """_list_folder of a class folder; RetrainError if it cannot be listed."""
+def _image_files(class_dir):
+  """The image files directly inside class_dir, lazily, and the image names
+  that are not valid UTF-8; RetrainError if class_dir cannot be listed."""
   try:
-    return _list_folder(class_dir)
+    names, bad_names = _list_folder(class_dir)
   except OSError as e:
     raise RetrainError('Class folder %s cannot be read (%s): check its '
                        'permissions, or remove it.' % (class_dir,
                                                        e.strerror or e))
+  return ((name for name in names if _is_image_name(name) and
+           not tf.gfile.IsDirectory(os.path.join(class_dir, name))),
+          [name for name in bad_names if _is_image_name(name)])
 
 
-def _has_image_file(class_dir):
-  """Tells whether class_dir holds an image file, stopping at the first."""
-  names, _ = _list_class_folder(class_dir)
-  return any(_is_image_name(name) and
-             not tf.gfile.IsDirectory(os.path.join(class_dir, name))
-             for name in names)
+def _list_image_files(class_dir, unusable):
+  """The image files directly inside class_dir, sorted; those whose names are
+  not valid UTF-8 go to unusable as (path, reason)."""
+  files, bad_names = _image_files(class_dir)
+  unusable.extend((_printable_path(os.path.join(class_dir, name)),
+                   'its name is not valid UTF-8: rename it')
+                  for name in sorted(bad_names))
+  return sorted(files)
 
 
 def _class_folders(image_dir, quiet=False):
@@ -2867,11 +2799,8 @@ def _class_folders(image_dir, quiet=False):
 
 
 def _image_header_size(image_data):
-  """(height, width, is_jpeg) tensors from an image's header, undecoded.
-
-  The size is 0 for data other than JPEG, PNG or GIF (the decoder rejects
-  it); a JPEG header that cannot be parsed fails at run time.
-  """
+  """(height, width, is_jpeg) tensors from an image's header, undecoded: 0 x 0
+  for data other than JPEG, PNG or GIF; a bad JPEG header fails at run time."""
   # 32 bytes of the header, padded, so that short files cannot fail the slices.
   padded = tf.strings.join([tf.strings.substr(image_data, 0, 32), b'\0' * 32])
   head = tf.strings.substr(padded, 0, 32)
@@ -2944,19 +2873,17 @@ def _decode_to_float_4d(image_data, input_depth):
 
 def _to_float_4d(decoded_image):
   """A decoded uint8 image as float [1, height, width, depth] in [0, 1]."""
-  decoded_image_as_float = tf.image.convert_image_dtype(decoded_image,
-                                                        tf.float32)
-  return tf.expand_dims(decoded_image_as_float, 0)
+  return tf.expand_dims(tf.image.convert_image_dtype(decoded_image,
+                                                     tf.float32), 0)
 
 
 def decode_and_resize(image_data, input_height, input_width, input_depth):
   """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1]:
   every image reaches the module through this (caching, training, serving,
   beam_bottlenecks.py)."""
-  decoded_image_4d = _decode_to_float_4d(image_data, input_depth)
-  resize_shape = tf.stack([input_height, input_width])
-  resize_shape_as_int = tf.cast(resize_shape, dtype=tf.int32)
-  return tf.image.resize_bilinear(decoded_image_4d, resize_shape_as_int)
+  return tf.image.resize_bilinear(
+      _decode_to_float_4d(image_data, input_depth),
+      tf.cast(tf.stack([input_height, input_width]), dtype=tf.int32))
 
 
 def _why_file_unusable(image_path):
@@ -2971,14 +2898,10 @@ def _why_file_unusable(image_path):
   if not os.path.isfile(image_path):
     return 'it is not a regular file'
   try:
-    descriptor = os.open(image_path, os.O_RDONLY)
-    try:
-      is_gif = os.read(descriptor, 4) == b'GIF8'
-    finally:
-      os.close(descriptor)
-    if is_gif:
-      with open(image_path, 'rb') as image_file:
-        return _why_gif_is_unsafe(image_file.read())
+    with os.fdopen(os.open(image_path, os.O_RDONLY), 'rb') as image_file:
+      head = image_file.read(4)
+      if head == b'GIF8':
+        return _why_gif_is_unsafe(head + image_file.read())
   except OSError as e:
     return 'it cannot be read (%s)' % (e.strerror or e)
   return None
@@ -3034,13 +2957,6 @@ def _read_image_file(image_path):
     return None, 'it cannot be read (%s)' % error_reason(e)
 
 
-def _why_image_data_fails(sess, image_data, jpeg_data_tensor,
-                          decoded_image_tensor):
-  """Returns why image bytes cannot be decoded, or None if they can."""
-  return _decode_or_explain(sess, image_data, jpeg_data_tensor,
-                            decoded_image_tensor)[1]
-
-
 def _decode_or_explain(sess, image_data, jpeg_data_tensor,
                        decoded_image_tensor):
   """(the decoded image, None), or (None, why it fails, in the user's words)."""
@@ -3081,8 +2997,7 @@ def _why_decoding_failed(reason, image_data):
 
 
 def _jpeg_header_size(image_data):
-  """(height, width) that a JPEG's header declares; None for other data.
-  Asked only when decoding failed, in a small graph of its own."""
+  """(height, width) that a JPEG's header declares; None for other data."""
   with tf.Graph().as_default(), tf.Session() as sess:
     data = tf.placeholder(tf.string)
     try:
@@ -3100,8 +3015,7 @@ def error_reason(error):
   reason follows "Node: '<name>'", before the '[[{{node ...}}]]' line.
   """
   message = getattr(error, 'message', None) or str(error)
-  lines = [line.strip() for line in message.splitlines()]
-  lines = [line for line in lines if line]
+  lines = [line.strip() for line in message.splitlines() if line.strip()]
   if not lines:
     return type(error).__name__
   for index, line in enumerate(lines[:-1]):
@@ -3152,16 +3066,15 @@ def _process_is_gone(pid):
 def _remove_stale_temporary_files(folder, target_name=None):
   """Deletes the temporary files (of target_name only, if given) that killed
   runs on this machine left in a local folder."""
-  if not is_local_path(folder) or not os.path.isdir(folder):
+  if not is_local_path(folder):
     return
-  host = _host_tag()
   try:
     names = os.listdir(folder)
-  except OSError:
+  except OSError:  # Missing, or not a folder.
     return
   for name in names:
     match = _TEMPORARY_NAME.search(name)
-    if (not match or match.group(1) != host or
+    if (not match or match.group(1) != _host_tag() or
         (target_name is not None and name[:match.start()] != target_name) or
         not _process_is_gone(int(match.group(2)))):
       continue
@@ -3176,12 +3089,9 @@ def _remove_stale_temporary_files(folder, target_name=None):
 
 
 def write_file_atomically(path, contents, mode='w'):
-  """Writes a file under a temporary name and renames it into place.
-
-  A crash or kill at any moment leaves either the old file or the new one,
-  never a truncated one; concurrent writers of the same path each rename a
-  complete file. The folder is created when missing.
-  """
+  """Writes a file (and its missing folders) under a temporary name and
+  renames it into place: a crash or kill leaves the old file or the new one,
+  never a truncated one, and concurrent writers each rename a complete file."""
   folder = os.path.dirname(path)
   if folder:
     ensure_dir_exists(folder)
@@ -3206,20 +3116,8 @@ EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py')
 
 
 def import_extra(name, asked_by, files):
-  """Imports one of the optional modules that come with retrain.py.
-
-  Args:
-    name: The module, e.g. 'tflite_export'.
-    asked_by: What asks for it, for the message, e.g. '--tflite_output_file'.
-    files: The files it needs beside retrain.py, name.py first.
-
-  Returns:
-    The module.
-
-  Raises:
-    RetrainError: if name.py is missing, e.g. where retrain.py was copied
-      alone.
-  """
+  """Imports the optional module name, which asked_by (e.g. a flag) needs;
+  RetrainError naming files (name.py first) if name.py is missing."""
   try:
     return importlib.import_module(name)
   except ImportError as e:
@@ -3250,21 +3148,13 @@ _PATH_FLAGS = ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
 
 
 def check_flags(flags):
-  """Checks the flags and output places before anything is written.
-
-  Args:
-    flags: The parsed command line.
-
-  Raises:
-    RetrainError: with one sentence on what is wrong and what to do.
-  """
+  """Checks the flags and output places before anything is written; raises
+  RetrainError with one sentence on what is wrong and what to do."""
   if not flags.image_dir:
     raise RetrainError('Must set flag --image_dir to a folder with one '
                        'sub-folder of images per class.')
   for name in _PATH_FLAGS:
-    try:
-      getattr(flags, name).encode('utf-8')
-    except UnicodeEncodeError:
+    if _NOT_UTF8.search(getattr(flags, name)):
       raise RetrainError('--%s %s is not valid UTF-8, which TensorFlow cannot '
                          'handle: rename it.' % (
                              name, _printable_path(getattr(flags, name))))
@@ -3341,11 +3231,8 @@ def check_split_and_image_size(flags):
 
 
 def _check_outputs(flags):
-  """Checks that every output can be written and nothing of value is lost.
-
-  Raises:
-    RetrainError: for the first output place that will not do.
-  """
+  """RetrainError for the first output place that cannot be written or would
+  lose something of value."""
   if flags.saved_model_dir and tf.gfile.IsDirectory(
       flags.saved_model_dir) and tf.gfile.ListDirectory(flags.saved_model_dir):
     raise RetrainError(
@@ -3359,11 +3246,10 @@ def _check_outputs(flags):
         'validation/ and test/ event folders and would be cleared: point it '
         'at a folder of its own, e.g. /tmp/retrain_logs.' %
         flags.summaries_dir)
-  check_writable('summaries_dir', flags.summaries_dir, True)
-  check_writable('bottleneck_dir', flags.bottleneck_dir, True)
-  check_writable('output_graph', flags.output_graph, False)
-  check_writable('output_labels', flags.output_labels, False)
-  check_writable('checkpoint_path', flags.checkpoint_path, False)
+  for name, is_folder in (('summaries_dir', True), ('bottleneck_dir', True),
+                          ('output_graph', False), ('output_labels', False),
+                          ('checkpoint_path', False)):
+    check_writable(name, getattr(flags, name), is_folder)
   if flags.intermediate_store_frequency > 0:
     check_writable('intermediate_output_graphs_dir',
                    flags.intermediate_output_graphs_dir, True)
@@ -3378,15 +3264,12 @@ def _check_outputs(flags):
 
 
 def _check_class_folders(image_dir):
-  """Checks that image_dir has at least two class folders with images.
-
-  Raises:
-    RetrainError: if it cannot be read, or has fewer than two.
-  """
+  """RetrainError unless image_dir has two class folders with images."""
   class_folders = []
   try:
     for name in _class_folders(image_dir, quiet=True):
-      if _has_image_file(os.path.join(image_dir, name)):
+      files, _ = _image_files(os.path.join(image_dir, name))
+      if next(files, None):  # One image file is enough.
         class_folders.append(name)
       if len(class_folders) == 2:
         return
@@ -3404,25 +3287,9 @@ def _check_class_folders(image_dir):
       'other class.' % (image_dir, class_folders[0]))
 
 
-def _nearest_existing_folder(path):
-  folder = os.path.abspath(path)
-  while not os.path.exists(folder):
-    parent = os.path.dirname(folder)
-    if parent == folder:
-      break
-    folder = parent
-  return folder
-
-
 def check_writable(flag_name, path, is_folder):
-  """Raises RetrainError if path (a file or folder) cannot be written.
-
-  Args:
-    flag_name: The flag that named path, for the message.
-    path: A file or folder to be written; remote paths (gs://...) are
-      checked when written.
-    is_folder: Whether path is a folder.
-  """
+  """Raises RetrainError if path, a file or folder that flag_name names, cannot
+  be written; remote paths (gs://...) are checked when written."""
   if not is_local_path(path):
     return
   if is_folder and os.path.exists(path) and not os.path.isdir(path):
@@ -3430,8 +3297,10 @@ def check_writable(flag_name, path, is_folder):
   if not is_folder and os.path.isdir(path):
     raise RetrainError('--%s %s is a folder: give a file name.' %
                        (flag_name, path))
-  folder = _nearest_existing_folder(path if is_folder else
-                                    os.path.dirname(os.path.abspath(path)))
+  folder = os.path.abspath(path if is_folder else os.path.dirname(
+      os.path.abspath(path)))
+  while not os.path.exists(folder) and os.path.dirname(folder) != folder:
+    folder = os.path.dirname(folder)
   if not os.path.isdir(folder) or not os.access(folder, os.W_OK | os.X_OK):
     raise RetrainError('--%s %s cannot be written (no write permission in '
                        '%s): choose another place.' % (flag_name, path, folder))
@@ -3439,25 +3308,15 @@ def check_writable(flag_name, path, is_folder):
 
 def _clearable_summaries_dir(summaries_dir):
   """Tells whether summaries_dir holds nothing but this tool's event folders."""
-  if not tf.gfile.Exists(summaries_dir):
-    return True
   if not tf.gfile.IsDirectory(summaries_dir):
-    return False
-  entries = set(name.rstrip('/') for name in
-                tf.gfile.ListDirectory(summaries_dir))
-  return entries <= set(SUMMARY_RUNS)
+    return not tf.gfile.Exists(summaries_dir)
+  return {name.rstrip('/') for name in
+          tf.gfile.ListDirectory(summaries_dir)} <= set(SUMMARY_RUNS)
 
 
 def _check_categories(image_lists, skipped=()):
-  """Stops when a class has no training images; warns about other gaps.
-
-  Args:
-    image_lists: OrderedDict of the usable images for each label.
-    skipped: (image path, reason) of the images that were skipped.
-
-  Raises:
-    RetrainError: if a class has no training image left.
-  """
+  """RetrainError if a class has no training image left (skipped: the (path,
+  reason) of the skipped images); warns about classes without others."""
   for label_name, label_lists in image_lists.items():
     if not label_lists['training']:
       skipped_here = sum(
@@ -3493,25 +3352,23 @@ def keras_2():
 
 
 class _Progress(object):
-  """Shows progress with rate and ETA: a live bar on a terminal, else log lines."""
+  """Shows progress with rate and ETA: a live bar on a terminal, else a log
+  line every 15 seconds."""
 
   def __init__(self, total, what):
     self._total = total
     self._what = what
     self._done = 0
-    self._start = time.time()
-    self._last_log = self._start
-    self._bar = None
-    if total and sys.stdout.isatty():
-      self._bar = keras_2().utils.Progbar(total, unit_name='image')
+    self._start = self._last_log = time.time()
+    self._bar = (keras_2().utils.Progbar(total, unit_name='image')
+                 if sys.stdout.isatty() else None)
 
   def add(self, count):
     self._done += count
+    now = time.time()
     if self._bar is not None:
       self._bar.update(self._done)
-      return
-    now = time.time()
-    if now - self._last_log >= 15 or self._done == self._total:
+    elif now - self._last_log >= 15 or self._done == self._total:
       self._last_log = now
       rate = self._done / max(now - self._start, 1e-9)
       eta = (self._total - self._done) / max(rate, 1e-9)
@@ -3545,18 +3402,11 @@ def logging_level_verbosity(logging_verbosity):
   Returns:
     The TensorFlow logging verbosity value.
   """
-  name_to_level = {
-      'FATAL': tf.logging.FATAL,
-      'ERROR': tf.logging.ERROR,
-      'WARN': tf.logging.WARN,
-      'INFO': tf.logging.INFO,
-      'DEBUG': tf.logging.DEBUG
-  }
-  try:
-    return name_to_level[logging_verbosity]
-  except KeyError:
+  names = ('FATAL', 'ERROR', 'WARN', 'INFO', 'DEBUG')
+  if logging_verbosity not in names:
     raise RuntimeError('Not supported logs verbosity (%s). Use one of %s.' %
-                       (logging_verbosity, ', '.join(name_to_level)))
+                       (logging_verbosity, ', '.join(names)))
+  return getattr(tf.logging, logging_verbosity)
 
 
 def configure_logging(verbosity_name):
@@ -3597,10 +3447,8 @@ class _DeferredInterrupts(object):
     self._previous = {}
     if threading.current_thread() is threading.main_thread():
       for signum in (signal.SIGINT, signal.SIGTERM):
-        handler = signal.getsignal(signum)
-        if callable(handler):
-          self._previous[signum] = handler
-          signal.signal(signum, self._hold)
+        if callable(signal.getsignal(signum)):
+          self._previous[signum] = signal.signal(signum, self._hold)
     return self
 
   def _hold(self, signum, frame):

@@ -282,9 +282,9 @@ def test_huge_image_is_decoded_downscaled_and_bomb_skipped(module_pipeline,
   # Too large for JPEG scaling, or not a JPEG: skipped before decoding.
   pixels = np.zeros((4, 4, 3), np.uint8)
   for declared in [(20000, 20000), (6000, 6000)]:
-    reason = retrain._why_image_data_fails(
+    reason = retrain._decode_or_explain(
         module_pipeline.sess, png_bytes(pixels, declared_size=declared, rows=2),
-        module_pipeline.jpeg_data, module_pipeline.decoded_image)
+        module_pipeline.jpeg_data, module_pipeline.decoded_image)[1]
     assert reason.startswith('it is %d x %d pixels, more than the %d' % (
         declared + (retrain.MAX_IMAGE_PIXELS,))), reason
   # Normal images keep their exact original decoding.
