@@ -5,7 +5,6 @@ this process, which prints the same and saves starting Python each time.
 """
 
 import collections
-import csv
 import os
 import re
 import shutil
@@ -13,7 +12,7 @@ import shutil
 import pytest
 
 import label_image
-from conftest import SAMPLE_DIR, run_tool
+from conftest import SAMPLE_DIR, read_csv, run_tool
 
 LABELS = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']
 ROSE = os.path.join(SAMPLE_DIR, 'roses', 'rose_003.jpg')
@@ -225,13 +224,6 @@ def test_not_a_tflite_file_is_one_line(trained_run, label):
 # ---------------------------------------------------------------------------
 # --output_csv, --min_score and the report of class folders.
 # ---------------------------------------------------------------------------
-
-
-def read_csv(path):
-  """The header and the rows of a CSV file that label_image.py wrote."""
-  with open(path, newline='', encoding='utf-8') as f:
-    header, *rows = list(csv.reader(f))
-  return header, rows
 
 
 @pytest.fixture()
