@@ -88,12 +88,18 @@ def _unusable(asked_by, name, error):
       'requirements-onnx.txt.' % (asked_by, name, retrain.error_reason(error)))
 
 
-def _graph_def_for_onnx(eval_session):
-  """The frozen eval graph, each PlaceholderWithDefault an Identity.
+def _graph_def_for_onnx(eval_session, fetches):
+  """The frozen eval graph, each PlaceholderWithDefault an Identity, its
+  function calls inlined.
 
   The new layer's input is one (training feeds it bottlenecks); tf2onnx would
   make it a second model input. As an Identity of its default it passes the
-  module's features on, as the frozen graph does when run.
+  module's features on, as the frozen graph does when run. A TF2 module is a
+  StatefulPartitionedCall of its functions, which tf2onnx leaves as it is.
+
+  Args:
+    eval_session: The EvalSession with the trained values.
+    fetches: The input's and the output's tensor names, which stay.
   """
   graph_def = retrain.frozen_graph_def(eval_session)
   for node in graph_def.node:
@@ -102,7 +108,24 @@ def _graph_def_for_onnx(eval_session):
       node.attr['T'].CopyFrom(node.attr['dtype'])
       del node.attr['dtype']
       del node.attr['shape']
-  return graph_def
+  if not graph_def.library.function:
+    return graph_def
+  # As TensorFlow's convert_variables_to_constants_v2 inlines: Grappler's
+  # function optimizer alone, aggressive so that stateful calls go too.
+  from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, rewriter_config_pb2  # pylint: disable=g-import-not-at-top,g-multiple-import
+  from tensorflow.python.grappler import tf_optimizer  # pylint: disable=g-import-not-at-top
+  with tf.Graph().as_default():  # Not the collections of the run's graph.
+    meta_graph = tf.train.export_meta_graph(graph_def=graph_def)
+  kept = meta_graph_pb2.CollectionDef()
+  kept.node_list.value.extend(fetches)
+  meta_graph.collection_def['train_op'].CopyFrom(kept)
+  config = config_pb2.ConfigProto()
+  rewrite_options = config.graph_options.rewrite_options
+  rewrite_options.min_graph_nodes = -1
+  rewrite_options.optimizers.append('function')
+  rewrite_options.function_optimization = (
+      rewriter_config_pb2.RewriterConfig.AGGRESSIVE)
+  return tf_optimizer.OptimizeGraph(config, meta_graph)
 
 
 def convert_to_onnx(eval_session, labels):
@@ -125,7 +148,8 @@ def convert_to_onnx(eval_session, labels):
   output_name = eval_session.final_tensor_name + ':0'
   try:
     model, _ = tf2onnx.convert.from_graph_def(
-        _graph_def_for_onnx(eval_session), name='retrained_image_classifier',
+        _graph_def_for_onnx(eval_session, [input_name, output_name]),
+        name='retrained_image_classifier',
         input_names=[input_name], output_names=[output_name],
         opset=ONNX_OPSET, tensors_to_rename={input_name: INPUT_NAME,
                                              output_name: OUTPUT_NAME})

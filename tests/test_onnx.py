@@ -2,6 +2,7 @@
 with ONNX Runtime as a user would (README: Use the model elsewhere;
 docs/exports.md: ONNX)."""
 
+import glob
 import importlib.util
 import os
 import re
@@ -75,6 +76,32 @@ def test_onnx_model_agrees_with_the_frozen_graph_at_any_batch_size(
         for start in range(0, len(images), batch)])
     np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
     assert (actual.argmax(1) == expected.argmax(1)).all()
+
+
+@needs_onnx
+def test_a_tf2_module_is_converted_with_its_functions_inlined(
+    tf2_modules, color_image_dir, tmp_path):
+  """A TF2 SavedModel module is a function call in the frozen graph, which
+  tf2onnx alone leaves for ONNX Runtime to fail on."""
+  import onnxruntime  # pylint: disable=g-import-not-at-top
+  out_dir = str(tmp_path / 'out')
+  onnx_file = os.path.join(out_dir, 'model.onnx')
+  result = run_tool('retrain.py', [
+      '--image_dir', color_image_dir, '--tfhub_module',
+      tf2_modules['variable_size'], '--image_size', '48',
+      '--how_many_training_steps', '50', '--random_seed', '3',
+      '--onnx_output_file', onnx_file] + retrain_output_args(out_dir))
+  assert result.returncode == 0, result.stdout[-3000:]
+  assert EXPORT_LINE.search(result.stdout), result.stdout[-3000:]
+  session = onnxruntime.InferenceSession(
+      onnx_file, providers=['CPUExecutionProvider'])
+  assert session.get_inputs()[0].shape == ['batch', 48, 48, 3]
+  images = decode_images(sorted(glob.glob(
+      os.path.join(color_image_dir, '*', '*'))), 48)
+  expected = graph_probabilities(os.path.join(out_dir, 'output_graph.pb'),
+                                  images)
+  actual, = session.run(['prediction'], {'image': images})
+  np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
 
 
 @needs_onnx
