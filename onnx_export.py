@@ -22,8 +22,9 @@ import numpy as np
 import retrain
 import tensorflow.compat.v1 as tf
 
-# The packages each use needs: converting (retrain.py), running (both).
-CONVERT_PACKAGES = ('tf2onnx', 'onnx', 'onnxruntime')
+# The packages each use needs: converting (retrain.py), running (both). onnx
+# first: tf2onnx imports it, and a broken onnx should be named as such.
+CONVERT_PACKAGES = ('onnx', 'onnxruntime', 'tf2onnx')
 RUN_PACKAGES = ('onnxruntime',)
 
 # tf2onnx 1.17's default opset, named so that a newer tf2onnx writes the same
@@ -143,7 +144,7 @@ def convert_to_onnx(eval_session, labels):
   Raises:
     retrain.RetrainError: if tf2onnx cannot convert the graph.
   """
-  tf2onnx, onnx, _ = import_packages('--onnx_output_file')
+  onnx, _, tf2onnx = import_packages('--onnx_output_file')
   input_name = eval_session.resized_input_tensor.name
   output_name = eval_session.final_tensor_name + ':0'
   try:
