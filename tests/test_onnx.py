@@ -191,6 +191,7 @@ def _hiding(tmp_path, package):
   return {'PYTHONPATH': str(folder)}
 
 
+@needs_onnx  # It hides one of them: the others must be there.
 @pytest.mark.parametrize('package', ['onnxruntime', 'tf2onnx'])
 def test_a_missing_package_is_said_before_training(sample_module, tmp_path,
                                                    package):
