@@ -19,12 +19,23 @@ labels come from the SavedModel's serving_bytes signature then.
 With --tflite_file, the images go through the TF Lite model that retrain.py
 --tflite_output_file wrote, run by TF Lite's interpreter as an app would (float
 or uint8 input); the labels come from the model's metadata when it has some.
+With --onnx_file, they go through the ONNX model of retrain.py
+--onnx_output_file, run by ONNX Runtime, with the labels the model holds.
+
+--output_csv writes one row per image (path, label, score, the next
+--top_k - 1 labels and scores, and an error for an image that cannot be
+read) instead of printing it, with a progress display; --min_score makes the
+label 'unknown' where the top score is below it. For class folders, the
+accuracy of each class and the most common confusions are printed.
 """
 
 import argparse
+import collections
+import csv
 import io
 import os
 import sys
+import time
 import zipfile
 
 # TensorFlow's C++ log lines only with --verbose (retrain.py, imported for
@@ -42,6 +53,10 @@ import tflite_export
 
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 DEFAULT_LABELS = '/tmp/output_labels.txt'
+# The label of an image whose top score is below --min_score.
+UNKNOWN = 'unknown'
+# How many of the most common confusions a folder's report names.
+CONFUSIONS_SHOWN = 5
 
 
 class LabelImageError(Exception):
@@ -278,6 +293,52 @@ def _tflite_classifier(sess, args):
   return predict, "the TF Lite model's output", tflite_labels(content)
 
 
+def _onnx_classifier(sess, args):
+  """Returns a function from image file bytes to probabilities (--onnx_file).
+
+  The bytes are decoded, resized to the model's input size and normalised
+  like --graph's, then run by ONNX Runtime.
+
+  Returns:
+    (the function, the output's name, the labels the model holds, or None).
+  """
+  try:
+    import onnx_export  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    if e.name != 'onnx_export':
+      raise
+    raise LabelImageError('--onnx_file needs onnx_export.py beside '
+                          'label_image.py: copy it from the same project.')
+  try:
+    with tf.gfile.GFile(args.onnx_file, 'rb') as f:
+      session = onnx_export.onnx_session(f.read())
+  except (tf.errors.OpError, IOError) as e:
+    raise LabelImageError('Cannot read the ONNX model %s: %s' % (
+        args.onnx_file, retrain.error_reason(e)))
+  except retrain.RetrainError as e:  # onnxruntime is not installed.
+    raise LabelImageError(str(e))
+  except ValueError as e:
+    raise LabelImageError('%s is not an ONNX model (.onnx) file that ONNX '
+                          'Runtime can run (%s).' % (args.onnx_file, e))
+  inputs = session.get_inputs()
+  if len(inputs) != 1 or len(inputs[0].shape) != 4:
+    raise LabelImageError('The ONNX model must have one image input '
+                          '[batch, height, width, 3].')
+  shape = [dim if isinstance(dim, int) else None for dim in inputs[0].shape]
+  height, width = _size_from_shape(tf.TensorShape(shape), args,
+                                   'of the ONNX model')
+  with sess.graph.as_default():
+    file_data, normalised = build_reader(height, width, args.input_mean,
+                                         args.input_std)
+
+  def predict(image_data):
+    pixels = sess.run(normalised, {file_data: image_data})
+    return session.run(None, {inputs[0].name: pixels})[0]
+
+  return (predict, "the ONNX model's output",
+          onnx_export.onnx_labels(session))
+
+
 def tflite_labels(content):
   """The labels file in a TF Lite model's metadata, as a list, or None.
 
@@ -294,48 +355,189 @@ def tflite_labels(content):
   return [line.rstrip('\r') for line in text.split('\n') if line.strip()]
 
 
+def _load_model(sess, args):
+  """Loads the model that the flags name, and its labels.
+
+  Returns:
+    (a function from image file bytes to probabilities, the output's name,
+    the labels, where the labels come from).
+  """
+  if args.onnx_file:
+    predict, output_name, labels = _onnx_classifier(sess, args)
+  elif args.tflite_file:
+    predict, output_name, labels = _tflite_classifier(sess, args)
+  elif args.saved_model_dir:
+    predict, output_name, labels = _saved_model_classifier(sess, args)
+  else:
+    (predict, output_name), labels = _graph_classifier(sess, args), None
+  labels_source = 'the model'
+  if args.labels or not labels:
+    labels_source = args.labels or DEFAULT_LABELS
+    labels = load_labels(labels_source)
+  return predict, output_name, labels, labels_source
+
+
+def _classify_file(predict, path):
+  """(probabilities, None), or (None, why) if the image cannot be read."""
+  try:
+    with open(path, 'rb') as f:
+      return np.squeeze(predict(f.read())), None
+  except (tf.errors.OpError, IOError) as e:
+    return None, retrain.error_reason(e)
+
+
+def _top_labels(scores, labels, args):
+  """[(label, score)] of the --top_k best, and the predicted label: the
+  best, or UNKNOWN if its score is below --min_score."""
+  top = scores.argsort()[-args.top_k:][::-1]
+  pairs = [(labels[i], float(scores[i])) for i in top]
+  return pairs, pairs[0][0] if pairs[0][1] >= args.min_score else UNKNOWN
+
+
+def _print_image(path, pairs, predicted, alone):
+  """Prints one image's labels: lines of 'label score' if it is the only
+  image, else one line 'path: label score, ...'."""
+  listed = ['%s %.5f' % pair for pair in pairs]
+  if alone:
+    if predicted == UNKNOWN:
+      print('%s (the top score is below --min_score)' % UNKNOWN)
+    print('\n'.join(listed))
+  elif predicted == UNKNOWN:
+    print('%s: %s (%s)' % (path, UNKNOWN, ', '.join(listed)))
+  else:
+    print('%s: %s' % (path, ', '.join(listed)))
+
+
 def classify(args):
-  """Classifies the images; prints results. Returns the exit code."""
+  """Classifies the images; prints the results or writes them to
+  --output_csv, then the report of class folders. Returns the exit code."""
   images = list_images(args.image)
-  correct = counted = 0
+  if args.output_csv:
+    retrain.check_writable('output_csv', args.output_csv, False)
+  rows, outcomes = [], []
   with tf.Session(graph=tf.Graph()) as sess:
-    if args.tflite_file:
-      predict, output_name, labels = _tflite_classifier(sess, args)
-    elif args.saved_model_dir:
-      predict, output_name, labels = _saved_model_classifier(sess, args)
-    else:
-      (predict, output_name), labels = _graph_classifier(sess, args), None
-    labels_source = 'the model'
-    if args.labels or not labels:
-      labels_source = args.labels or DEFAULT_LABELS
-      labels = load_labels(labels_source)
+    predict, output_name, labels, labels_source = _load_model(sess, args)
+    progress = _Progress(len(images)) if args.output_csv else None
     for path, class_name in images:
-      try:
-        with open(path, 'rb') as f:
-          results = np.squeeze(predict(f.read()))
-      except (tf.errors.OpError, IOError) as e:
-        print('%s: skipped, cannot be decoded (%s)' % (path, retrain.error_reason(e)))
-        continue
-      if results.ndim == 0 or len(results) != len(labels):
+      scores, error = _classify_file(predict, path)
+      if error is None and (scores.ndim == 0 or len(scores) != len(labels)):
         raise LabelImageError(
             'The output %s gives %s values but %s has %d labels.' %
-            (output_name, results.size, labels_source, len(labels)))
-      top = results.argsort()[-args.top_k:][::-1]
-      if len(images) == 1:
-        for i in top:
-          print('%s %.5f' % (labels[i], results[i]))
+            (output_name, scores.size, labels_source, len(labels)))
+      pairs, predicted = ([], None) if error else _top_labels(scores, labels,
+                                                               args)
+      if args.output_csv:
+        rows.append(_csv_row(path, pairs, predicted, error))
+        progress.add()
+      elif error:
+        print('%s: skipped, cannot be decoded (%s)' % (path, error))
       else:
-        print('%s: %s' % (path, ', '.join('%s %.5f' % (labels[i], results[i])
-                                          for i in top)))
+        _print_image(path, pairs, predicted, len(images) == 1)
       expected = class_name and _label_of_folder(class_name, labels)
-      if expected:
-        counted += 1
-        correct += int(labels[top[0]] == expected)
-  if counted:
-    print('Accuracy: %.1f%% (%d of %d images in class folders)' %
-          (100.0 * correct / counted, correct, counted))
+      if expected and not error:
+        outcomes.append((expected, predicted))
+  if args.output_csv:
+    write_csv(args.output_csv, rows, min(args.top_k, len(labels)))
+    unreadable = sum(1 for row in rows if row[-1])
+    print('Wrote %d rows to %s%s.' % (
+        len(rows), args.output_csv,
+        ' (%d image(s) cannot be read: see the column error)' % unreadable
+        if unreadable else ''))
+  print_folder_report(outcomes, labels)
   return 0
 
+
+def _csv_row(path, pairs, predicted, error):
+  """One row: path, label, score, label_2, score_2, ..., error."""
+  # A file name that is not UTF-8 still gets a row, its odd bytes replaced.
+  row = [os.fsencode(path).decode('utf-8', 'replace')]
+  if error:
+    return row + [error]  # write_csv pads it.
+  row += [predicted, '%.5f' % pairs[0][1]]
+  for label, score in pairs[1:]:
+    row += [label, '%.5f' % score]
+  return row + ['']
+
+
+def write_csv(csv_file, rows, top_k):
+  """Writes the report atomically: an interrupted run leaves no half file.
+
+  Args:
+    csv_file: The file to write (--output_csv).
+    rows: The rows of _csv_row; an error row is padded to the header.
+    top_k: How many labels and scores a row has.
+  """
+  header = ['path', 'label', 'score']
+  for rank in range(2, top_k + 1):
+    header += ['label_%d' % rank, 'score_%d' % rank]
+  text = io.StringIO()
+  writer = csv.writer(text)
+  writer.writerow(header + ['error'])
+  for row in rows:
+    writer.writerow(row[:1] + (row[1:-1] or [''] * 2 * top_k) + row[-1:])
+  folder = os.path.dirname(os.path.abspath(csv_file))
+  if not tf.gfile.Exists(folder):
+    tf.gfile.MakeDirs(folder)
+  retrain.write_file_atomically(csv_file, text.getvalue())
+
+
+def print_folder_report(outcomes, labels):
+  """Prints the accuracy of each class, the most common confusions and the
+  accuracy of the images in class folders (nothing if there are none).
+
+  Args:
+    outcomes: (true label, predicted label) of each image in a class folder.
+    labels: The model's labels, in the order to list the classes in.
+  """
+  if not outcomes:
+    return
+  totals = collections.Counter(truth for truth, _ in outcomes)
+  right = collections.Counter(truth for truth, predicted in outcomes
+                              if truth == predicted)
+  width = max(len(label) for label in totals)
+  print('Accuracy per class:')
+  for label in labels:
+    if totals[label]:
+      print('  %-*s %5.1f%% (%d of %d)' % (
+          width, label, 100.0 * right[label] / totals[label], right[label],
+          totals[label]))
+  confusions = collections.Counter(outcome for outcome in outcomes
+                                   if outcome[0] != outcome[1])
+  if confusions:
+    print('Most common confusions (true class -> predicted label):')
+    for (truth, predicted), count in sorted(
+        confusions.items(), key=lambda item: (-item[1], item[0]))[
+            :CONFUSIONS_SHOWN]:
+      print('  %s -> %s: %d' % (truth, predicted, count))
+  correct = sum(right.values())
+  print('Accuracy: %.1f%% (%d of %d images in class folders)' %
+        (100.0 * correct / len(outcomes), correct, len(outcomes)))
+
+
+class _Progress(object):
+  """Counts the images done: Keras' progress bar on a terminal, else a line
+  every 15 seconds and at the end (for logs)."""
+
+  def __init__(self, total):
+    self._total = total
+    self._done = 0
+    self._start = self._last_line = time.time()
+    self._bar = None
+    if sys.stdout.isatty():
+      self._bar = retrain.keras_2().utils.Progbar(total, unit_name='image')
+
+  def add(self):
+    self._done += 1
+    if self._bar is not None:
+      self._bar.update(self._done)
+      return
+    now = time.time()
+    if now - self._last_line >= 15 or self._done == self._total:
+      self._last_line = now
+      rate = self._done / max(now - self._start, 1e-9)
+      print('%d/%d images classified (%.1f images/s, ETA %ds)' % (
+          self._done, self._total, rate,
+          (self._total - self._done) / max(rate, 1e-9)), flush=True)
 
 def build_parser():
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
@@ -371,6 +573,17 @@ def build_parser():
   parser.add_argument('--tflite_file', default='',
                       help='Classify through this TF Lite model (from '
                       'retrain.py --tflite_output_file) instead of --graph.')
+  parser.add_argument('--onnx_file', default='',
+                      help='Classify through this ONNX model (from retrain.py '
+                      '--onnx_output_file) with ONNX Runtime instead of '
+                      '--graph.')
+  parser.add_argument('--output_csv', default='',
+                      help='Write one row per image to this CSV file '
+                      '(path, label, score, label_2, score_2, ... up to '
+                      '--top_k, error) instead of printing it.')
+  parser.add_argument('--min_score', type=float, default=0.0,
+                      help="Report the label '%s' for an image whose top "
+                      'score is below this (0-1).' % UNKNOWN)
   parser.add_argument('--verbose', action='store_true',
                       help="Show TensorFlow's own log lines.")
   return parser
@@ -384,6 +597,9 @@ def main(argv=None):
   if args.top_k <= 0:
     print('ERROR: --top_k must be positive.', file=sys.stderr)
     return 1
+  if not 0 <= args.min_score <= 1:
+    print('ERROR: --min_score must be between 0 and 1.', file=sys.stderr)
+    return 1
   for name in ('input_height', 'input_width'):
     if getattr(args, name) is not None and getattr(args, name) <= 0:
       print('ERROR: --%s must be a positive number of pixels.' % name,
@@ -394,9 +610,13 @@ def main(argv=None):
   tf.disable_v2_behavior()
   try:
     return classify(args)
-  except LabelImageError as e:
+  except (LabelImageError, retrain.RetrainError) as e:
     print('ERROR: %s' % e, file=sys.stderr)
     return 1
+  except KeyboardInterrupt:
+    print('Interrupted%s.' % (': %s is not written' % args.output_csv
+                              if args.output_csv else ''), file=sys.stderr)
+    return 130
 
 
 if __name__ == '__main__':

@@ -2386,7 +2386,8 @@ def prepare_file_system(resuming=False):
     ensure_dir_exists(FLAGS.intermediate_output_graphs_dir)
     _remove_stale_temporary_files(FLAGS.intermediate_output_graphs_dir)
   for path in (FLAGS.output_graph, FLAGS.output_labels,
-               FLAGS.saved_model_dir.rstrip('/\\'), FLAGS.tflite_output_file):
+               FLAGS.saved_model_dir.rstrip('/\\'), FLAGS.tflite_output_file,
+               FLAGS.onnx_output_file):
     if path and is_local_path(path):
       path = os.path.abspath(path)
       _remove_stale_temporary_files(os.path.dirname(path),
@@ -2563,6 +2564,12 @@ def write_exports(flags, module_spec, image_lists, eval_session, cache):
         module_spec, eval_session,
         tflite_export.RunImages(image_lists, cache.image_dir,
                                 module_image_shape(module_spec)))
+  if flags.onnx_output_file:
+    onnx_export = onnx_export_module()
+    onnx_export.export_checked_onnx(
+        flags.onnx_output_file, eval_session,
+        onnx_export.RunImages(image_lists, cache.image_dir,
+                              module_image_shape(module_spec)))
 
 
 def _set_random_seed(seed):
@@ -2688,6 +2695,11 @@ def build_parser():
   flag('--tflite_calibration_images', type=int, default=150,
        help='How many training images (drawn with --random_seed) calibrate '
        '--tflite_quantize uint8.')
+  flag('--onnx_output_file', default='',
+       help='Also write the trained classifier as an ONNX model here (for '
+       'ONNX Runtime), checked against the frozen graph on the run\'s '
+       'images; needs onnx_export.py, which comes with retrain.py, and the '
+       'packages of requirements-onnx.txt.')
   flag('--image_size', type=int,
        help='Input height and width for a TF2 SavedModel module that takes '
        'images of any size (see the model\'s documentation); other modules '
@@ -3112,7 +3124,7 @@ def write_file_atomically(path, contents, mode='w'):
 
 # The files beside retrain.py that it imports only when a flag asks for them;
 # their log lines are this tool's own too (see _OwnLinesOnly).
-EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py')
+EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py', 'onnx_export.py')
 
 
 def import_extra(name, asked_by, files):
@@ -3135,6 +3147,11 @@ def tflite_export_module():
   """tflite_export.py, which --tflite_output_file needs (see import_extra)."""
   return import_extra('tflite_export', '--tflite_output_file',
                       ('tflite_export.py', 'tflite_metadata.py'))
+
+
+def onnx_export_module():
+  """onnx_export.py, which --onnx_output_file needs (see import_extra)."""
+  return import_extra('onnx_export', '--onnx_output_file', ('onnx_export.py',))
 
 
 # ===========================================================================
@@ -3261,6 +3278,10 @@ def _check_outputs(flags):
   elif flags.tflite_quantize != 'none':
     raise RetrainError('--tflite_quantize needs --tflite_output_file, the '
                        'TF Lite model to write.')
+  if flags.onnx_output_file:
+    # Said now, not after training: onnx_export.py or a package is missing.
+    onnx_export_module().import_packages('--onnx_output_file')
+    check_writable('onnx_output_file', flags.onnx_output_file, False)
 
 
 def _check_class_folders(image_dir):

@@ -1,5 +1,6 @@
 """Shared fixtures: modules and images the tests build themselves, offline."""
 
+import csv
 import glob
 import os
 import re
@@ -119,6 +120,13 @@ def tflite_probabilities(tflite_file, images):
       output = (output.astype(np.float32) - zero_point) * scale
     results.append(output)
   return np.array(results), input_details, output_details
+
+
+def read_csv(path):
+  """The header and the rows of a CSV file that label_image.py wrote."""
+  with open(path, newline='', encoding='utf-8') as f:
+    header, *rows = list(csv.reader(f))
+  return header, rows
 
 
 def saved_model_cli():

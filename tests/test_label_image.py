@@ -4,13 +4,15 @@ A few runs go through `python label_image.py`; the others call its main() in
 this process, which prints the same and saves starting Python each time.
 """
 
+import collections
 import os
 import re
+import shutil
 
 import pytest
 
 import label_image
-from conftest import SAMPLE_DIR, run_tool
+from conftest import SAMPLE_DIR, read_csv, run_tool
 
 LABELS = ['daisy', 'dandelion', 'roses', 'sunflowers', 'tulips']
 ROSE = os.path.join(SAMPLE_DIR, 'roses', 'rose_003.jpg')
@@ -46,9 +48,10 @@ def _scores(output):
 
 
 def _folder_results(output):
-  """{image path: top label} and the accuracy line's percentage."""
+  """{image path: top label}, the accuracy line's percentage and count."""
   tops = {}
-  for line in output.strip().splitlines()[:-1]:
+  lines = output.strip().splitlines()
+  for line in lines[:lines.index('Accuracy per class:')]:
     path, results = line.split(': ', 1)
     tops[path] = results.split(' ')[0]
   accuracy = re.match(r'^Accuracy: ([0-9.]+)% \((\d+) of (\d+) images in '
@@ -216,3 +219,155 @@ def test_not_a_tflite_file_is_one_line(trained_run, label):
   assert code == 1
   assert output.strip() == ('ERROR: %s is not a TF Lite model (.tflite) '
                             'file.' % trained_run['labels'])
+
+
+# ---------------------------------------------------------------------------
+# --output_csv, --min_score and the report of class folders.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def photo_folder(tmp_path):
+  """Class folders of sample photos (one nested deeper), a folder that is no
+  class, and a broken image; returns (folder, {path: class or None})."""
+  folder = tmp_path / 'photos'
+  expected = {}
+  for name in ('daisy', 'roses', 'tulips', 'new_photos'):
+    source = os.path.join(SAMPLE_DIR, 'daisy' if name == 'new_photos' else
+                          name)
+    target = folder / name / ('deeper' if name == 'tulips' else '')
+    target.mkdir(parents=True, exist_ok=True)
+    for file_name in sorted(os.listdir(source))[:4]:
+      shutil.copy(os.path.join(source, file_name), str(target))
+      expected[str(target / file_name)] = (
+          None if name == 'new_photos' else name)
+  (folder / 'roses' / 'broken.jpg').write_bytes(b'not an image')
+  expected[str(folder / 'roses' / 'broken.jpg')] = 'roses'
+  return str(folder), expected
+
+
+def test_output_csv_has_a_row_per_image_and_the_top_k_columns(
+    trained_run, label, photo_folder, tmp_path):
+  folder, expected = photo_folder
+  report = str(tmp_path / 'reports' / 'report.csv')  # A new folder.
+  code, output = label('--graph', trained_run['graph'], '--image', folder,
+                       '--output_csv', report, '--top_k', '3')
+  assert code == 0, output
+  header, rows = read_csv(report)
+  assert header == ['path', 'label', 'score', 'label_2', 'score_2', 'label_3',
+                    'score_3', 'error']
+  assert sorted(row[0] for row in rows) == sorted(expected)
+  broken = [row for row in rows if row[0].endswith('broken.jpg')][0]
+  assert broken[1:7] == [''] * 6
+  assert broken[7].startswith('Unknown image file format.')
+  # The same labels and scores as the printed lines, which it replaces.
+  _, printed = label('--graph', trained_run['graph'], '--image', folder,
+                     '--top_k', '3')
+  for row in rows:
+    if row is not broken:
+      assert len(set(row[1:7:2])) == 3 and set(row[1:7:2]) <= set(LABELS)
+      assert float(row[2]) >= float(row[4]) >= float(row[6]) and row[7] == ''
+      line = '%s: %s %s, %s %s, %s %s' % tuple(row[:7])
+      assert line in printed.splitlines()
+      assert line not in output
+  assert 'Wrote 17 rows to %s (1 image(s) cannot be read: see the column ' \
+         'error).' % report in output
+  assert '17/17 images classified' in output
+
+
+def test_min_score_makes_the_label_unknown(trained_run, label, tmp_path):
+  plain, strict = str(tmp_path / 'plain.csv'), str(tmp_path / 'strict.csv')
+  folder = os.path.join(SAMPLE_DIR, 'roses')
+  label('--graph', trained_run['graph'], '--image', folder, '--output_csv',
+        plain, '--top_k', '2')
+  _, plain_rows = read_csv(plain)
+  scores = sorted(float(row[2]) for row in plain_rows)
+  min_score = scores[len(scores) // 4]  # About a quarter below it.
+  code, output = label('--graph', trained_run['graph'], '--image', folder,
+                       '--output_csv', strict, '--top_k', '2', '--min_score',
+                       str(min_score))
+  assert code == 0, output
+  header, strict_rows = read_csv(strict)
+  assert header == ['path', 'label', 'score', 'label_2', 'score_2', 'error']
+  unknown = 0
+  for plain_row, row in zip(plain_rows, strict_rows):
+    if float(row[2]) < min_score:
+      unknown += 1
+      assert row == plain_row[:1] + ['unknown'] + plain_row[2:]
+    else:
+      assert row == plain_row
+  assert 5 <= unknown <= len(plain_rows) // 2
+  code, output = label('--graph', trained_run['graph'], '--image', folder,
+                       '--min_score', '1.5')
+  assert (code, output.strip()) == (
+      1, 'ERROR: --min_score must be between 0 and 1.')
+
+
+CLASS_LINE = re.compile(r'^  (\w+) +([0-9.]+)% \((\d+) of (\d+)\)$')
+CONFUSION_LINE = re.compile(r'^  (\w+) -> (\w+): (\d+)$')
+
+
+def test_class_folders_get_accuracy_per_class_and_confusions(
+    trained_run, label, tmp_path):
+  report = str(tmp_path / 'report.csv')
+  code, output = label('--graph', trained_run['graph'], '--image',
+                       SAMPLE_DIR, '--output_csv', report, '--top_k', '1',
+                       '--min_score', '0.95')
+  assert code == 0, output
+  _, rows = read_csv(report)
+  outcomes = [(row[0].split(os.sep)[-2], row[1]) for row in rows]
+  lines = output.strip().splitlines()
+  start = lines.index('Accuracy per class:')
+  classes = [CLASS_LINE.match(line).groups() for line in
+             lines[start + 1:start + 1 + len(LABELS)]]
+  assert [name for name, _, _, _ in classes] == LABELS
+  for name, percent, right, count in classes:
+    truths = [predicted for truth, predicted in outcomes if truth == name]
+    assert int(count) == len(truths)
+    assert int(right) == truths.count(name)
+    assert float(percent) == round(100.0 * int(right) / int(count), 1)
+  assert lines[start + 1 + len(LABELS)] == (
+      'Most common confusions (true class -> predicted label):')
+  confusions = [CONFUSION_LINE.match(line).groups()
+                for line in lines[start + 2 + len(LABELS):-1]]
+  counted = collections.Counter(outcome for outcome in outcomes
+                                if outcome[0] != outcome[1])
+  assert [(truth, predicted, int(count))
+          for truth, predicted, count in confusions] == sorted(
+              ((truth, predicted, count)
+               for (truth, predicted), count in counted.items()),
+              key=lambda item: (-item[2], item[:2]))[:5]
+  assert any(predicted == 'unknown' for _, predicted, _ in confusions)
+  right = sum(truth == predicted for truth, predicted in outcomes)
+  assert lines[-1] == ('Accuracy: %.1f%% (%d of 250 images in class '
+                       'folders)' % (100.0 * right / 250, right))
+
+
+def test_interrupted_run_leaves_the_old_csv_alone(trained_run, label,
+                                                  tmp_path, monkeypatch):
+  report = tmp_path / 'report.csv'
+  report.write_text('the previous report\n')
+  classify_file = label_image._classify_file
+  calls = []
+
+  def interrupted_at_the_third(predict, path):
+    calls.append(path)
+    if len(calls) == 3:
+      raise KeyboardInterrupt()
+    return classify_file(predict, path)
+
+  monkeypatch.setattr(label_image, '_classify_file', interrupted_at_the_third)
+  code, output = label('--graph', trained_run['graph'], '--image', SAMPLE_DIR,
+                       '--output_csv', str(report))
+  assert code == 130
+  assert output.strip() == 'Interrupted: %s is not written.' % report
+  assert report.read_text() == 'the previous report\n'
+  assert os.listdir(str(tmp_path)) == ['report.csv']  # No temporary file.
+
+
+def test_output_csv_that_is_a_folder_is_one_line(trained_run, label,
+                                                 tmp_path):
+  code, output = label('--graph', trained_run['graph'], '--image', ROSE,
+                       '--output_csv', str(tmp_path))
+  assert (code, output.strip()) == (
+      1, 'ERROR: --output_csv %s is a folder: give a file name.' % tmp_path)

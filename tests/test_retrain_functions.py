@@ -771,4 +771,6 @@ def test_flags_keep_the_original_names_and_defaults():
       'assert_accuracy_at_least': None,
       # Added by issue 14: decoded images kept for distorted training.
       'decoded_images_mb': 2048,
+      # Added by issue 25: the ONNX export.
+      'onnx_output_file': '',
   }

@@ -8,7 +8,8 @@
 # PYTHON=/path/to/python3.x picks the interpreter (else python3, then the newest python3.x found).
 # With WITH_BEAM=1 (run_tests.sh sets it) requirements-beam.txt (Apache Beam, for beam_bottlenecks.py) goes in
 # too, and with WITH_TFLITE=1 requirements-tflite.txt (MediaPipe, which reads the TF Lite metadata): today's
-# stack only. The venv is installed again when its requirement files change.
+# stack only. WITH_ONNX=1 adds requirements-onnx.txt (tf2onnx, onnx, ONNX Runtime) on either stack, from
+# Python 3.10 on. The venv is installed again when its requirement files change.
 set -euo pipefail
 repo_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
@@ -59,6 +60,11 @@ if [ ! -x "$venv_python" ]; then
     exit 3  # run_tests.sh tells this apart from a failed install.
   }
   "$python_bin" -m venv "$venv_dir"
+fi
+
+# requirements-onnx.txt fits both stacks; tf2onnx 1.17 needs Python 3.10 or newer.
+if [ "${WITH_ONNX:-0}" = 1 ] && python_in_range "$venv_python" 10 13; then
+  requirement_files+=(requirements-onnx.txt)
 fi
 
 # The stamp holds what was installed: the Python version and the requirement files' contents.
