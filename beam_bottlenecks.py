@@ -517,7 +517,7 @@ def run(flags, beam_args):
   module_spec = retrain.load_module_spec(flags.tfhub_module,
                                          image_size=flags.image_size)
   height, width, _ = retrain.module_image_shape(module_spec)
-  bottleneck_width = retrain.module_feature_width(module_spec)
+  bottleneck_width = module_spec.feature_width
   image_dir, bottleneck_dir = flags.image_dir, flags.bottleneck_dir
   if retrain.is_local_path(image_dir):
     image_dir = os.path.abspath(image_dir)

@@ -1,37 +1,23 @@
 # Copyright 2026 The retrain.py authors. Licensed under the Apache License, Version 2.0.
 r"""Simple transfer learning with image modules from TensorFlow Hub.
 
-This tool trains a new top layer (softmax) on the image features that a
-TensorFlow Hub image feature-vector module computes, so that it recognises the
-classes of your own photos. Point it at a folder with one sub-folder of images
-per class:
-
-  ~/flower_photos/daisy/photo1.jpg
-  ~/flower_photos/daisy/photo2.jpg
-  ...
-  ~/flower_photos/roses/another.png
-
-The sub-folder names are the labels. Then run
-
-  python retrain.py --image_dir ~/flower_photos
+Trains a new top layer (softmax) on the features that a TensorFlow Hub image
+feature-vector module computes, so that it recognises the classes of your
+photos: python retrain.py --image_dir ~/flower_photos, where each sub-folder
+(daisy/, roses/, ...) holds one class's images and names its label.
 
 The file follows the run: image lists (a stable hash of each file name picks
-its set) -> the module graph -> bottlenecks (computed in batches, cached under
---bottleneck_dir, kept in memory) -> distortions -> the new layer -> the
-training loop (resumable) -> evaluation -> exports (frozen graph, labels,
-SavedModel; TF Lite through tflite_export.py) -> main and the flags. Support
-code follows: folders, image safety, atomic files, flag checks, process set-up.
+its set) -> the module graph (a URL, cached in TFHUB_CACHE_DIR, or a folder)
+-> bottlenecks (computed in batches, cached under --bottleneck_dir) ->
+distortions -> the new layer -> training (resumable) -> evaluation -> exports
+-> main and the flags; then support code. The frozen graph maps a float32
+image batch [None, height, width, 3] in [0, 1] at 'Placeholder' to class
+probabilities at 'final_result'.
 
-Extras live beside this file, imported only when asked: tflite_export.py
-(--tflite_output_file, with tflite_metadata.py), tf2_modules.py (a TF2
-SavedModel module) and evaluation_picture.py (the confusion matrix picture).
-
-The frozen graph takes a float32 image batch [None, height, width, 3] with
-values in [0, 1] at the input 'Placeholder' and returns class probabilities at
-'final_result' (see --final_tensor_name).
-
---tfhub_module takes a URL (cached by tensorflow_hub in TFHUB_CACHE_DIR) or a
-local folder, in the TF1 Hub format or a TF2 SavedModel (tf2_modules.py).
+Extras beside this file are imported only when asked: tflite_export.py and
+tflite_metadata.py (--tflite_output_file), onnx_export.py (--onnx_output_file),
+tf2_modules.py (a TF2 SavedModel module) and evaluation_report.py (the
+per-class report).
 """
 
 import argparse
@@ -114,8 +100,7 @@ FLAGS = None
 
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1  # ~134M
 
-# A module is considered to be quantization-compatible if it contains any of
-# these ops.
+# A module with any of these ops is instrumented for quantization.
 FAKE_QUANT_OPS = ('FakeQuantWithMinMaxVars',
                   'FakeQuantWithMinMaxVarsPerChannel')
 
@@ -129,8 +114,8 @@ BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
 # The TensorBoard runs (sub-folders of --summaries_dir) this tool writes.
 SUMMARY_RUNS = ('train', 'validation', 'test')
 
-# Larger images (~33.5 megapixels) are decoded at a reduced size (JPEGs) or
-# skipped, so that a decompression bomb cannot exhaust memory.
+# Larger images are decoded at a reduced size (JPEGs) or skipped, so that a
+# decompression bomb cannot exhaust memory.
 MAX_IMAGE_PIXELS = 2 ** 25
 
 # The most memory libjpeg-turbo may take for one image: a lying progressive
@@ -148,20 +133,16 @@ class RetrainError(Exception):
   """A mistake of the user's (flags, folders, data): reported as one line."""
 
 
-# The module graph's tensors that computing bottlenecks feeds and fetches, in
-# the order the original's functions take them.
+# The module graph's tensors, in the order the original's functions take them.
 ModuleTensors = collections.namedtuple('ModuleTensors', [
     'jpeg_data', 'decoded_image', 'resized_image', 'bottleneck'])
 
-# Where a run's bottlenecks are cached (files under bottleneck_dir, named after
-# module_name) and the BottleneckMemory that holds their values for the run.
+# Where a run's bottlenecks are cached, and the BottleneckMemory holding them.
 BottleneckCache = collections.namedtuple('BottleneckCache', [
     'image_dir', 'bottleneck_dir', 'module_name', 'memory'])
 
 
-# ---------------------------------------------------------------------------
-# Image lists
-# ---------------------------------------------------------------------------
+# --- Image lists -------------------------------------------------------------
 
 
 def _percentage_hash(file_name):
@@ -308,35 +289,26 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
   return path
 
 
-# ---------------------------------------------------------------------------
-# Module graph
-# ---------------------------------------------------------------------------
+# --- Module graph ------------------------------------------------------------
 
 
 def load_module_spec(module_handle, image_size=None):
   """Loads an image feature-vector module, with one-line errors.
 
-  Takes modules in the TF1 Hub format and TF2 SavedModels (the format of
-  current TF Hub / Kaggle image models), from a URL or a folder. TF1 Hub
-  modules are read here, without hub.Module (which tensorflow_hub 0.16
-  removed): see TF1ImageModule.
+  TF1 Hub modules are read here, without hub.Module (which tensorflow_hub 0.16
+  removed); TF2 SavedModels through tf2_modules.py.
 
   Args:
-    module_handle: A module URL (downloaded and cached in TFHUB_CACHE_DIR by
-      tensorflow_hub) or a local module folder.
-    image_size: The --image_size value: the input height and width for a
-      module that takes images of any size; None to use the module's own.
+    module_handle: A module URL (cached in TFHUB_CACHE_DIR) or folder.
+    image_size: The --image_size: the input size of a module that takes
+      images of any size; None for the module's own.
 
   Returns:
-    A TF1ImageModule for a TF1 Hub module, a tf2_modules.TF2ImageModule for
-    a TF2 SavedModel (tf2_modules.py is imported then). Both tell the image
-    size (image_size, module_image_shape) and the number of features
-    (feature_width), and apply_fn() puts the module into the current
-    graph.
+    A TF1ImageModule, or a tf2_modules.TF2ImageModule: both have image_size,
+    feature_width, and apply_fn() that puts the module into the graph.
 
   Raises:
-    RetrainError: if the module cannot be found, downloaded or used here, or
-      if it is a TF2 SavedModel and tf2_modules.py is missing.
+    RetrainError: if the module cannot be found, downloaded or used here.
   """
   path = _module_folder(module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
@@ -372,18 +344,9 @@ def load_module_spec(module_handle, image_size=None):
 
 def checked_image_size(module_handle, module_size, variable_size,
                        image_size):
-  """The (height, width) to resize images to for a module.
-
-  Args:
-    module_handle: The --tfhub_module value.
-    module_size: The module's own (height, width).
-    variable_size: Whether the module takes images of any size.
-    image_size: The --image_size value, or None.
-
-  Raises:
-    RetrainError: if --image_size is missing for a module of any size, or
-      disagrees with a module's own size.
-  """
+  """The (height, width) to resize images to for a module of module_size
+  (any size if variable_size), given --image_size; RetrainError if it is
+  missing where needed or disagrees with the module."""
   if variable_size and image_size is None:
     raise RetrainError(
         '--tfhub_module %s takes images of any size: pass the size it was '
@@ -637,11 +600,6 @@ def module_image_shape(module_spec):
   return tuple(module_spec.image_size) + (3,)
 
 
-def module_feature_width(module_spec):
-  """The number of features per image a module (TF1 or TF2) returns."""
-  return module_spec.feature_width
-
-
 # create_module_graph's values, and the module (images -> features, sharing
 # its variables), which the SavedModel's image-bytes signature applies again.
 ModuleGraph = collections.namedtuple('ModuleGraph', [
@@ -679,17 +637,9 @@ def _module_graph(module_spec):
 
 
 def module_session_config(bottleneck_precision='float32'):
-  """Returns the Session config that runs the module at a precision.
-
-  bfloat16 is TensorFlow's automatic mixed precision rewrite: oneDNN bfloat16
-  on a CPU, float16 on a GPU; variables and cached values stay float32.
-
-  Args:
-    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
-
-  Returns:
-    A tf.ConfigProto, or None for float32.
-  """
+  """The Session config (None for float32) that runs the module at one of
+  BOTTLENECK_PRECISIONS: bfloat16 is TensorFlow's automatic mixed precision
+  (oneDNN bfloat16 on a CPU, float16 on a GPU); variables stay float32."""
   if bottleneck_precision == 'float32':
     return None
   rewrite_options = rewriter_config_pb2.RewriterConfig()
@@ -704,21 +654,9 @@ def module_session_config(bottleneck_precision='float32'):
 
 def module_cache_name(module_handle, bottleneck_precision='float32',
                       module_spec=None):
-  """The module name used in bottleneck file names.
-
-  Values computed in reduced precision are cached apart from float32 ones, so
-  that switching --bottleneck_precision never mixes the two; a TF2 SavedModel
-  that takes images of any size gives other features for another
-  --image_size, so the size becomes part of the name too.
-
-  Args:
-    module_handle: The --tfhub_module URL or path.
-    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
-    module_spec: The loaded module, to tell a variable-size TF2 model.
-
-  Returns:
-    The name to pass as module_name to get_bottleneck_path.
-  """
+  """The module name in bottleneck file names (get_bottleneck_path's
+  module_name): reduced precision and the size given to a module of any size
+  are part of it, so that their values never mix with others."""
   name = module_handle
   if module_spec is not None and module_spec.variable_size:
     name += '@%dx%d' % tuple(module_spec.image_size)
@@ -727,9 +665,7 @@ def module_cache_name(module_handle, bottleneck_precision='float32',
   return name
 
 
-# ---------------------------------------------------------------------------
-# Bottlenecks
-# ---------------------------------------------------------------------------
+# --- Bottlenecks -------------------------------------------------------------
 
 
 def add_jpeg_decoding(module_spec):
@@ -1216,9 +1152,7 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
   return bottlenecks, ground_truths, []
 
 
-# ---------------------------------------------------------------------------
-# Distortions
-# ---------------------------------------------------------------------------
+# --- Distortions -------------------------------------------------------------
 
 # The distortion flags, as add_input_distortions takes them.
 Distortions = collections.namedtuple('Distortions', [
@@ -1484,9 +1418,7 @@ def get_random_distorted_bottlenecks(
   return bottlenecks, np.array(ground_truths, np.int64)
 
 
-# ---------------------------------------------------------------------------
-# The new layer
-# ---------------------------------------------------------------------------
+# --- The new layer -----------------------------------------------------------
 
 
 def variable_summaries(var):
@@ -1680,9 +1612,7 @@ def add_evaluation_step(result_tensor, ground_truth_tensor):
   return evaluation_step, prediction
 
 
-# ---------------------------------------------------------------------------
-# Training loop
-# ---------------------------------------------------------------------------
+# --- Training loop -----------------------------------------------------------
 
 # The ops of the training graph that the loop runs.
 TrainingOps = collections.namedtuple('TrainingOps', [
@@ -1790,9 +1720,7 @@ def _train_step(sess, ops, schedule, sources, step, train_writer,
                    len(bottlenecks)))
 
 
-# ---------------------------------------------------------------------------
-# Resuming an interrupted run
-# ---------------------------------------------------------------------------
+# --- Resuming an interrupted run ---------------------------------------------
 
 # The flags that change what training computes: a resumed run must share them.
 RESUME_FLAGS = (
@@ -1989,9 +1917,7 @@ def purge_summaries_from(run_dir, step):
     tf.io.gfile.remove(path)
 
 
-# ---------------------------------------------------------------------------
-# Evaluation
-# ---------------------------------------------------------------------------
+# --- Evaluation --------------------------------------------------------------
 
 
 class EvalSession(collections.namedtuple('EvalSession', [
@@ -2076,8 +2002,8 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
                    cache=None, options=None):
   """Runs a final evaluation on an eval graph using the test data set.
 
-  Logs the accuracy, the per-class table and the confusion matrix, and
-  writes them to TensorBoard (the run 'test').
+  Logs the accuracy, and the per-class report (evaluation_report.py), which
+  goes to TensorBoard too (the run 'test').
 
   Args:
     train_session: Session for the train graph with the tensors below.
@@ -2118,13 +2044,13 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
   tf.logging.info('Final test accuracy = %.1f%% (N=%d)' %
                   (test_accuracy * 100, len(test_bottlenecks)))
   label_names = list(image_lists.keys())
-  report = classification_report(test_ground_truth, predictions,
-                                 len(label_names))
-  tf.logging.info('=== PER-CLASS TEST RESULTS ===')
-  for line in format_classification_report(report, label_names):
-    tf.logging.info(line)
-  write_evaluation_summaries(options.summaries_dir, report, label_names,
-                             options.global_step)
+  try:
+    import_extra('evaluation_report', 'The per-class test report',
+                 ('evaluation_report.py',)).report_test_results(
+                     test_ground_truth, predictions, label_names,
+                     options.summaries_dir, options.global_step)
+  except RetrainError as e:
+    tf.logging.warning('%s', e)
   if options.print_misclassified_test_images:
     tf.logging.info('=== MISCLASSIFIED TEST IMAGES ===')
     for i, test_filename in enumerate(test_filenames):
@@ -2151,84 +2077,7 @@ def check_accuracy_bar(test_results, accuracy_at_least, checkpoint_path):
             test_results[0] * 100, accuracy_at_least, checkpoint_path))
 
 
-def classification_report(ground_truth, predictions, class_count):
-  """The confusion matrix ('confusion', rows: true class) and per class
-  'precision', 'recall', 'f1' (NaN with nothing to divide by) and 'support'
-  of class indices, as a dict of numpy arrays."""
-  confusion = np.zeros([class_count, class_count], np.int64)
-  np.add.at(confusion, (np.asarray(ground_truth, np.int64),
-                        np.asarray(predictions, np.int64)), 1)
-  true_positives = np.diag(confusion).astype(np.float64)
-  predicted = confusion.sum(axis=0)
-  support = confusion.sum(axis=1)
-  with np.errstate(divide='ignore', invalid='ignore'):
-    precision = np.where(predicted > 0, true_positives / predicted, np.nan)
-    recall = np.where(support > 0, true_positives / support, np.nan)
-    f1 = np.where(precision + recall == 0, 0.0,
-                  2 * precision * recall / (precision + recall))
-  return {'confusion': confusion, 'precision': precision, 'recall': recall,
-          'f1': f1, 'support': support}
-
-
-def format_classification_report(report, label_names):
-  """The lines of classification_report's two tables: per class with a macro
-  average, then the confusion matrix (label_names in class-index order)."""
-  keys = ('precision', 'recall', 'f1')
-  rows = [(name, [report[key][index] for key in keys],
-           report['support'][index])
-          for index, name in enumerate(label_names)]
-  averages = [np.nan if np.all(np.isnan(report[key]))
-              else np.nanmean(report[key]) for key in keys]
-  rows.append(('macro avg', averages, report['support'].sum()))
-  name_width = max(len(name) for name, _, _ in rows)
-  lines = ['%-*s %9s %9s %9s %9s' % (name_width, 'class', 'precision',
-                                     'recall', 'f1', 'support')]
-  for name, values, support in rows:
-    lines.append('%-*s %s %9d' % (name_width, name, ' '.join(
-        '%9s' % ('-' if np.isnan(value) else '%.3f' % value)
-        for value in values), support))
-  lines.append('Confusion matrix (rows: true class, columns: predicted '
-               'class):')
-  column_width = max([len(name) for name in label_names] +
-                     [len(str(report['confusion'].max()))])
-  lines.append(' ' * name_width + ''.join(
-      ' %*s' % (column_width, name) for name in label_names))
-  for name, counts in zip(label_names, report['confusion']):
-    lines.append('%-*s' % (name_width, name) + ''.join(
-        ' %*d' % (column_width, count) for count in counts))
-  return lines
-
-
-def write_evaluation_summaries(summaries_dir, report, label_names,
-                               global_step):
-  """Writes classification_report's report to TensorBoard (the run 'test'
-  of summaries_dir) at global_step: the table, and the picture."""
-  table = '\n'.join('    ' + line for line in
-                     format_classification_report(report, label_names))
-  text_metadata = tf.SummaryMetadata(
-      plugin_data=tf.SummaryMetadata.PluginData(plugin_name='text'))
-  summary = tf.Summary(value=[
-      tf.Summary.Value(tag='evaluation_report', metadata=text_metadata,
-                       tensor=tf.make_tensor_proto(table))])
-  try:
-    picture = import_extra('evaluation_picture', 'The confusion matrix '
-                           'picture in TensorBoard', ('evaluation_picture.py',))
-  except RetrainError as e:
-    tf.logging.warning('%s', e)
-  else:
-    png, height, width = picture.confusion_matrix_png(report['confusion'],
-                                                      label_names)
-    summary.value.insert(0, tf.Summary.Value(
-        tag='confusion_matrix', image=tf.Summary.Image(
-            height=height, width=width, colorspace=3,
-            encoded_image_string=png)))
-  with tf.summary.FileWriter(os.path.join(summaries_dir, 'test')) as writer:
-    writer.add_summary(summary, global_step)
-
-
-# ---------------------------------------------------------------------------
-# Exports
-# ---------------------------------------------------------------------------
+# --- Exports -----------------------------------------------------------------
 
 
 def frozen_graph_def(eval_session):
@@ -2394,9 +2243,7 @@ def prepare_file_system(resuming=False):
                                     os.path.basename(path))
 
 
-# ---------------------------------------------------------------------------
-# main
-# ---------------------------------------------------------------------------
+# --- main --------------------------------------------------------------------
 
 
 def main(_):
@@ -2736,9 +2583,7 @@ def build_parser():
   return parser
 
 
-# ===========================================================================
-# Support: folders and file names
-# ===========================================================================
+# === Support: folders and file names =========================================
 
 
 def is_local_path(path):
@@ -2805,9 +2650,7 @@ def _class_folders(image_dir, quiet=False):
                 if tf.gfile.IsDirectory(os.path.join(image_dir, name)))
 
 
-# ===========================================================================
-# Support: image safety and decoding
-# ===========================================================================
+# === Support: image safety and decoding ======================================
 
 
 def _image_header_size(image_data):
@@ -3039,9 +2882,7 @@ def error_reason(error):
   return lines[0]
 
 
-# ===========================================================================
-# Support: atomic files
-# ===========================================================================
+# === Support: atomic files ===================================================
 
 # Temporary files are named '<target>.tmp-<host>-<pid>-<random>', so that the
 # leftovers of a killed run can be told from files that a live run (maybe on
@@ -3118,13 +2959,12 @@ def write_file_atomically(path, contents, mode='w'):
     raise
 
 
-# ===========================================================================
-# Support: the optional extras
-# ===========================================================================
+# === Support: the optional extras ============================================
 
-# The files beside retrain.py that it imports only when a flag asks for them;
-# their log lines are this tool's own too (see _OwnLinesOnly).
-EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py', 'onnx_export.py')
+# The files beside retrain.py that it imports only when needed; their log
+# lines are this tool's own too (see _OwnLinesOnly).
+EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py', 'onnx_export.py',
+               'evaluation_report.py')
 
 
 def import_extra(name, asked_by, files):
@@ -3154,9 +2994,7 @@ def onnx_export_module():
   return import_extra('onnx_export', '--onnx_output_file', ('onnx_export.py',))
 
 
-# ===========================================================================
-# Support: flag checks
-# ===========================================================================
+# === Support: flag checks ====================================================
 
 # The flags that name files, folders or the module.
 _PATH_FLAGS = ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
@@ -3357,9 +3195,7 @@ def _check_categories(image_lists, skipped=()):
             label_lists['dir'])
 
 
-# ===========================================================================
-# Support: progress
-# ===========================================================================
+# === Support: progress =======================================================
 
 
 def keras_2():
@@ -3397,9 +3233,7 @@ class _Progress(object):
                       self._total, self._what, rate, eta)
 
 
-# ===========================================================================
-# Support: process set-up (logging, command line, signals, threads, exit codes)
-# ===========================================================================
+# === Support: process set-up (logging, signals, exit codes) =================
 
 
 class _OwnLinesOnly(object):

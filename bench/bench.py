@@ -146,7 +146,7 @@ class ModuleRunner(object):
     self.wants_quantization = any(op.type in retrain.FAKE_QUANT_OPS
                                   for op in self.graph.get_operations())
     self.height, self.width, _ = retrain.module_image_shape(self.spec)
-    self.feature_width = retrain.module_feature_width(self.spec)
+    self.feature_width = self.spec.feature_width
 
   def forward(self, images):
     return self.sess.run(self.bottleneck, {self.resized_input: images})

@@ -167,7 +167,7 @@ class ModulePipeline(object):
      self.bottleneck) = self.tensors
     self.image_height, self.image_width, _ = retrain.module_image_shape(
         self.spec)
-    self.feature_width = retrain.module_feature_width(self.spec)
+    self.feature_width = self.spec.feature_width
 
   def decode(self, image_data):
     """The image decoded and resized as for the module, [1, H, W, 3]."""

@@ -11,7 +11,7 @@ import pytest
 import tensorflow.compat.v1 as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-import evaluation_picture
+import evaluation_report
 import retrain
 
 tf.disable_v2_behavior()
@@ -76,7 +76,7 @@ def test_confusion_matrix_goes_to_tensorboard(trained_run):
 def test_classification_report_numbers():
   truth = [0, 0, 0, 1, 1, 2, 2, 2]
   predicted = [0, 0, 1, 1, 1, 0, 2, 0]
-  report = retrain.classification_report(truth, predicted, 4)
+  report = evaluation_report.classification_report(truth, predicted, 4)
   np.testing.assert_array_equal(report['confusion'], [
       [2, 1, 0, 0], [0, 2, 0, 0], [2, 0, 1, 0], [0, 0, 0, 0]])
   np.testing.assert_allclose(report['precision'][:3], [0.5, 2 / 3.0, 1.0])
@@ -86,12 +86,12 @@ def test_classification_report_numbers():
   # Class 3: never predicted, no images: nothing to measure.
   assert np.isnan(report['precision'][3]) and np.isnan(report['recall'][3])
   assert np.isnan(report['f1'][3])
-  lines = retrain.format_classification_report(report, ['a', 'b', 'c', 'd'])
+  lines = evaluation_report.format_classification_report(report, ['a', 'b', 'c', 'd'])
   assert lines[4].split() == ['d', '-', '-', '-', '0']
   assert lines[5].split() == ['macro', 'avg', '0.722', '0.667', '0.624', '8']
   assert lines[-4].split() == ['a', '2', '1', '0', '0']
   # A class with images that is never predicted: precision unknown, F1 0.
-  report = retrain.classification_report([0, 1], [0, 0], 2)
+  report = evaluation_report.classification_report([0, 1], [0, 0], 2)
   assert np.isnan(report['precision'][1]) and report['recall'][1] == 0
   assert np.isnan(report['f1'][1])
 
@@ -101,11 +101,11 @@ def test_confusion_matrix_png_any_class_count(class_count):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   rng = np.random.RandomState(0)
   truth = rng.randint(class_count, size=300)
-  report = retrain.classification_report(truth, rng.randint(class_count,
+  report = evaluation_report.classification_report(truth, rng.randint(class_count,
                                                             size=300),
                                          class_count)
   names = ['class number %d with a long name' % i for i in range(class_count)]
-  png, height, width = evaluation_picture.confusion_matrix_png(report['confusion'],
+  png, height, width = evaluation_report.confusion_matrix_png(report['confusion'],
                                                     names)
   image = Image.open(io.BytesIO(png))
   assert image.size == (width, height)

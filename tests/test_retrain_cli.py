@@ -202,17 +202,21 @@ def test_retrain_py_copied_alone_runs_a_classic_run(default_run, sample_module,
   assert 'Traceback' not in result.stdout
   assert 'Final test accuracy = ' in result.stdout
   assert os.listdir(alone) == ['retrain.py']
-  # The confusion matrix picture is an extra: one line says what to copy.
-  assert re.search(r'^WARNING:tensorflow:The confusion matrix picture in '
-                   r'TensorBoard needs evaluation_picture\.py beside '
-                   r'retrain\.py', result.stdout, re.M), result.stdout[-3000:]
+  # The per-class report is an extra: one line says what to copy.
+  assert re.search(r'^WARNING:tensorflow:The per-class test report needs '
+                   r'evaluation_report\.py beside retrain\.py', result.stdout,
+                   re.M), result.stdout[-3000:]
+  assert '=== PER-CLASS TEST RESULTS ===' not in result.stdout
   assert os.listdir(os.path.join(out_dir, 'intermediate')) == [
       'intermediate_25.pb']
   assert os.path.getsize(os.path.join(out_dir, 'output_graph.pb')) > 0
   with open(os.path.join(out_dir, 'output_labels.txt')) as f:
     assert f.read() == '\n'.join(SAMPLE_CLASSES) + '\n'
   assert os.path.isfile(os.path.join(saved_model_dir, 'saved_model.pb'))
-  for run in ('train', 'validation', 'test'):
+  # As the original's: the test's report is the extra's.
+  assert sorted(os.listdir(os.path.join(out_dir, 'retrain_logs'))) == [
+      'train', 'validation']
+  for run in ('train', 'validation'):
     assert glob.glob(os.path.join(out_dir, 'retrain_logs', run,
                                   'events.out.tfevents.*')), run
 
