@@ -883,9 +883,12 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
     dataset = parallel_map(dataset, decode)
     dataset = dataset.apply(tf.data.experimental.ignore_errors())
     if batch_size:
+      # Not converted by AutoGraph, which leaves its code in the temporary
+      # folder when the process ends with os._exit.
+      plain = tf.autograph.experimental.do_not_convert
       dataset = dataset.group_by_window(
-          lambda index, image: index // batch_size,
-          lambda unused_key, batch: batch.batch(batch_size), batch_size)
+          plain(lambda index, image: index // batch_size),
+          plain(lambda unused_key, batch: batch.batch(batch_size)), batch_size)
     else:
       dataset = dataset.batch(tf.maximum(count, 1))
     iterator = tf.data.make_initializable_iterator(dataset.prefetch(2))

@@ -42,12 +42,20 @@ def default_run(sample_module, tmp_path_factory):
   """One run with the default training flags on the sample, all outputs on."""
   out_dir = str(tmp_path_factory.mktemp('default_run'))
   saved_model_dir = os.path.join(out_dir, 'saved_models', '1')
+  os.makedirs(os.path.join(out_dir, 'tmp'))
   result = run_tool('retrain.py', [
       '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module,
       '--saved_model_dir', saved_model_dir,
       '--intermediate_store_frequency', '1500',
-      '--print_misclassified_test_images'] + retrain_output_args(out_dir))
+      '--print_misclassified_test_images'] + retrain_output_args(out_dir),
+                    env={'TMPDIR': os.path.join(out_dir, 'tmp')})
   return out_dir, saved_model_dir, result
+
+
+def test_a_run_leaves_nothing_in_the_temporary_folder(default_run):
+  # E.g. AutoGraph's converted code, which it removes only at a clean exit.
+  out_dir, _, _ = default_run
+  assert os.listdir(os.path.join(out_dir, 'tmp')) == []
 
 
 def test_default_run_succeeds_and_reaches_90_percent(default_run):
