@@ -236,7 +236,7 @@ def build_parser():
   parser.add_argument(
       '--batch_size', type=int, default=None,
       help="""Images per module run on a worker; by default retrain.py's
-      caching batch size (about two million input pixels).""")
+      caching batch size (about half a million input pixels).""")
   return parser
 
 

@@ -850,9 +850,9 @@ def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
 
 
 def default_caching_batch_size(input_height, input_width):
-  """Images per module run when caching: about two million input pixels,
+  """Images per module run when caching: about half a million input pixels,
   within [8, 64]; larger batches only raise memory."""
-  return int(np.clip(2 ** 21 // (input_height * input_width), 8, 64))
+  return int(np.clip(2 ** 19 // (input_height * input_width), 8, 64))
 
 
 # A parallel decoder of many images: feed a string [None] to inputs, run
