@@ -23,6 +23,7 @@ per-class report).
 import argparse
 import collections
 import concurrent.futures
+import errno
 import functools
 import hashlib
 import importlib
@@ -2962,6 +2963,66 @@ def write_file_atomically(path, contents, mode='w'):
     raise
 
 
+# What a full disk or an exceeded quota says, as OSError and TensorFlow raise it.
+_DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC))
+_DISK_FULL_MESSAGES = ('No space left on device', 'Disk quota exceeded')
+
+
+def disk_full_folder(error):
+  """The folder that a write failed in for want of space, '' if unknown, or
+  None if error (or what caused it) is not a full disk or quota."""
+  while error is not None:
+    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+      path = error.filename or ''
+      break
+    message = getattr(error, 'message', '') or ''
+    if isinstance(error, tf.errors.OpError) and any(
+        words in message for words in _DISK_FULL_MESSAGES):
+      # TensorFlow's message: '<path>; No space left on device'.
+      path = message.split(';')[0].strip() if ';' in message else ''
+      break
+    error = error.__cause__ or error.__context__
+  else:
+    return None
+  # The place the user named, not the temporary one written first.
+  path = re.sub(_TEMPORARY_NAME.pattern.rstrip('$'), '', path)
+  return os.path.dirname(path) if path else ''
+
+
+def space_still_needed(flags):
+  """Roughly how many bytes the flags' run still writes: the bottleneck files
+  not cached yet, and the checkpoint and each export, which take about as
+  much as a local module's files."""
+  suffix = '_%s*.txt' % _module_cache_suffix(flags.tfhub_module)
+  cached = tf.io.gfile.glob(os.path.join(flags.bottleneck_dir, '*', '*' +
+                                         suffix))
+  images = sum(len(_list_image_files(os.path.join(flags.image_dir, name), []))
+               for name in _class_folders(flags.image_dir, quiet=True))
+  sizes = [tf.io.gfile.stat(path).length for path in cached[:100]]
+  file_bytes = np.mean(sizes) if sizes else 2048 * 12
+  module_bytes = sum(os.path.getsize(os.path.join(root, name))
+                     for root, _, names in os.walk(flags.tfhub_module)
+                     for name in names) if is_local_path(
+                         flags.tfhub_module) else 0
+  exports = 2 + sum(1 for path in (flags.saved_model_dir,
+                                   flags.tflite_output_file,
+                                   flags.onnx_output_file) if path)
+  return max(images - len(cached), 0) * file_bytes + exports * module_bytes
+
+
+def disk_full_message(folder, flags):
+  """The one line that says what to do when the disk (of folder) is full."""
+  try:
+    needed = ': this run needs about %.0f MB more' % max(
+        space_still_needed(flags) / 1e6, 1)
+  except (OSError, tf.errors.OpError, RetrainError):
+    needed = ''
+  return ('No space left on device%s%s. Free some space (or give the flag '
+          'that names that folder another place) and run the same command '
+          'again: it continues where it stopped.' % (
+              ' in %s' % folder if folder else '', needed))
+
+
 # === Support: the optional extras ============================================
 
 # The files beside retrain.py that it imports only when needed; their log
@@ -3344,6 +3405,12 @@ def run_main(argv=None):
     sys.stderr.write('Terminated: stopped cleanly. Cached bottlenecks are '
                      'kept; run the same command again to continue.\n')
     return 143
+  except Exception as e:  # pylint: disable=broad-except
+    folder = disk_full_folder(e)
+    if folder is None:
+      raise
+    sys.stderr.write('ERROR: %s\n' % disk_full_message(folder, FLAGS))
+    return 1
 
 
 def exit_at_once(exit_code):

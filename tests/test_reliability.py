@@ -5,6 +5,7 @@ image files, wrong flags and folders, corrupted caches, concurrent runs,
 Ctrl-C / SIGTERM and kill -9 at random moments.
 """
 
+import errno
 import faulthandler
 import glob
 import json
@@ -404,6 +405,70 @@ def test_write_file_atomically_keeps_the_old_file_on_failure(tmp_path,
     retrain.write_file_atomically(path, 'new contents\n')
   assert open(path).read() == 'old\n'
   assert os.listdir(str(tmp_path)) == ['labels.txt']
+
+
+def _can_mount_a_tiny_filesystem():
+  """Whether `unshare -rm` may mount a tmpfs (a user namespace of its own)."""
+  try:
+    return subprocess.run(
+        ['unshare', '-rm', 'sh', '-c', 'mount -t tmpfs tmpfs /mnt'],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        timeout=30).returncode == 0
+  except (OSError, subprocess.TimeoutExpired):
+    return False
+
+
+@pytest.mark.skipif(not _can_mount_a_tiny_filesystem(),
+                    reason='needs `unshare -rm` to mount a small tmpfs (user '
+                    'namespaces)')
+def test_a_full_disk_while_caching_is_one_line_and_keeps_whole_files(
+    sample_module, tmp_path):
+  tiny = str(tmp_path / 'tiny')
+  os.makedirs(tiny)
+  bottleneck_dir = os.path.join(tiny, 'bottleneck')
+  # After the run, inside the namespace: the cache files and any leftovers.
+  script = ('mount -t tmpfs -o size=200k tmpfs "$0" && "$@"; status=$?; '
+            'cd "$0" && find . -type f | sort; exit $status')
+  result = subprocess.run(
+      ['unshare', '-rm', 'sh', '-c', script, tiny, sys.executable,
+       os.path.join(REPO_DIR, 'retrain.py'), '--image_dir', SAMPLE_DIR,
+       '--tfhub_module', sample_module, '--how_many_training_steps', '5'] +
+      retrain_output_args(str(tmp_path / 'out'), bottleneck_dir),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+      timeout=600)
+  assert result.returncode == 1, result.stdout[-3000:]
+  assert 'Traceback' not in result.stdout
+  errors = [line for line in result.stdout.splitlines()
+            if line.startswith('ERROR')]
+  assert len(errors) == 1, result.stdout[-3000:]
+  assert re.match(r'ERROR: No space left on device in %s/\w+: this run needs '
+                  r'about \d+ MB more\. .* run the same command again: it '
+                  r'continues where it stopped\.$' % re.escape(bottleneck_dir),
+                  errors[0]), errors[0]
+  files = [line for line in result.stdout.splitlines()
+           if line.startswith('./bottleneck/')]
+  assert len(files) > 5, result.stdout[-3000:]
+  # Every cache file written is whole; no temporary file is left.
+  assert not [name for name in files if '.tmp-' in name], files
+  assert all(name.endswith('.txt') for name in files), files
+
+
+def test_disk_full_errors_are_told_from_others():
+  enospc = OSError(errno.ENOSPC, 'No space left on device', '/data/b/x.txt')
+  assert retrain.disk_full_folder(enospc) == '/data/b'
+  quota = tf.errors.ResourceExhaustedError(
+      None, None, '/data/out/graph.pb.tmp-host-12-0123abcd; Disk quota '
+      'exceeded')
+  assert retrain.disk_full_folder(quota) == '/data/out'
+  try:
+    try:
+      raise enospc
+    except OSError:
+      raise RuntimeError('while saving')
+  except RuntimeError as wrapped:
+    assert retrain.disk_full_folder(wrapped) == '/data/b'
+  assert retrain.disk_full_folder(OSError(errno.EACCES, 'denied')) is None
+  assert retrain.disk_full_folder(ValueError('No space')) is None
 
 
 def test_stale_temporary_files_of_dead_runs_are_removed(tmp_path):
