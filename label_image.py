@@ -35,7 +35,6 @@ import csv
 import io
 import os
 import sys
-import time
 import zipfile
 
 # TensorFlow's C++ log lines only with --verbose (retrain.py, imported for
@@ -417,7 +416,9 @@ def classify(args):
   rows, outcomes = [], []
   with tf.Session(graph=tf.Graph()) as sess:
     predict, output_name, labels, labels_source = _load_model(sess, args)
-    progress = _Progress(len(images)) if args.output_csv else None
+    progress = args.output_csv and retrain.Progress(
+        len(images), 'images classified',
+        report=lambda line: print(line, flush=True))
     for path, class_name in images:
       scores, error = _classify_file(predict, path)
       if error is None and (scores.ndim == 0 or len(scores) != len(labels)):
@@ -428,7 +429,7 @@ def classify(args):
                                                                args)
       if args.output_csv:
         rows.append(_csv_row(path, pairs, predicted, error))
-        progress.add()
+        progress.add(1)
       elif error:
         print('%s: skipped, cannot be decoded (%s)' % (path, error))
       else:
@@ -513,31 +514,6 @@ def print_folder_report(outcomes, labels):
   print('Accuracy: %.1f%% (%d of %d images in class folders)' %
         (100.0 * correct / len(outcomes), correct, len(outcomes)))
 
-
-class _Progress(object):
-  """Counts the images done: Keras' progress bar on a terminal, else a line
-  every 15 seconds and at the end (for logs)."""
-
-  def __init__(self, total):
-    self._total = total
-    self._done = 0
-    self._start = self._last_line = time.time()
-    self._bar = None
-    if sys.stdout.isatty():
-      self._bar = retrain.keras_2().utils.Progbar(total, unit_name='image')
-
-  def add(self):
-    self._done += 1
-    if self._bar is not None:
-      self._bar.update(self._done)
-      return
-    now = time.time()
-    if now - self._last_line >= 15 or self._done == self._total:
-      self._last_line = now
-      rate = self._done / max(now - self._start, 1e-9)
-      print('%d/%d images classified (%.1f images/s, ETA %ds)' % (
-          self._done, self._total, rate,
-          (self._total - self._done) / max(rate, 1e-9)), flush=True)
 
 def build_parser():
   parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])

@@ -1062,7 +1062,7 @@ def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
                                     batch_size):
   """Runs the module on the entries' batches while the next ones decode, and
   keeps their missing values."""
-  progress = _Progress(sum(1 for entry in entries if not entry.cached),
+  progress = Progress(sum(1 for entry in entries if not entry.cached),
                        'bottlenecks computed')
   image_shape = tensors.resized_image.get_shape().as_list()[1:]
   run_module = functools.partial(sess.run, tensors.bottleneck)
@@ -3272,13 +3272,14 @@ def keras_2():
     return tf.keras
 
 
-class _Progress(object):
-  """Shows progress with rate and ETA: a live bar on a terminal, else a log
-  line every 15 seconds."""
+class Progress(object):
+  """Shows progress with rate and ETA: a live bar on a terminal, else a line
+  every 15 seconds and at the end, given to report (label_image.py prints)."""
 
-  def __init__(self, total, what):
+  def __init__(self, total, what, report=tf.logging.info):
     self._total = total
     self._what = what
+    self._report = report
     self._done = 0
     self._start = self._last_log = time.time()
     self._bar = (keras_2().utils.Progbar(total, unit_name='image')
@@ -3293,8 +3294,8 @@ class _Progress(object):
       self._last_log = now
       rate = self._done / max(now - self._start, 1e-9)
       eta = (self._total - self._done) / max(rate, 1e-9)
-      tf.logging.info('%d/%d %s (%.1f images/s, ETA %ds)', self._done,
-                      self._total, self._what, rate, eta)
+      self._report('%d/%d %s (%.1f images/s, ETA %ds)' % (
+          self._done, self._total, self._what, rate, eta))
 
 
 # === Support: process set-up (logging, signals, exit codes) =================
