@@ -1,37 +1,23 @@
 # Copyright 2026 The retrain.py authors. Licensed under the Apache License, Version 2.0.
 r"""Simple transfer learning with image modules from TensorFlow Hub.
 
-This tool trains a new top layer (softmax) on the image features that a
-TensorFlow Hub image feature-vector module computes, so that it recognises the
-classes of your own photos. Point it at a folder with one sub-folder of images
-per class:
+Trains a new top layer (softmax) on the features that a TensorFlow Hub image
+feature-vector module computes, so that it recognises the classes of your own
+photos. Give it one sub-folder of images per class; the names are the labels:
 
-  ~/flower_photos/daisy/photo1.jpg
-  ~/flower_photos/daisy/photo2.jpg
-  ...
-  ~/flower_photos/roses/another.png
-
-The sub-folder names are the labels. Then run
-
-  python retrain.py --image_dir ~/flower_photos
-
-The file follows the run: image lists (a stable hash of each file name picks
-its set) -> the module graph -> bottlenecks (computed in batches, cached under
---bottleneck_dir, kept in memory) -> distortions -> the new layer -> the
-training loop (resumable) -> evaluation -> exports (frozen graph, labels,
-SavedModel; TF Lite through tflite_export.py) -> main and the flags. Support
-code follows: folders, image safety, atomic files, flag checks, process set-up.
-
-Extras live beside this file, imported only when asked: tflite_export.py
-(--tflite_output_file, with tflite_metadata.py), tf2_modules.py (a TF2
-SavedModel module) and evaluation_picture.py (the confusion matrix picture).
-
-The frozen graph takes a float32 image batch [None, height, width, 3] with
-values in [0, 1] at the input 'Placeholder' and returns class probabilities at
-'final_result' (see --final_tensor_name).
+  python retrain.py --image_dir ~/flower_photos  # daisy/*.jpg, roses/*.png...
 
 --tfhub_module takes a URL (cached by tensorflow_hub in TFHUB_CACHE_DIR) or a
-local folder, in the TF1 Hub format or a TF2 SavedModel (tf2_modules.py).
+local folder, in the TF1 Hub format or a TF2 SavedModel (tf2_modules.py). The
+frozen graph written maps a float32 image batch [None, height, width, 3] in
+[0, 1] at 'Placeholder' to class probabilities at 'final_result'.
+
+The file follows the run: image lists -> the module graph -> bottlenecks
+(cached under --bottleneck_dir) -> distortions -> the new layer -> the
+training loop (resumable) -> evaluation -> exports -> main and the flags; then
+support code: folders, image safety, atomic files, flag checks, process set-up.
+Extras beside it are imported only when asked: tflite_export.py (TF Lite),
+tf2_modules.py and evaluation_picture.py (the confusion matrix picture).
 """
 
 import argparse
@@ -56,13 +42,10 @@ from datetime import datetime
 
 
 def _wants_debug_logs(argv):
-  """Tells whether the command line asks for DEBUG logging (read before TF loads)."""
-  for index, arg in enumerate(argv):
-    if arg == '--logging_verbosity=DEBUG':
-      return True
-    if arg == '--logging_verbosity' and argv[index + 1:index + 2] == ['DEBUG']:
-      return True
-  return False
+  """Tells whether argv asks for DEBUG logging (read before TF loads)."""
+  return '--logging_verbosity=DEBUG' in argv or any(
+      arg == '--logging_verbosity' and value == 'DEBUG'
+      for arg, value in zip(argv, argv[1:]))
 
 
 def _interrupted_while_loading(signum, frame):
@@ -100,7 +83,7 @@ try:
 except ImportError as e:
   if __name__ != '__main__':
     raise
-  os.dup2(_USER_STDERR, 2)
+  # SystemExit's message is printed after the finally clause restores stderr.
   sys.exit('retrain.py: error: %s: install the requirements with "pip install '
            '-r requirements.txt" (Python 3.10-3.13).' % e)
 finally:
@@ -114,18 +97,13 @@ FLAGS = None
 
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1  # ~134M
 
-# A module is considered to be quantization-compatible if it contains any of
-# these ops.
+# A module with any of these ops is quantization-compatible.
 FAKE_QUANT_OPS = ('FakeQuantWithMinMaxVars',
                   'FakeQuantWithMinMaxVarsPerChannel')
 
-# Image file extensions, compared lower-cased.
-IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')
-
+IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')  # Compared lower-cased.
 CATEGORIES = ('training', 'testing', 'validation')
-
 BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
-
 # The TensorBoard runs (sub-folders of --summaries_dir) this tool writes.
 SUMMARY_RUNS = ('train', 'validation', 'test')
 
@@ -148,13 +126,11 @@ class RetrainError(Exception):
   """A mistake of the user's (flags, folders, data): reported as one line."""
 
 
-# The module graph's tensors that computing bottlenecks feeds and fetches, in
-# the order the original's functions take them.
+# The module graph's tensors that bottlenecks are computed with.
 ModuleTensors = collections.namedtuple('ModuleTensors', [
     'jpeg_data', 'decoded_image', 'resized_image', 'bottleneck'])
 
-# Where a run's bottlenecks are cached (files under bottleneck_dir, named after
-# module_name) and the BottleneckMemory that holds their values for the run.
+# Where bottlenecks are cached (under bottleneck_dir) and kept for the run.
 BottleneckCache = collections.namedtuple('BottleneckCache', [
     'image_dir', 'bottleneck_dir', 'module_name', 'memory'])
 
@@ -316,10 +292,8 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
 def load_module_spec(module_handle, image_size=None):
   """Loads an image feature-vector module, with one-line errors.
 
-  Takes modules in the TF1 Hub format and TF2 SavedModels (the format of
-  current TF Hub / Kaggle image models), from a URL or a folder. TF1 Hub
-  modules are read here, without hub.Module (which tensorflow_hub 0.16
-  removed): see TF1ImageModule.
+  TF1 Hub modules are read here (see TF1ImageModule), as tensorflow_hub 0.16
+  removed hub.Module; TF2 SavedModels by tf2_modules.py.
 
   Args:
     module_handle: A module URL (downloaded and cached in TFHUB_CACHE_DIR by
@@ -328,15 +302,11 @@ def load_module_spec(module_handle, image_size=None):
       module that takes images of any size; None to use the module's own.
 
   Returns:
-    A TF1ImageModule for a TF1 Hub module, a tf2_modules.TF2ImageModule for
-    a TF2 SavedModel (tf2_modules.py is imported then). Both tell the image
-    size (image_size, module_image_shape) and the number of features
-    (feature_width), and apply_fn() puts the module into the current
-    graph.
+    A TF1ImageModule or a tf2_modules.TF2ImageModule: its image_size,
+    variable_size, feature_width, and apply_fn() to put it into the graph.
 
   Raises:
-    RetrainError: if the module cannot be found, downloaded or used here, or
-      if it is a TF2 SavedModel and tf2_modules.py is missing.
+    RetrainError: if the module cannot be found, downloaded or used here.
   """
   path = _module_folder(module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
@@ -361,13 +331,12 @@ def load_module_spec(module_handle, image_size=None):
         "signature must take 'images' and return 'default' [batch, features]."
         % module_handle)
   _check_module_variables(module_handle, path, meta_graph)
-  height, width = _tf1_image_size(meta_graph, signature)
-  variable_size = not (height and width)
-  height, width = checked_image_size(module_handle, (height, width),
-                                     variable_size, image_size)
+  module_size = _tf1_image_size(meta_graph, signature)
+  variable_size = not all(module_size)
   return TF1ImageModule(
-      module_handle, path, meta_graph, (height, width), variable_size,
-      _info_shape(signature.outputs['default']).as_list()[1])
+      module_handle, path, meta_graph,
+      checked_image_size(module_handle, module_size, variable_size, image_size),
+      variable_size, _info_shape(signature.outputs['default']).as_list()[1])
 
 
 def checked_image_size(module_handle, module_size, variable_size,
@@ -408,29 +377,23 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
   def apply_fn(self):
     """Puts the module's variables into the current graph under 'module', as
     hub.Module did; returns images -> features, sharing those variables."""
-    graph_def = self.meta_graph.graph_def
+    nodes = self.meta_graph.graph_def.node
     # Ops that hold state and take no inputs: variables, tables.
     state_ops = set()
-    for node in graph_def.node:
+    for node in nodes:
       op_def = op_def_registry.get(node.op)
       if op_def is not None and op_def.is_stateful and not op_def.input_arg:
         state_ops.add(node.name)
-    # The state is imported without the computation, which would take long
-    # to import for a big module: the state ops and what variables name.
+    # The state comes alone (the whole graph takes long to import): the
+    # state ops and what variables name.
     keep = set(state_ops)
-    variables = self.meta_graph.collection_def.get(
-        tf.GraphKeys.GLOBAL_VARIABLES)
-    for serialized in variables.bytes_list.value if variables else ():
-      variable = variable_pb2.VariableDef.FromString(serialized)
+    for variable in _variable_defs(self.meta_graph):
       keep.update(name.split(':')[0] for name in (
           variable.variable_name, variable.initializer_name,
           variable.snapshot_name, variable.initial_value_name) if name)
-    state = tf.MetaGraphDef()
-    state.CopyFrom(self.meta_graph)
-    state.graph_def.CopyFrom(tf.graph_util.extract_sub_graph(
-        graph_def, sorted(keep)))
     scope = _import_module_graph(
-        state, 'module',
+        self.meta_graph, tf.graph_util.extract_sub_graph(
+            self.meta_graph.graph_def, sorted(keep)).node, 'module',
         (tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.MODEL_VARIABLES), {})
     graph = tf.get_default_graph()
     state_map = {
@@ -443,31 +406,27 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
     if variables:
       tf.train.init_from_checkpoint(os.path.join(
           self.path, 'variables', 'variables'), variables)
-    apply_graph = _without_state_ops(self.meta_graph, state_ops)
-    signature = apply_graph.signature_def['default']
+    apply_nodes = _without_state_ops(nodes, state_ops)
+    signature = self.meta_graph.signature_def['default']
 
     def apply(images):
       """Adds the module's ops under 'module_apply_default' (then '..._1')."""
       input_map = dict(state_map)
       input_map[signature.inputs['images'].name] = images
       apply_scope = _import_module_graph(
-          apply_graph, 'module_apply_default',
+          self.meta_graph, apply_nodes, 'module_apply_default',
           (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
       return tf.get_default_graph().get_tensor_by_name(
           '%s/%s' % (apply_scope, signature.outputs['default'].name))
     return apply
 
 
-def _without_state_ops(meta_graph, state_ops):
-  """A copy of meta_graph without state_ops (their outputs are fed) nor the
+def _without_state_ops(nodes, state_ops):
+  """Copies of nodes but state_ops (their outputs are fed), and without the
   colocations with them, which would keep them in the frozen graph."""
-  apply_graph = tf.MetaGraphDef()
-  apply_graph.CopyFrom(meta_graph)
-  nodes = [node for node in apply_graph.graph_def.node
-           if node.name not in state_ops]
-  del apply_graph.graph_def.node[:]
-  apply_graph.graph_def.node.extend(nodes)
-  for node in apply_graph.graph_def.node:
+  graph_def = tf.GraphDef()
+  graph_def.node.extend(node for node in nodes if node.name not in state_ops)
+  for node in graph_def.node:
     if '_class' in node.attr:
       places = [place for place in node.attr['_class'].list.s
                 if place.decode()[len('loc:@'):] not in state_ops]
@@ -475,15 +434,19 @@ def _without_state_ops(meta_graph, state_ops):
       node.attr['_class'].list.s.extend(places)
       if not places:
         del node.attr['_class']
-  return apply_graph
+  return graph_def.node
 
 
-def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
-  """Imports meta_graph with only collections_to_keep (as hub.Module with
-  trainable=False) under a new name scope, which it returns."""
+def _import_module_graph(meta_graph, nodes, name, collections_to_keep,
+                         input_map):
+  """Imports meta_graph with nodes for its graph's and only
+  collections_to_keep (as hub.Module with trainable=False) under a new name
+  scope, which it returns."""
   absolute_scope = tf.get_default_graph().unique_name(name, mark_as_used=False)
   kept = tf.MetaGraphDef()
   kept.CopyFrom(meta_graph)
+  del kept.graph_def.node[:]
+  kept.graph_def.node.extend(nodes)
   for key in list(kept.collection_def):
     if key not in collections_to_keep:
       del kept.collection_def[key]
@@ -510,19 +473,25 @@ def _read_tf1_meta_graph(module_handle, path):
                      module_handle)
 
 
+def _variable_defs(meta_graph):
+  """The VariableDefs of a module's global variables."""
+  variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
+  return [variable_pb2.VariableDef.FromString(serialized)
+          for serialized in (variables.bytes_list.value if variables else ())]
+
+
 def _check_module_variables(module_handle, path, meta_graph):
   """Reads each variable of a TF1 Hub module from its checkpoint once, so
   that a missing or damaged checkpoint is a RetrainError here."""
-  variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
-  if not variables or not variables.bytes_list.value:
+  names = [variable.variable_name.split(':')[0]
+           for variable in _variable_defs(meta_graph)]
+  if not names:
     return
   try:
     reader = tf.train.load_checkpoint(os.path.join(path, 'variables',
                                                    'variables'))
     stored = reader.get_variable_to_shape_map()
-    for serialized in variables.bytes_list.value:
-      name = variable_pb2.VariableDef.FromString(
-          serialized).variable_name.split(':')[0]
+    for name in names:
       if name not in stored:
         raise RetrainError('Could not load the module %s: its checkpoint '
                            '(variables/) has no value for the variable %s.'
@@ -546,22 +515,19 @@ def _tf1_image_size(meta_graph, signature):
   # an ImageModuleInfo: default_image_size = 1 {height = 1, width = 2}.
   attachments = meta_graph.collection_def.get('hub_module_attachments')
   for attachment in attachments.bytes_list.value if attachments else ():
-    fields = dict(_proto_fields(attachment))
+    fields = _proto_fields(attachment)
     if fields.get(1) == b'image_module_info':
-      size = dict(_proto_fields(dict(_proto_fields(fields.get(2, b''))).get(
-          1, b'')))
+      size = _proto_fields(_proto_fields(fields.get(2, b'')).get(1, b''))
       if size.get(1) and size.get(2):
         return size[1], size[2]
   shape = _info_shape(signature.inputs['images'])
-  if shape.ndims != 4:
-    return 0, 0
-  height, width = shape.as_list()[1:3]
+  height, width = shape.as_list()[1:3] if shape.ndims else (0, 0)
   return height or 0, width or 0
 
 
 def _proto_fields(data):
-  """Yields (field number, value) of a serialized message's varint and bytes
-  fields: tensorflow_hub 0.16 no longer ships its attachments' classes."""
+  """{field number: value} of a serialized message's varint and bytes fields:
+  tensorflow_hub 0.16 no longer ships its attachments' classes."""
   def read_varint(position):
     value, shift = 0, 0
     while position < len(data):
@@ -573,17 +539,18 @@ def _proto_fields(data):
         break
     return value, position
 
-  position = 0
+  fields, position = {}, 0
   while position < len(data):
     key, position = read_varint(position)
     if key & 7 == 0:
-      value, position = read_varint(position)
+      fields[key >> 3], position = read_varint(position)
     elif key & 7 == 2:
       length, position = read_varint(position)
-      value, position = data[position:position + length], position + length
+      fields[key >> 3] = data[position:position + length]
+      position += length
     else:
-      return  # Not a field of the messages read here.
-    yield key >> 3, value
+      break  # Not a field of the messages read here.
+  return fields
 
 
 def _module_folder(module_handle):
@@ -598,8 +565,7 @@ def _module_folder(module_handle):
           'a local module folder with --tfhub_module=/path/to/module, or put '
           'the downloaded module into the folder TFHUB_CACHE_DIR names.' %
           (module_handle, error_reason(e)))
-  path = module_handle[len('file://'):] if module_handle.startswith(
-      'file://') else module_handle
+  path = module_handle.removeprefix('file://')
   if not tf.gfile.Exists(path):
     raise RetrainError(
         '--tfhub_module %s does not exist: pass a Hub module URL or a local '
@@ -642,8 +608,7 @@ def module_feature_width(module_spec):
   return module_spec.feature_width
 
 
-# create_module_graph's values, and the module (images -> features, sharing
-# its variables), which the SavedModel's image-bytes signature applies again.
+# create_module_graph's values and apply_module (images -> features).
 ModuleGraph = collections.namedtuple('ModuleGraph', [
     'graph', 'bottleneck_tensor', 'resized_input_tensor', 'wants_quantization',
     'apply_module'])
@@ -679,17 +644,8 @@ def _module_graph(module_spec):
 
 
 def module_session_config(bottleneck_precision='float32'):
-  """Returns the Session config that runs the module at a precision.
-
-  bfloat16 is TensorFlow's automatic mixed precision rewrite: oneDNN bfloat16
-  on a CPU, float16 on a GPU; variables and cached values stay float32.
-
-  Args:
-    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
-
-  Returns:
-    A tf.ConfigProto, or None for float32.
-  """
+  """The Session config (None for float32) that runs the module at one of
+  BOTTLENECK_PRECISIONS: bfloat16 is automatic mixed precision."""
   if bottleneck_precision == 'float32':
     return None
   rewrite_options = rewriter_config_pb2.RewriterConfig()
@@ -704,21 +660,9 @@ def module_session_config(bottleneck_precision='float32'):
 
 def module_cache_name(module_handle, bottleneck_precision='float32',
                       module_spec=None):
-  """The module name used in bottleneck file names.
-
-  Values computed in reduced precision are cached apart from float32 ones, so
-  that switching --bottleneck_precision never mixes the two; a TF2 SavedModel
-  that takes images of any size gives other features for another
-  --image_size, so the size becomes part of the name too.
-
-  Args:
-    module_handle: The --tfhub_module URL or path.
-    bottleneck_precision: One of BOTTLENECK_PRECISIONS.
-    module_spec: The loaded module, to tell a variable-size TF2 model.
-
-  Returns:
-    The name to pass as module_name to get_bottleneck_path.
-  """
+  """The module name in bottleneck file names (get_bottleneck_path's
+  module_name): module_handle, plus the image size of a module_spec of any
+  size and a bottleneck_precision other than float32, whose values differ."""
   name = module_handle
   if module_spec is not None and module_spec.variable_size:
     name += '@%dx%d' % tuple(module_spec.image_size)
