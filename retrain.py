@@ -43,9 +43,8 @@ from datetime import datetime
 
 def _wants_debug_logs(argv):
   """Tells whether argv asks for DEBUG logging (read before TF loads)."""
-  return '--logging_verbosity=DEBUG' in argv or any(
-      arg == '--logging_verbosity' and value == 'DEBUG'
-      for arg, value in zip(argv, argv[1:]))
+  return ('--logging_verbosity=DEBUG' in argv or
+          ('--logging_verbosity', 'DEBUG') in zip(argv, argv[1:]))
 
 
 def _interrupted_while_loading(signum, frame):
@@ -72,6 +71,9 @@ if os.environ.get('TF_CPP_MIN_LOG_LEVEL') == '3':
   os.close(_devnull)
 try:
   # pylint: disable=g-import-not-at-top
+  from google.protobuf import empty_pb2
+  from google.protobuf import message as proto_message
+  from google.protobuf import unknown_fields
   import numpy as np
   import tensorflow.compat.v1 as tf
   from tensorflow.core.framework import tensor_pb2
@@ -96,30 +98,25 @@ finally:
 FLAGS = None
 
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1  # ~134M
-
 # A module with any of these ops is quantization-compatible.
 FAKE_QUANT_OPS = ('FakeQuantWithMinMaxVars',
                   'FakeQuantWithMinMaxVarsPerChannel')
-
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')  # Compared lower-cased.
 CATEGORIES = ('training', 'testing', 'validation')
 BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
 # The TensorBoard runs (sub-folders of --summaries_dir) this tool writes.
 SUMMARY_RUNS = ('train', 'validation', 'test')
-
 # Larger images (~33.5 megapixels) are decoded at a reduced size (JPEGs) or
 # skipped, so that a decompression bomb cannot exhaust memory.
 MAX_IMAGE_PIXELS = 2 ** 25
-
-# The most memory libjpeg-turbo may take for one image: a lying progressive
-# JPEG header could ask for gigabytes; 1000M fits a 12000 x 12000 one.
-os.environ.setdefault('JPEGMEM', '1000M')
-
 # --decoded_images_mb's default: flower_photos's training set fits.
 DEFAULT_DECODED_IMAGES_MB = 2048
-
 # Longer cache file names are shortened with a hash of the full name.
 MAX_CACHE_NAME_BYTES = 200
+
+# Caps libjpeg-turbo's memory for one image, which a lying progressive JPEG
+# header could set at gigabytes (1000M fits a 12000 x 12000 image).
+os.environ.setdefault('JPEGMEM', '1000M')
 
 
 class RetrainError(Exception):
@@ -290,23 +287,15 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
 
 
 def load_module_spec(module_handle, image_size=None):
-  """Loads an image feature-vector module, with one-line errors.
-
-  TF1 Hub modules are read here (see TF1ImageModule), as tensorflow_hub 0.16
-  removed hub.Module; TF2 SavedModels by tf2_modules.py.
+  """Loads an image feature-vector module, with one-line RetrainErrors.
 
   Args:
-    module_handle: A module URL (downloaded and cached in TFHUB_CACHE_DIR by
-      tensorflow_hub) or a local module folder.
-    image_size: The --image_size value: the input height and width for a
-      module that takes images of any size; None to use the module's own.
+    module_handle: A module URL (cached in TFHUB_CACHE_DIR) or a folder.
+    image_size: --image_size, for a module that takes images of any size.
 
   Returns:
-    A TF1ImageModule or a tf2_modules.TF2ImageModule: its image_size,
-    variable_size, feature_width, and apply_fn() to put it into the graph.
-
-  Raises:
-    RetrainError: if the module cannot be found, downloaded or used here.
+    A TF1ImageModule (the TF1 Hub format, read here as tensorflow_hub 0.16
+    removed hub.Module) or a tf2_modules.TF2ImageModule (a TF2 SavedModel).
   """
   path = _module_folder(module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
@@ -341,18 +330,9 @@ def load_module_spec(module_handle, image_size=None):
 
 def checked_image_size(module_handle, module_size, variable_size,
                        image_size):
-  """The (height, width) to resize images to for a module.
-
-  Args:
-    module_handle: The --tfhub_module value.
-    module_size: The module's own (height, width).
-    variable_size: Whether the module takes images of any size.
-    image_size: The --image_size value, or None.
-
-  Raises:
-    RetrainError: if --image_size is missing for a module of any size, or
-      disagrees with a module's own size.
-  """
+  """The (height, width) to resize images to for a module of module_size
+  (any size if variable_size), given --image_size (or None); a RetrainError
+  if --image_size is missing for a module of any size or disagrees."""
   if variable_size and image_size is None:
     raise RetrainError(
         '--tfhub_module %s takes images of any size: pass the size it was '
@@ -379,11 +359,9 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
     hub.Module did; returns images -> features, sharing those variables."""
     nodes = self.meta_graph.graph_def.node
     # Ops that hold state and take no inputs: variables, tables.
-    state_ops = set()
-    for node in nodes:
-      op_def = op_def_registry.get(node.op)
-      if op_def is not None and op_def.is_stateful and not op_def.input_arg:
-        state_ops.add(node.name)
+    op_defs = {node.name: op_def_registry.get(node.op) for node in nodes}
+    state_ops = {name for name, op_def in op_defs.items()
+                 if op_def and op_def.is_stateful and not op_def.input_arg}
     # The state comes alone (the whole graph takes long to import): the
     # state ops and what variables name.
     keep = set(state_ops)
@@ -395,14 +373,10 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
         self.meta_graph, tf.graph_util.extract_sub_graph(
             self.meta_graph.graph_def, sorted(keep)).node, 'module',
         (tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.MODEL_VARIABLES), {})
-    graph = tf.get_default_graph()
-    state_map = {
-        name + ':0': graph.get_tensor_by_name('%s/%s:0' % (scope, name))
-        for name in state_ops}
-    variables = {
-        variable.op.name[len(scope) + 1:]: variable
-        for variable in tf.global_variables()
-        if variable.op.name.startswith(scope + '/')}
+    state_map = {name + ':0': tf.get_default_graph().get_tensor_by_name(
+        '%s/%s:0' % (scope, name)) for name in state_ops}
+    variables = {variable.op.name[len(scope) + 1:]: variable
+                 for variable in tf.global_variables(re.escape(scope) + '/')}
     if variables:
       tf.train.init_from_checkpoint(os.path.join(
           self.path, 'variables', 'variables'), variables)
@@ -428,10 +402,9 @@ def _without_state_ops(nodes, state_ops):
   graph_def.node.extend(node for node in nodes if node.name not in state_ops)
   for node in graph_def.node:
     if '_class' in node.attr:
-      places = [place for place in node.attr['_class'].list.s
-                if place.decode()[len('loc:@'):] not in state_ops]
-      del node.attr['_class'].list.s[:]
-      node.attr['_class'].list.s.extend(places)
+      places = node.attr['_class'].list.s
+      places[:] = [place for place in places
+                   if place.decode()[len('loc:@'):] not in state_ops]
       if not places:
         del node.attr['_class']
   return graph_def.node
@@ -439,17 +412,16 @@ def _without_state_ops(nodes, state_ops):
 
 def _import_module_graph(meta_graph, nodes, name, collections_to_keep,
                          input_map):
-  """Imports meta_graph with nodes for its graph's and only
-  collections_to_keep (as hub.Module with trainable=False) under a new name
+  """Imports meta_graph, with nodes as its graph's and only
+  collections_to_keep (as hub.Module with trainable=False), under a new name
   scope, which it returns."""
   absolute_scope = tf.get_default_graph().unique_name(name, mark_as_used=False)
   kept = tf.MetaGraphDef()
   kept.CopyFrom(meta_graph)
   del kept.graph_def.node[:]
   kept.graph_def.node.extend(nodes)
-  for key in list(kept.collection_def):
-    if key not in collections_to_keep:
-      del kept.collection_def[key]
+  for key in set(kept.collection_def) - set(collections_to_keep):
+    del kept.collection_def[key]
   tf.train.import_meta_graph(kept, input_map=input_map,
                              import_scope=absolute_scope.split('/')[-1])
   return absolute_scope
@@ -490,12 +462,7 @@ def _check_module_variables(module_handle, path, meta_graph):
   try:
     reader = tf.train.load_checkpoint(os.path.join(path, 'variables',
                                                    'variables'))
-    stored = reader.get_variable_to_shape_map()
     for name in names:
-      if name not in stored:
-        raise RetrainError('Could not load the module %s: its checkpoint '
-                           '(variables/) has no value for the variable %s.'
-                           % (module_handle, name))
       reader.get_tensor(name)
   # The reader's own bindings raise IndexError, ValueError or RuntimeError.
   except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
@@ -526,31 +493,13 @@ def _tf1_image_size(meta_graph, signature):
 
 
 def _proto_fields(data):
-  """{field number: value} of a serialized message's varint and bytes fields:
-  tensorflow_hub 0.16 no longer ships its attachments' classes."""
-  def read_varint(position):
-    value, shift = 0, 0
-    while position < len(data):
-      byte = data[position]
-      position += 1
-      value |= (byte & 0x7f) << shift
-      shift += 7
-      if byte < 0x80:
-        break
-    return value, position
-
-  fields, position = {}, 0
-  while position < len(data):
-    key, position = read_varint(position)
-    if key & 7 == 0:
-      fields[key >> 3], position = read_varint(position)
-    elif key & 7 == 2:
-      length, position = read_varint(position)
-      fields[key >> 3] = data[position:position + length]
-      position += length
-    else:
-      break  # Not a field of the messages read here.
-  return fields
+  """{field number: value} of a serialized message ({} if damaged), as
+  tensorflow_hub 0.16 no longer ships the classes of its attachments."""
+  try:
+    fields = unknown_fields.UnknownFieldSet(empty_pb2.Empty.FromString(data))
+  except proto_message.DecodeError:
+    return {}
+  return {field.field_number: field.data for field in fields}
 
 
 def _module_folder(module_handle):
