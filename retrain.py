@@ -10,7 +10,8 @@ photos. Give it one sub-folder of images per class; the names are the labels:
 --tfhub_module takes a URL (cached by tensorflow_hub in TFHUB_CACHE_DIR) or a
 local folder, in the TF1 Hub format or a TF2 SavedModel (tf2_modules.py). The
 frozen graph it writes maps a float32 image batch [None, height, width, 3] in
-[0, 1] at 'Placeholder' to class probabilities at 'final_result'.
+[0, 1] at 'Placeholder' to class probabilities at 'final_result' (the default
+of --final_tensor_name).
 
 The file follows the run: image lists -> the module graph -> bottlenecks
 (cached under --bottleneck_dir) -> distortions -> the new layer -> the
