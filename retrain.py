@@ -43,13 +43,9 @@ from datetime import datetime
 
 
 def _wants_debug_logs(argv):
-  """Tells whether the command line asks for DEBUG logging (read before TF loads)."""
-  for index, arg in enumerate(argv):
-    if arg == '--logging_verbosity=DEBUG':
-      return True
-    if arg == '--logging_verbosity' and argv[index + 1:index + 2] == ['DEBUG']:
-      return True
-  return False
+  """Tells whether argv asks for DEBUG logging (read before TF loads)."""
+  return ('--logging_verbosity=DEBUG' in argv or
+          ('--logging_verbosity', 'DEBUG') in zip(argv, argv[1:]))
 
 
 def _interrupted_while_loading(signum, frame):
@@ -76,6 +72,9 @@ if os.environ.get('TF_CPP_MIN_LOG_LEVEL') == '3':
   os.close(_devnull)
 try:
   # pylint: disable=g-import-not-at-top
+  from google.protobuf import empty_pb2
+  from google.protobuf import message as proto_message
+  from google.protobuf import unknown_fields
   import numpy as np
   import tensorflow.compat.v1 as tf
   from tensorflow.core.framework import tensor_pb2
@@ -87,7 +86,7 @@ try:
 except ImportError as e:
   if __name__ != '__main__':
     raise
-  os.dup2(_USER_STDERR, 2)
+  # SystemExit's message is printed after the finally clause restores stderr.
   sys.exit('retrain.py: error: %s: install the requirements with "pip install '
            '-r requirements.txt" (Python 3.10-3.13).' % e)
 finally:
@@ -100,34 +99,25 @@ finally:
 FLAGS = None
 
 MAX_NUM_IMAGES_PER_CLASS = 2 ** 27 - 1  # ~134M
-
 # A module with any of these ops is instrumented for quantization.
 FAKE_QUANT_OPS = ('FakeQuantWithMinMaxVars',
                   'FakeQuantWithMinMaxVarsPerChannel')
-
-# Image file extensions, compared lower-cased.
-IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')
-
+IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')  # Compared lower-cased.
 CATEGORIES = ('training', 'testing', 'validation')
-
 BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
-
 # The TensorBoard runs (sub-folders of --summaries_dir) this tool writes.
 SUMMARY_RUNS = ('train', 'validation', 'test')
-
 # Larger images are decoded at a reduced size (JPEGs) or skipped, so that a
 # decompression bomb cannot exhaust memory.
 MAX_IMAGE_PIXELS = 2 ** 25
-
-# The most memory libjpeg-turbo may take for one image: a lying progressive
-# JPEG header could ask for gigabytes; 1000M fits a 12000 x 12000 one.
-os.environ.setdefault('JPEGMEM', '1000M')
-
 # --decoded_images_mb's default: flower_photos's training set fits.
 DEFAULT_DECODED_IMAGES_MB = 2048
-
 # Longer cache file names are shortened with a hash of the full name.
 MAX_CACHE_NAME_BYTES = 200
+
+# Caps libjpeg-turbo's memory for one image, which a lying progressive JPEG
+# header could set at gigabytes (1000M fits a 12000 x 12000 image).
+os.environ.setdefault('JPEGMEM', '1000M')
 
 
 class RetrainError(Exception):
@@ -294,22 +284,15 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
 
 
 def load_module_spec(module_handle, image_size=None):
-  """Loads an image feature-vector module, with one-line errors.
-
-  TF1 Hub modules are read here, without hub.Module (which tensorflow_hub 0.16
-  removed); TF2 SavedModels through tf2_modules.py.
+  """Loads an image feature-vector module, with one-line RetrainErrors.
 
   Args:
-    module_handle: A module URL (cached in TFHUB_CACHE_DIR) or folder.
-    image_size: The --image_size: the input size of a module that takes
-      images of any size; None for the module's own.
+    module_handle: A module URL (cached in TFHUB_CACHE_DIR) or a folder.
+    image_size: --image_size, for a module that takes images of any size.
 
   Returns:
-    A TF1ImageModule, or a tf2_modules.TF2ImageModule: both have image_size,
-    feature_width, and apply_fn() that puts the module into the graph.
-
-  Raises:
-    RetrainError: if the module cannot be found, downloaded or used here.
+    A TF1ImageModule (the TF1 Hub format, read here as tensorflow_hub 0.16
+    removed hub.Module) or a tf2_modules.TF2ImageModule (a TF2 SavedModel).
   """
   path = _module_folder(module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
@@ -334,20 +317,19 @@ def load_module_spec(module_handle, image_size=None):
         "signature must take 'images' and return 'default' [batch, features]."
         % module_handle)
   _check_module_variables(module_handle, path, meta_graph)
-  height, width = _tf1_image_size(meta_graph, signature)
-  variable_size = not (height and width)
-  height, width = checked_image_size(module_handle, (height, width),
-                                     variable_size, image_size)
+  module_size = _tf1_image_size(meta_graph, signature)
+  variable_size = not all(module_size)
   return TF1ImageModule(
-      module_handle, path, meta_graph, (height, width), variable_size,
-      _info_shape(signature.outputs['default']).as_list()[1])
+      module_handle, path, meta_graph,
+      checked_image_size(module_handle, module_size, variable_size, image_size),
+      variable_size, _info_shape(signature.outputs['default']).as_list()[1])
 
 
 def checked_image_size(module_handle, module_size, variable_size,
                        image_size):
   """The (height, width) to resize images to for a module of module_size
-  (any size if variable_size), given --image_size; RetrainError if it is
-  missing where needed or disagrees with the module."""
+  (any size if variable_size), given --image_size (or None); a RetrainError
+  if --image_size is missing for a module of any size or disagrees."""
   if variable_size and image_size is None:
     raise RetrainError(
         '--tfhub_module %s takes images of any size: pass the size it was '
@@ -372,85 +354,71 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
   def apply_fn(self):
     """Puts the module's variables into the current graph under 'module', as
     hub.Module did; returns images -> features, sharing those variables."""
-    graph_def = self.meta_graph.graph_def
+    nodes = self.meta_graph.graph_def.node
     # Ops that hold state and take no inputs: variables, tables.
-    state_ops = set()
-    for node in graph_def.node:
-      op_def = op_def_registry.get(node.op)
-      if op_def is not None and op_def.is_stateful and not op_def.input_arg:
-        state_ops.add(node.name)
-    # The state is imported without the computation, which would take long
-    # to import for a big module: the state ops and what variables name.
+    op_defs = {node.name: op_def_registry.get(node.op) for node in nodes}
+    state_ops = {name for name, op_def in op_defs.items()
+                 if op_def and op_def.is_stateful and not op_def.input_arg}
+    # The state comes alone (the whole graph takes long to import): the
+    # state ops and what variables name.
     keep = set(state_ops)
-    variables = self.meta_graph.collection_def.get(
-        tf.GraphKeys.GLOBAL_VARIABLES)
-    for serialized in variables.bytes_list.value if variables else ():
-      variable = variable_pb2.VariableDef.FromString(serialized)
+    for variable in _variable_defs(self.meta_graph):
       keep.update(name.split(':')[0] for name in (
           variable.variable_name, variable.initializer_name,
           variable.snapshot_name, variable.initial_value_name) if name)
-    state = tf.MetaGraphDef()
-    state.CopyFrom(self.meta_graph)
-    state.graph_def.CopyFrom(tf.graph_util.extract_sub_graph(
-        graph_def, sorted(keep)))
     scope = _import_module_graph(
-        state, 'module',
+        self.meta_graph, tf.graph_util.extract_sub_graph(
+            self.meta_graph.graph_def, sorted(keep)).node, 'module',
         (tf.GraphKeys.GLOBAL_VARIABLES, tf.GraphKeys.MODEL_VARIABLES), {})
-    graph = tf.get_default_graph()
-    state_map = {
-        name + ':0': graph.get_tensor_by_name('%s/%s:0' % (scope, name))
-        for name in state_ops}
-    variables = {
-        variable.op.name[len(scope) + 1:]: variable
-        for variable in tf.global_variables()
-        if variable.op.name.startswith(scope + '/')}
+    state_map = {name + ':0': tf.get_default_graph().get_tensor_by_name(
+        '%s/%s:0' % (scope, name)) for name in state_ops}
+    variables = {variable.op.name[len(scope) + 1:]: variable
+                 for variable in tf.global_variables(re.escape(scope) + '/')}
     if variables:
       tf.train.init_from_checkpoint(os.path.join(
           self.path, 'variables', 'variables'), variables)
-    apply_graph = _without_state_ops(self.meta_graph, state_ops)
-    signature = apply_graph.signature_def['default']
+    apply_nodes = _without_state_ops(nodes, state_ops)
+    signature = self.meta_graph.signature_def['default']
 
     def apply(images):
       """Adds the module's ops under 'module_apply_default' (then '..._1')."""
       input_map = dict(state_map)
       input_map[signature.inputs['images'].name] = images
       apply_scope = _import_module_graph(
-          apply_graph, 'module_apply_default',
+          self.meta_graph, apply_nodes, 'module_apply_default',
           (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
       return tf.get_default_graph().get_tensor_by_name(
           '%s/%s' % (apply_scope, signature.outputs['default'].name))
     return apply
 
 
-def _without_state_ops(meta_graph, state_ops):
-  """A copy of meta_graph without state_ops (their outputs are fed) nor the
+def _without_state_ops(nodes, state_ops):
+  """Copies of nodes but state_ops (their outputs are fed), and without the
   colocations with them, which would keep them in the frozen graph."""
-  apply_graph = tf.MetaGraphDef()
-  apply_graph.CopyFrom(meta_graph)
-  nodes = [node for node in apply_graph.graph_def.node
-           if node.name not in state_ops]
-  del apply_graph.graph_def.node[:]
-  apply_graph.graph_def.node.extend(nodes)
-  for node in apply_graph.graph_def.node:
+  graph_def = tf.GraphDef()
+  graph_def.node.extend(node for node in nodes if node.name not in state_ops)
+  for node in graph_def.node:
     if '_class' in node.attr:
-      places = [place for place in node.attr['_class'].list.s
-                if place.decode()[len('loc:@'):] not in state_ops]
-      del node.attr['_class'].list.s[:]
-      node.attr['_class'].list.s.extend(places)
+      places = node.attr['_class'].list.s
+      places[:] = [place for place in places
+                   if place.decode()[len('loc:@'):] not in state_ops]
       if not places:
         del node.attr['_class']
-  return apply_graph
+  return graph_def.node
 
 
-def _import_module_graph(meta_graph, name, collections_to_keep, input_map):
-  """Imports meta_graph with only collections_to_keep (as hub.Module with
-  trainable=False) under a new name scope, which it returns."""
+def _import_module_graph(meta_graph, nodes, name, collections_to_keep,
+                         input_map):
+  """Imports meta_graph, with nodes as its graph's and only
+  collections_to_keep (as hub.Module with trainable=False), under a new name
+  scope, which it returns."""
   absolute_scope = tf.get_default_graph().unique_name(name, mark_as_used=False)
   kept = tf.MetaGraphDef()
   kept.CopyFrom(meta_graph)
-  for key in list(kept.collection_def):
-    if key not in collections_to_keep:
-      del kept.collection_def[key]
+  del kept.graph_def.node[:]
+  kept.graph_def.node.extend(nodes)
+  for key in set(kept.collection_def) - set(collections_to_keep):
+    del kept.collection_def[key]
   tf.train.import_meta_graph(kept, input_map=input_map,
                              import_scope=absolute_scope.split('/')[-1])
   return absolute_scope
@@ -474,23 +442,24 @@ def _read_tf1_meta_graph(module_handle, path):
                      module_handle)
 
 
+def _variable_defs(meta_graph):
+  """The VariableDefs of a module's global variables."""
+  variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
+  return [variable_pb2.VariableDef.FromString(serialized)
+          for serialized in (variables.bytes_list.value if variables else ())]
+
+
 def _check_module_variables(module_handle, path, meta_graph):
   """Reads each variable of a TF1 Hub module from its checkpoint once, so
   that a missing or damaged checkpoint is a RetrainError here."""
-  variables = meta_graph.collection_def.get(tf.GraphKeys.GLOBAL_VARIABLES)
-  if not variables or not variables.bytes_list.value:
+  names = [variable.variable_name.split(':')[0]
+           for variable in _variable_defs(meta_graph)]
+  if not names:
     return
   try:
     reader = tf.train.load_checkpoint(os.path.join(path, 'variables',
                                                    'variables'))
-    stored = reader.get_variable_to_shape_map()
-    for serialized in variables.bytes_list.value:
-      name = variable_pb2.VariableDef.FromString(
-          serialized).variable_name.split(':')[0]
-      if name not in stored:
-        raise RetrainError('Could not load the module %s: its checkpoint '
-                           '(variables/) has no value for the variable %s.'
-                           % (module_handle, name))
+    for name in names:
       reader.get_tensor(name)
   # The reader's own bindings raise IndexError, ValueError or RuntimeError.
   except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
@@ -510,44 +479,24 @@ def _tf1_image_size(meta_graph, signature):
   # an ImageModuleInfo: default_image_size = 1 {height = 1, width = 2}.
   attachments = meta_graph.collection_def.get('hub_module_attachments')
   for attachment in attachments.bytes_list.value if attachments else ():
-    fields = dict(_proto_fields(attachment))
+    fields = _proto_fields(attachment)
     if fields.get(1) == b'image_module_info':
-      size = dict(_proto_fields(dict(_proto_fields(fields.get(2, b''))).get(
-          1, b'')))
+      size = _proto_fields(_proto_fields(fields.get(2, b'')).get(1, b''))
       if size.get(1) and size.get(2):
         return size[1], size[2]
   shape = _info_shape(signature.inputs['images'])
-  if shape.ndims != 4:
-    return 0, 0
-  height, width = shape.as_list()[1:3]
+  height, width = shape.as_list()[1:3] if shape.ndims else (0, 0)
   return height or 0, width or 0
 
 
 def _proto_fields(data):
-  """Yields (field number, value) of a serialized message's varint and bytes
-  fields: tensorflow_hub 0.16 no longer ships its attachments' classes."""
-  def read_varint(position):
-    value, shift = 0, 0
-    while position < len(data):
-      byte = data[position]
-      position += 1
-      value |= (byte & 0x7f) << shift
-      shift += 7
-      if byte < 0x80:
-        break
-    return value, position
-
-  position = 0
-  while position < len(data):
-    key, position = read_varint(position)
-    if key & 7 == 0:
-      value, position = read_varint(position)
-    elif key & 7 == 2:
-      length, position = read_varint(position)
-      value, position = data[position:position + length], position + length
-    else:
-      return  # Not a field of the messages read here.
-    yield key >> 3, value
+  """{field number: value} of a serialized message ({} if damaged), as
+  tensorflow_hub 0.16 no longer ships the classes of its attachments."""
+  try:
+    fields = unknown_fields.UnknownFieldSet(empty_pb2.Empty.FromString(data))
+  except proto_message.DecodeError:
+    return {}
+  return {field.field_number: field.data for field in fields}
 
 
 def _module_folder(module_handle):
@@ -562,8 +511,7 @@ def _module_folder(module_handle):
           'a local module folder with --tfhub_module=/path/to/module, or put '
           'the downloaded module into the folder TFHUB_CACHE_DIR names.' %
           (module_handle, error_reason(e)))
-  path = module_handle[len('file://'):] if module_handle.startswith(
-      'file://') else module_handle
+  path = module_handle.removeprefix('file://')
   if not tf.gfile.Exists(path):
     raise RetrainError(
         '--tfhub_module %s does not exist: pass a Hub module URL or a local '
@@ -601,8 +549,7 @@ def module_image_shape(module_spec):
   return tuple(module_spec.image_size) + (3,)
 
 
-# create_module_graph's values, and the module (images -> features, sharing
-# its variables), which the SavedModel's image-bytes signature applies again.
+# create_module_graph's values and apply_module (images -> features).
 ModuleGraph = collections.namedtuple('ModuleGraph', [
     'graph', 'bottleneck_tensor', 'resized_input_tensor', 'wants_quantization',
     'apply_module'])
@@ -656,8 +603,8 @@ def module_session_config(bottleneck_precision='float32'):
 def module_cache_name(module_handle, bottleneck_precision='float32',
                       module_spec=None):
   """The module name in bottleneck file names (get_bottleneck_path's
-  module_name): reduced precision and the size given to a module of any size
-  are part of it, so that their values never mix with others."""
+  module_name): module_handle, plus the image size of a module_spec of any
+  size and a bottleneck_precision other than float32, whose values differ."""
   name = module_handle
   if module_spec is not None and module_spec.variable_size:
     name += '@%dx%d' % tuple(module_spec.image_size)
