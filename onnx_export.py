@@ -47,9 +47,6 @@ LABELS_KEY = 'labels'
 MAX_PROBABILITY_DIFFERENCE = 1e-3
 MAX_QUANTIZED_PROBABILITY_DIFFERENCE = 0.05
 
-# Images a batch when the check decodes and classifies the run's images.
-_CHECK_BATCH = 32
-
 
 def import_packages(asked_by, names=CONVERT_PACKAGES):
   """Imports the packages of requirements-onnx.txt that a flag needs.
@@ -233,12 +230,6 @@ def check_onnx_model(session, eval_session, batches):
                    max_difference)
 
 
-# The run's images, to decode as training decodes them: the image lists,
-# --image_dir and the module's (height, width, channels).
-RunImages = collections.namedtuple('RunImages', [
-    'image_lists', 'image_dir', 'image_shape'])
-
-
 def _check_images(run_images):
   """(category, [(path, class index)]): the test images, else the
   validation images, else the training images (always some)."""
@@ -248,15 +239,6 @@ def _check_images(run_images):
     if entries:
       return category, entries
   return 'training', []
-
-
-def _decoded_batches(image_shape, entries):
-  """Yields (class indices, float images) batches of entries, decoded as
-  training decodes them; images that fail to decode are left out."""
-  truth = np.array([class_index for _, class_index in entries])
-  for indices, images in retrain.decode_images(
-      [path for path, _ in entries], image_shape, _CHECK_BATCH):
-    yield truth[indices], images
 
 
 def export_checked_onnx(onnx_file, eval_session, run_images):
@@ -271,7 +253,7 @@ def export_checked_onnx(onnx_file, eval_session, run_images):
   Args:
     onnx_file: Where to write the .onnx file (--onnx_output_file).
     eval_session: The run's EvalSession.
-    run_images: RunImages, for the check.
+    run_images: retrain.RunImages, for the check.
 
   Returns:
     The OnnxCheck.
@@ -292,8 +274,8 @@ def export_checked_onnx(onnx_file, eval_session, run_images):
         'ONNX Runtime cannot run the converted model (%s); the other outputs '
         'are written, only --onnx_output_file is not.' % e)
   category, entries = _check_images(run_images)
-  check = check_onnx_model(session, eval_session, _decoded_batches(
-      run_images.image_shape, entries))
+  check = check_onnx_model(session, eval_session, retrain.decode_entries(
+      entries, run_images.image_shape))
   words = {'testing': 'test'}.get(category, category)
   if check.max_difference > (MAX_QUANTIZED_PROBABILITY_DIFFERENCE
                              if eval_session.wants_quantization else

@@ -873,6 +873,15 @@ def decode_images(inputs, image_shape, batch_size=None, from_files=True):
     yield from decode_in_batches(sess, decoding, inputs)
 
 
+def decode_entries(entries, image_shape, batch_size=32):
+  """Yields (class indices, float images) batches of image_entries' entries,
+  decoded as training decodes them; images that fail are left out."""
+  truth = np.array([class_index for _, class_index in entries], np.int64)
+  for indices, images in decode_images([path for path, _ in entries],
+                                       image_shape, batch_size):
+    yield truth[indices], images
+
+
 def retry_failed_images(sess, tensors, failed, skip):
   """Decodes each image that failed in a batch on its own with the decoding
   ModuleTensors of sess's graph, or calls skip(key, image path, reason in
@@ -2353,21 +2362,24 @@ def write_exports(flags, module_spec, image_lists, eval_session, cache):
     tf.logging.info('Save SavedModel to : ' + flags.saved_model_dir)
     export_model(module_spec, class_count, flags.saved_model_dir,
                  eval_session=eval_session, labels=list(image_lists.keys()))
+  run_images = RunImages(image_lists, cache.image_dir,
+                         module_image_shape(module_spec))
   if flags.tflite_output_file:
     tflite_export = tflite_export_module()
     tflite_export.export_checked_tflite(
         tflite_export.TfliteOptions(
             flags.tflite_output_file, flags.tflite_quantize,
             flags.tflite_calibration_images, flags.random_seed),
-        module_spec, eval_session,
-        tflite_export.RunImages(image_lists, cache.image_dir,
-                                module_image_shape(module_spec)))
+        module_spec, eval_session, run_images)
   if flags.onnx_output_file:
-    onnx_export = onnx_export_module()
-    onnx_export.export_checked_onnx(
-        flags.onnx_output_file, eval_session,
-        onnx_export.RunImages(image_lists, cache.image_dir,
-                              module_image_shape(module_spec)))
+    onnx_export_module().export_checked_onnx(flags.onnx_output_file,
+                                             eval_session, run_images)
+
+
+# The run's images, which the TF Lite and ONNX exports decode (decode_entries)
+# to check their models: the image lists, --image_dir and the module's shape.
+RunImages = collections.namedtuple('RunImages', [
+    'image_lists', 'image_dir', 'image_shape'])
 
 
 def _set_random_seed(seed):

@@ -145,12 +145,6 @@ def _calibration_samples(images):
 TfliteOptions = collections.namedtuple('TfliteOptions', [
     'tflite_file', 'quantize', 'calibration_images', 'seed'])
 
-# The run's images, to decode as training decodes them: the image lists,
-# --image_dir and the module's (height, width, channels).
-RunImages = collections.namedtuple('RunImages', [
-    'image_lists', 'image_dir', 'image_shape'])
-
-
 def export_checked_tflite(options, module_spec, eval_session, run_images):
   """Writes the TF Lite model, then logs its accuracy beside the graph's.
 
@@ -162,14 +156,14 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
     options: TfliteOptions.
     module_spec: The image module, as load_module_spec returns it.
     eval_session: The run's EvalSession.
-    run_images: RunImages, for the calibration and the check.
+    run_images: retrain.RunImages, for the calibration and the check.
 
   Returns:
     The TfliteExport.
   """
   labels = list(run_images.image_lists.keys())
-  decoded_batches = functools.partial(_decoded_batches,
-                                      run_images.image_shape)
+  decoded_batches = functools.partial(
+      retrain.decode_entries, image_shape=run_images.image_shape)
   calibration_images = None
   if options.quantize == 'uint8':
     entries = retrain.image_entries(run_images.image_lists,
@@ -206,22 +200,6 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
       100.0 * check.graph_correct / check.count, check.agreeing, check.count,
       len(exported.content) / 1e6)
   return exported
-
-
-# Images a batch when the TF Lite export decodes its calibration and check
-# images.
-_TFLITE_DECODING_BATCH = 32
-
-
-def _decoded_batches(image_shape, entries):
-  """Yields (class indices, float images [n, H, W, 3]) batches of entries
-  (from retrain.image_entries), decoded to image_shape as training decodes
-  them; images that fail to decode are left out."""
-  paths = [path for path, _ in entries]
-  truth = np.array([class_index for _, class_index in entries])
-  for indices, images in retrain.decode_images(paths, image_shape,
-                                               _TFLITE_DECODING_BATCH):
-    yield truth[indices], images
 
 
 # What check_tflite_model found: how many images, how many the TF Lite model

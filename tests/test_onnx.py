@@ -138,8 +138,8 @@ def test_a_disagreeing_model_is_one_line_and_no_file(onnx_run, sample_module,
       spec, 5, 'final_result',
       os.path.join(onnx_run['dir'], 'checkpoint', 'model'))
   image_lists = retrain.create_image_lists(SAMPLE_DIR, 10, 10)
-  run_images = onnx_export.RunImages(image_lists, SAMPLE_DIR,
-                                     retrain.module_image_shape(spec))
+  run_images = retrain.RunImages(image_lists, SAMPLE_DIR,
+                                 retrain.module_image_shape(spec))
   good_file = str(tmp_path / 'good.onnx')
   check = onnx_export.export_checked_onnx(good_file, eval_session, run_images)
   assert check.count == check.agreeing == 25
