@@ -1,23 +1,18 @@
 # Copyright 2026 The retrain.py authors. Licensed under the Apache License, Version 2.0.
 r"""Simple transfer learning with image modules from TensorFlow Hub.
 
-Trains a new top layer (softmax) on the features that a TensorFlow Hub image
-feature-vector module computes, so that it recognises the classes of your
-photos: python retrain.py --image_dir ~/flower_photos, where each sub-folder
-(daisy/, roses/, ...) holds one class's images and names its label.
+Trains a new top layer (softmax) on a TensorFlow Hub image feature-vector
+module's features to recognise your classes: python retrain.py --image_dir
+~/flower_photos, where each sub-folder (daisy/, ...) holds one class's images.
 
 The file follows the run: image lists (a stable hash of each file name picks
 its set) -> the module graph (a URL, cached in TFHUB_CACHE_DIR, or a folder)
--> bottlenecks (computed in batches, cached under --bottleneck_dir) ->
-distortions -> the new layer -> training (resumable) -> evaluation -> exports
--> main and the flags; then support code. The frozen graph maps a float32
-image batch [None, height, width, 3] in [0, 1] at 'Placeholder' to class
-probabilities at 'final_result'.
-
-Extras beside this file are imported only when asked: tflite_export.py and
-tflite_metadata.py (--tflite_output_file), onnx_export.py (--onnx_output_file),
-tf2_modules.py (a TF2 SavedModel module) and evaluation_report.py (the
-per-class report).
+-> bottlenecks (cached under --bottleneck_dir) -> distortions -> the new layer
+-> training (resumable) -> evaluation -> exports -> main and the flags; then
+support code. The frozen graph maps a float32 image batch [None, height, width,
+3] in [0, 1] at 'Placeholder' to class probabilities at 'final_result'. Extras
+beside this file (tflite_export.py, tflite_metadata.py, onnx_export.py,
+tf2_modules.py, evaluation_report.py) are imported only when asked.
 """
 
 import argparse
@@ -79,10 +74,8 @@ try:
   import tensorflow.compat.v1 as tf
   from tensorflow.core.framework import tensor_pb2
   from tensorflow.core.framework import variable_pb2
-  from tensorflow.core.protobuf import rewriter_config_pb2
   from tensorflow.core.protobuf import saved_model_pb2
   from tensorflow.python.framework import op_def_registry
-  # pylint: enable=g-import-not-at-top
 except ImportError as e:
   if __name__ != '__main__':
     raise
@@ -105,15 +98,12 @@ FAKE_QUANT_OPS = ('FakeQuantWithMinMaxVars',
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')  # Compared lower-cased.
 CATEGORIES = ('training', 'testing', 'validation')
 BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
-# The TensorBoard runs (sub-folders of --summaries_dir) this tool writes.
-SUMMARY_RUNS = ('train', 'validation', 'test')
+SUMMARY_RUNS = ('train', 'validation', 'test')  # Under --summaries_dir.
 # Larger images are decoded at a reduced size (JPEGs) or skipped, so that a
 # decompression bomb cannot exhaust memory.
 MAX_IMAGE_PIXELS = 2 ** 25
-# --decoded_images_mb's default: flower_photos's training set fits.
-DEFAULT_DECODED_IMAGES_MB = 2048
-# Longer cache file names are shortened with a hash of the full name.
-MAX_CACHE_NAME_BYTES = 200
+DEFAULT_DECODED_IMAGES_MB = 2048  # flower_photos's training set fits.
+MAX_CACHE_NAME_BYTES = 200  # Longer cache file names are hashed.
 
 # Caps libjpeg-turbo's memory for one image, which a lying progressive JPEG
 # header could set at gigabytes (1000M fits a 12000 x 12000 image).
@@ -137,8 +127,7 @@ BottleneckCache = collections.namedtuple('BottleneckCache', [
 
 
 def _percentage_hash(file_name):
-  """A stable number in [0, 100] that puts an image file in a set; what follows
-  '_nohash_' is ignored, so that variants of one subject stay together."""
+  """Stable [0, 100] hash of a file name up to '_nohash_': picks its set."""
   hash_name = re.sub(r'_nohash_.*$', '', file_name)
   hash_name_hashed = hashlib.sha1(tf.compat.as_bytes(hash_name)).hexdigest()
   return ((int(hash_name_hashed, 16) % (MAX_NUM_IMAGES_PER_CLASS + 1)) *
@@ -148,9 +137,6 @@ def _percentage_hash(file_name):
 def create_image_lists(image_dir, testing_percentage, validation_percentage,
                        unusable=None):
   """Builds a list of training images from the file system.
-
-  An image's set comes from the hash of its file name alone, so that moving
-  the folder or adding images keeps the split.
 
   Args:
     image_dir: String path to a folder containing subfolders of images.
@@ -305,18 +291,7 @@ def load_module_spec(module_handle, image_size=None):
         '--tfhub_module %s is neither a TF1 Hub module (tfhub_module.pb) nor '
         'a TF2 SavedModel (saved_model.pb): pass a module URL or a module '
         'folder.' % module_handle)
-  meta_graph = _read_tf1_meta_graph(module_handle, path)
-  signature = meta_graph.signature_def.get('default')
-  if (signature is None or 'images' not in signature.inputs or
-      'default' not in signature.outputs or
-      _info_shape(signature.outputs['default']).ndims != 2 or
-      not _info_shape(signature.inputs['images']).is_compatible_with(
-          [None, None, None, 3])):
-    raise RetrainError(
-        '--tfhub_module %s is not an image feature vector module: its default '
-        "signature must take 'images' and return 'default' [batch, features]."
-        % module_handle)
-  _check_module_variables(module_handle, path, meta_graph)
+  meta_graph, signature = _read_tf1_module(module_handle, path)
   module_size = _tf1_image_size(meta_graph, signature)
   variable_size = not all(module_size)
   return TF1ImageModule(
@@ -327,9 +302,8 @@ def load_module_spec(module_handle, image_size=None):
 
 def checked_image_size(module_handle, module_size, variable_size,
                        image_size):
-  """The (height, width) to resize images to for a module of module_size
-  (any size if variable_size), given --image_size (or None); a RetrainError
-  if --image_size is missing for a module of any size or disagrees."""
+  """The (height, width) to resize images to, given --image_size (or None): a
+  RetrainError if it is missing for a module of any size or disagrees."""
   if variable_size and image_size is None:
     raise RetrainError(
         '--tfhub_module %s takes images of any size: pass the size it was '
@@ -348,19 +322,17 @@ def checked_image_size(module_handle, module_size, variable_size,
 class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
     'handle', 'path', 'meta_graph', 'image_size', 'variable_size',
     'feature_width'])):
-  """A TF1 Hub format image feature vector, as load_module_spec reads it: its
-  graph (tags {}) maps 'images' in [0, 1] to 'default' [batch, features]."""
+  """A TF1 Hub image feature vector: 'images' in [0, 1] -> 'default'."""
 
   def apply_fn(self):
-    """Puts the module's variables into the current graph under 'module', as
-    hub.Module did; returns images -> features, sharing those variables."""
+    """Adds the module's variables under 'module', as hub.Module did, and
+    returns images -> features, sharing those variables."""
     nodes = self.meta_graph.graph_def.node
     # Ops that hold state and take no inputs: variables, tables.
     op_defs = {node.name: op_def_registry.get(node.op) for node in nodes}
     state_ops = {name for name, op_def in op_defs.items()
                  if op_def and op_def.is_stateful and not op_def.input_arg}
-    # The state comes alone (the whole graph takes long to import): the
-    # state ops and what variables name.
+    # The state ops and what variables name come alone: the graph is slow.
     keep = set(state_ops)
     for variable in _variable_defs(self.meta_graph):
       keep.update(name.split(':')[0] for name in (
@@ -377,7 +349,18 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
     if variables:
       tf.train.init_from_checkpoint(os.path.join(
           self.path, 'variables', 'variables'), variables)
-    apply_nodes = _without_state_ops(nodes, state_ops)
+    # Each apply feeds the state ops' outputs, and drops its colocations with
+    # them, which would keep them in the frozen graph.
+    apply_graph = tf.GraphDef()
+    apply_graph.node.extend(node for node in nodes
+                            if node.name not in state_ops)
+    for node in apply_graph.node:
+      if '_class' in node.attr:
+        places = node.attr['_class'].list.s
+        places[:] = [place for place in places
+                     if place.decode()[len('loc:@'):] not in state_ops]
+        if not places:
+          del node.attr['_class']
     signature = self.meta_graph.signature_def['default']
 
     def apply(images):
@@ -385,33 +368,17 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
       input_map = dict(state_map)
       input_map[signature.inputs['images'].name] = images
       apply_scope = _import_module_graph(
-          self.meta_graph, apply_nodes, 'module_apply_default',
+          self.meta_graph, apply_graph.node, 'module_apply_default',
           (tf.GraphKeys.COND_CONTEXT, tf.GraphKeys.WHILE_CONTEXT), input_map)
       return tf.get_default_graph().get_tensor_by_name(
           '%s/%s' % (apply_scope, signature.outputs['default'].name))
     return apply
 
 
-def _without_state_ops(nodes, state_ops):
-  """Copies of nodes but state_ops (their outputs are fed), and without the
-  colocations with them, which would keep them in the frozen graph."""
-  graph_def = tf.GraphDef()
-  graph_def.node.extend(node for node in nodes if node.name not in state_ops)
-  for node in graph_def.node:
-    if '_class' in node.attr:
-      places = node.attr['_class'].list.s
-      places[:] = [place for place in places
-                   if place.decode()[len('loc:@'):] not in state_ops]
-      if not places:
-        del node.attr['_class']
-  return graph_def.node
-
-
 def _import_module_graph(meta_graph, nodes, name, collections_to_keep,
                          input_map):
-  """Imports meta_graph, with nodes as its graph's and only
-  collections_to_keep (as hub.Module with trainable=False), under a new name
-  scope, which it returns."""
+  """Imports meta_graph with nodes and collections_to_keep (as hub.Module with
+  trainable=False) under a new name scope, which it returns."""
   absolute_scope = tf.get_default_graph().unique_name(name, mark_as_used=False)
   kept = tf.MetaGraphDef()
   kept.CopyFrom(meta_graph)
@@ -424,8 +391,9 @@ def _import_module_graph(meta_graph, nodes, name, collections_to_keep,
   return absolute_scope
 
 
-def _read_tf1_meta_graph(module_handle, path):
-  """The MetaGraphDef (tags {}) of a TF1 Hub module's saved_model.pb."""
+def _read_tf1_module(module_handle, path):
+  """(MetaGraphDef with the tags {}, its default signature) of a TF1 Hub
+  module: a RetrainError unless it is an image feature vector that loads."""
   saved_model = saved_model_pb2.SavedModel()
   try:
     with tf.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
@@ -436,10 +404,36 @@ def _read_tf1_meta_graph(module_handle, path):
                                                  error_reason(e)))
   for meta_graph in saved_model.meta_graphs:
     if not meta_graph.meta_info_def.tags:
-      return meta_graph
-  raise RetrainError('Could not load the module %s: its saved_model.pb has no '
-                     'graph with the tags {} of a TF1 Hub module.' %
-                     module_handle)
+      break
+  else:
+    raise RetrainError('Could not load the module %s: its saved_model.pb has '
+                       'no graph with the tags {} of a TF1 Hub module.' %
+                       module_handle)
+  signature = meta_graph.signature_def.get('default')
+  if (signature is None or 'images' not in signature.inputs or
+      'default' not in signature.outputs or
+      _info_shape(signature.outputs['default']).ndims != 2 or
+      not _info_shape(signature.inputs['images']).is_compatible_with(
+          [None, None, None, 3])):
+    raise RetrainError(
+        '--tfhub_module %s is not an image feature vector module: its default '
+        "signature must take 'images' and return 'default' [batch, features]."
+        % module_handle)
+  # Reads each variable once, so that a damaged checkpoint fails here.
+  names = [variable.variable_name.split(':')[0]
+           for variable in _variable_defs(meta_graph)]
+  if names:
+    try:
+      reader = tf.train.load_checkpoint(os.path.join(path, 'variables',
+                                                     'variables'))
+      for name in names:
+        reader.get_tensor(name)
+    # The reader's own bindings raise IndexError, ValueError or RuntimeError.
+    except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
+      raise RetrainError('Could not load the module %s: its variables/ '
+                         'cannot be read (%s).' % (module_handle,
+                                                   error_reason(e)))
+  return meta_graph, signature
 
 
 def _variable_defs(meta_graph):
@@ -449,32 +443,13 @@ def _variable_defs(meta_graph):
           for serialized in (variables.bytes_list.value if variables else ())]
 
 
-def _check_module_variables(module_handle, path, meta_graph):
-  """Reads each variable of a TF1 Hub module from its checkpoint once, so
-  that a missing or damaged checkpoint is a RetrainError here."""
-  names = [variable.variable_name.split(':')[0]
-           for variable in _variable_defs(meta_graph)]
-  if not names:
-    return
-  try:
-    reader = tf.train.load_checkpoint(os.path.join(path, 'variables',
-                                                   'variables'))
-    for name in names:
-      reader.get_tensor(name)
-  # The reader's own bindings raise IndexError, ValueError or RuntimeError.
-  except (tf.errors.OpError, IndexError, ValueError, RuntimeError) as e:
-    raise RetrainError('Could not load the module %s: its variables/ cannot '
-                       'be read (%s).' % (module_handle, error_reason(e)))
-
-
 def _info_shape(tensor_info):
   """The tf.TensorShape of a signature's TensorInfo."""
   return tf.TensorShape(tensor_info.tensor_shape)
 
 
 def _tf1_image_size(meta_graph, signature):
-  """(height, width) of a TF1 Hub module's images, 0 for 'any size', as
-  hub.get_expected_image_size read it: attachment, else 'images' shape."""
+  """(height, width), 0 for any, as hub.get_expected_image_size read them."""
   # Serialized ModuleAttachments (key = 1, value = 2); 'image_module_info' is
   # an ImageModuleInfo: default_image_size = 1 {height = 1, width = 2}.
   attachments = meta_graph.collection_def.get('hub_module_attachments')
@@ -490,8 +465,7 @@ def _tf1_image_size(meta_graph, signature):
 
 
 def _proto_fields(data):
-  """{field number: value} of a serialized message ({} if damaged), as
-  tensorflow_hub 0.16 no longer ships the classes of its attachments."""
+  """{field: value} of a message ({} if damaged); hub 0.16 lacks its classes."""
   try:
     fields = unknown_fields.UnknownFieldSet(empty_pb2.Empty.FromString(data))
   except proto_message.DecodeError:
@@ -500,8 +474,7 @@ def _proto_fields(data):
 
 
 def _module_folder(module_handle):
-  """The local folder of a module (a URL's download, or the folder given);
-  a RetrainError if it cannot be downloaded, is missing or is a file."""
+  """The local folder of a module (a URL's download, or the folder given)."""
   if is_module_url(module_handle):
     try:
       return tensorflow_hub().resolve(module_handle)
@@ -530,8 +503,7 @@ def _module_folder(module_handle):
 
 
 def tensorflow_hub():
-  """The tensorflow_hub package, imported on first need, without its
-  import-time warnings (pkg_resources), which a user cannot act on."""
+  """tensorflow_hub, imported on first need without its import warnings."""
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')
     import tensorflow_hub as hub  # pylint: disable=g-import-not-at-top
@@ -585,26 +557,23 @@ def _module_graph(module_spec):
 
 
 def module_session_config(bottleneck_precision='float32'):
-  """The Session config (None for float32) that runs the module at one of
-  BOTTLENECK_PRECISIONS: bfloat16 is TensorFlow's automatic mixed precision
-  (oneDNN bfloat16 on a CPU, float16 on a GPU); variables stay float32."""
+  """The Session config (None for float32) for a bottleneck_precision: TF's
+  automatic mixed precision (oneDNN bfloat16 on CPUs, float16 on GPUs)."""
   if bottleneck_precision == 'float32':
     return None
-  rewrite_options = rewriter_config_pb2.RewriterConfig()
+  config = tf.ConfigProto()
+  rewrite_options = config.graph_options.rewrite_options
   if tf.config.list_physical_devices('GPU'):
-    rewrite_options.auto_mixed_precision = rewriter_config_pb2.RewriterConfig.ON
+    rewrite_options.auto_mixed_precision = rewrite_options.ON
   else:
-    rewrite_options.auto_mixed_precision_onednn_bfloat16 = (
-        rewriter_config_pb2.RewriterConfig.ON)
-  return tf.ConfigProto(graph_options=tf.GraphOptions(
-      rewrite_options=rewrite_options))
+    rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewrite_options.ON
+  return config
 
 
 def module_cache_name(module_handle, bottleneck_precision='float32',
                       module_spec=None):
-  """The module name in bottleneck file names (get_bottleneck_path's
-  module_name): module_handle, plus the image size of a module_spec of any
-  size and a bottleneck_precision other than float32, whose values differ."""
+  """get_bottleneck_path's module_name: module_handle, plus what changes the
+  values: the image size (modules of any size), precision (unless float32)."""
   name = module_handle
   if module_spec is not None and module_spec.variable_size:
     name += '@%dx%d' % tuple(module_spec.image_size)
@@ -665,8 +634,7 @@ def write_bottleneck_file(bottleneck_path, bottleneck_values):
 
 
 def read_bottleneck_file(bottleneck_path, expected_width=None):
-  """A cached bottleneck file's values (float32), or None when the file is
-  missing, cannot be parsed or does not have expected_width values."""
+  """A bottleneck file's float32 values; None if unreadable or misshapen."""
   try:
     with tf.gfile.GFile(bottleneck_path, 'r') as bottleneck_file:
       values = np.array(bottleneck_file.read().split(','), np.float32)
@@ -745,9 +713,8 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
 
 
 class BottleneckMemory(dict):
-  """A run's bottleneck values by cache file path (float32 [width]), read once
-  for training's many batches, then held as rows of a matrix per class and
-  category."""
+  """A run's bottleneck values by cache file path, read once for training's
+  many batches, then held as rows of a matrix per class and category."""
 
   def __init__(self):
     super().__init__()
@@ -782,9 +749,8 @@ class BottleneckMemory(dict):
 
 
 def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
-  """(Session with the module's variables initialised, ModuleTensors) of
-  module_spec's graph with its image decoding ops, for bottlenecks computed
-  outside main (beam_bottlenecks.py, bench, tests)."""
+  """(Session with the variables initialised, ModuleTensors) of module_spec's
+  graph and decoding ops, for beam_bottlenecks.py, bench and tests."""
   graph, bottleneck_tensor, resized_input_tensor, _ = create_module_graph(
       module_spec)
   with graph.as_default():
@@ -798,8 +764,7 @@ def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
 
 
 def default_caching_batch_size(input_height, input_width):
-  """Images per module run when caching: about half a million input pixels,
-  within [8, 64]; larger batches only raise memory."""
+  """Images per module run when caching: ~0.5M pixels, within [8, 64]."""
   return int(np.clip(2 ** 19 // (input_height * input_width), 8, 64))
 
 
