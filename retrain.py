@@ -775,13 +775,9 @@ BatchedDecoding = collections.namedtuple('BatchedDecoding', [
 
 
 def add_batched_decoding(image_shape, batch_size=None, from_files=True):
-  """Adds a parallel tf.data decoder of many images to the default graph.
-
-  The inputs are image file paths, or image bytes if not from_files. Batch k
-  holds those of the inputs [k * batch_size, (k + 1) * batch_size) that
-  decoded, at image_shape; batch_size None makes one batch of every input.
-  Returns a BatchedDecoding.
-  """
+  """Adds a parallel decoder of image paths (bytes if not from_files) at
+  image_shape to the default graph; returns a BatchedDecoding. Batch k holds
+  the inputs[k * batch_size:(k + 1) * batch_size] that decode; None: all."""
   height, width, depth = image_shape
   with tf.name_scope('batched_decoding'):
     inputs = tf.placeholder(tf.string, [None], name='inputs')
@@ -796,8 +792,7 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
     dataset = parallel_map(dataset, decode)
     dataset = dataset.apply(tf.data.experimental.ignore_errors())
     if batch_size:
-      # Not converted by AutoGraph, which leaves its code in the temporary
-      # folder when the process ends with os._exit.
+      # No AutoGraph: its code would stay in the temp folder at os._exit.
       plain = tf.autograph.experimental.do_not_convert
       dataset = dataset.group_by_window(
           plain(lambda index, image: index // batch_size),
@@ -819,8 +814,7 @@ def parallel_map(dataset, function):
 
 
 def decode_in_batches(sess, decoding, inputs):
-  """Yields (indices, images) of the inputs (image file paths or bytes) that
-  decode, batch by batch, with the BatchedDecoding decoding of sess's graph."""
+  """Yields (indices, images) of the inputs that decode, by sess's decoding."""
   sess.run(decoding.initializer, {decoding.inputs: inputs})
   while True:
     try:
@@ -830,8 +824,7 @@ def decode_in_batches(sess, decoding, inputs):
 
 
 def decode_images(inputs, image_shape, batch_size=None, from_files=True):
-  """decode_in_batches with an add_batched_decoding of a graph of its own: in
-  the module's graph, its Session would have to take in the graph again."""
+  """decode_in_batches in a new graph: a used one's Session would resend it."""
   with tf.Graph().as_default() as graph:
     decoding = add_batched_decoding(image_shape, batch_size, from_files)
   with tf.Session(graph=graph) as sess:
@@ -839,8 +832,7 @@ def decode_images(inputs, image_shape, batch_size=None, from_files=True):
 
 
 def decode_entries(entries, image_shape, batch_size=32):
-  """Yields (class indices, float images) batches of image_entries' entries,
-  decoded as training decodes them; images that fail are left out."""
+  """Yields (class indices, float images) of the entries that decode."""
   truth = np.array([class_index for _, class_index in entries], np.int64)
   for indices, images in decode_images([path for path, _ in entries],
                                        image_shape, batch_size):
@@ -848,19 +840,14 @@ def decode_entries(entries, image_shape, batch_size=32):
 
 
 def retry_failed_images(sess, tensors, failed, skip):
-  """Decodes each image that failed in a batch on its own with the decoding
-  ModuleTensors of sess's graph, or calls skip(key, image path, reason in
-  words for the user); failed holds (key, image path, bytes or None to read).
-
-  Returns:
-    (keys, images) of the images that decoded, float [height, width, depth].
-  """
+  """Decodes alone with sess's ModuleTensors each (key, image path, bytes or
+  None to read) of failed, or calls skip(key, image path, reason in words);
+  returns (keys, float [height, width, depth] images) of those decoded."""
   keys, images = [], []
   for key, image_path, image_data in failed:
-    reason = None
     if image_data is None:
       image_data, reason = _read_image_file(image_path)
-    if reason is None:
+    if image_data is not None:
       image, reason = _decode_or_explain(sess, image_data, tensors.jpeg_data,
                                          tensors.decoded_image)
     if reason is None:
@@ -895,8 +882,7 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
       bottleneck_tensor: The module graph's ModuleTensors.
     module_name: The name of the image module being used.
     batch_size: Images per module run; None for default_caching_batch_size.
-    memory: The run's BottleneckMemory to keep the values in; None to only
-      write the cache files.
+    memory: The run's BottleneckMemory to fill; None only writes the files.
 
   Returns:
     The list of (image path, reason) of the images that were skipped.
@@ -925,16 +911,29 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
       skip(entry, entry.image_path, reason)
     else:
       usable.append(entry)
-  # A batch that holds a missing value is computed whole: oneDNN's values for
-  # an image depend on its batch, and a resumed run must train as before.
+  # Whole batches: oneDNN's values depend on the batch, and resumes must match.
   to_compute = []
   for start in range(0, len(usable), batch_size):
     batch = usable[start:start + batch_size]
     if not all(entry.cached for entry in batch):
       to_compute.extend(batch)
   if to_compute:
-    _compute_bottlenecks_in_batches(sess, to_compute, tensors, memory,
-                                    batch_size)
+    progress = Progress(sum(1 for entry in to_compute if not entry.cached),
+                        'bottlenecks computed')
+    image_shape = tensors.resized_image.get_shape().as_list()[1:]
+    run_module = functools.partial(sess.run, tensors.bottleneck)
+    # A blank run prepares the graph; then each batch runs as the next decodes.
+    with concurrent.futures.ThreadPoolExecutor(1) as module_thread:
+      finished, running = [], module_thread.submit(run_module, {
+          tensors.resized_image: np.zeros([1] + image_shape, np.float32)})
+      for indices, images in decode_images(
+          [entry.image_path for entry in to_compute], image_shape, batch_size):
+        values = running.result()
+        running = module_thread.submit(run_module,
+                                       {tensors.resized_image: images})
+        progress.add(_keep_bottlenecks(memory, finished, values))
+        finished = [to_compute[index] for index in indices]
+      progress.add(_keep_bottlenecks(memory, finished, running.result()))
   retried, images = retry_failed_images(
       sess, tensors, [(entry, entry.image_path, None) for entry in to_compute
                       if memory.get(entry.bottleneck_path) is None], skip)
@@ -945,8 +944,7 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
 
 
 def _scan_bottleneck_cache(image_lists, cache, width):
-  """Reads the valid cache files into memory; returns a _CacheEntry for every
-  image, in image_lists order."""
+  """Reads valid cache files into memory; returns every image's _CacheEntry."""
   ensure_dir_exists(cache.bottleneck_dir)
   entries = []
   for label_name, label_lists in image_lists.items():
@@ -969,8 +967,7 @@ def _scan_bottleneck_cache(image_lists, cache, width):
                 image_lists, label_name, index, cache.image_dir, category),
             bottleneck_path, values is not None))
       if complete:
-        # Stacked as soon as read, the next class reuses the memory of the
-        # per-file arrays instead of doubling the peak.
+        # Stacked now, the next class reuses the per-file arrays' memory.
         cache.memory.class_matrix(image_lists, label_name, category,
                                   cache.bottleneck_dir, cache.module_name)
   missing = sum(1 for entry in entries if not entry.cached)
@@ -979,38 +976,14 @@ def _scan_bottleneck_cache(image_lists, cache, width):
   return entries
 
 
-def _compute_bottlenecks_in_batches(sess, entries, tensors, memory,
-                                    batch_size):
-  """Runs the module on the entries' batches while the next ones decode, and
-  keeps their missing values."""
-  progress = Progress(sum(1 for entry in entries if not entry.cached),
-                       'bottlenecks computed')
-  image_shape = tensors.resized_image.get_shape().as_list()[1:]
-  run_module = functools.partial(sess.run, tensors.bottleneck)
-  with concurrent.futures.ThreadPoolExecutor(1) as module_thread:
-    # A blank image first: the first run prepares the graph, as decoding starts.
-    finished, running = [], module_thread.submit(run_module, {
-        tensors.resized_image: np.zeros([1] + image_shape, np.float32)})
-    for indices, images in decode_images(
-        [entry.image_path for entry in entries], image_shape, batch_size):
-      values = running.result()
-      running = module_thread.submit(run_module,
-                                     {tensors.resized_image: images})
-      progress.add(_keep_bottlenecks(memory, finished, values))
-      finished = [entries[index] for index in indices]
-    progress.add(_keep_bottlenecks(memory, finished, running.result()))
-
-
 def _keep_bottlenecks(memory, entries, batch_values):
-  """Writes and keeps the values of the entries that were missing; returns
-  how many there were."""
-  kept = 0
-  for entry, values in zip(entries, batch_values):
-    if not entry.cached:
-      write_bottleneck_file(entry.bottleneck_path, values)
-      memory[entry.bottleneck_path] = values
-      kept += 1
-  return kept
+  """Writes and keeps the entries' missing values; returns how many."""
+  missing = [(entry, values) for entry, values in zip(entries, batch_values)
+             if not entry.cached]
+  for entry, values in missing:
+    write_bottleneck_file(entry.bottleneck_path, values)
+    memory[entry.bottleneck_path] = values
+  return len(missing)
 
 
 def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
@@ -1022,20 +995,17 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
   Args:
     sess: Current TensorFlow Session.
     image_lists: OrderedDict of training images for each label.
-    how_many: The sample's size (each draws a class, then an image, as the
-      original did); negative for every image of the category.
+    how_many: Images to draw, each a class then an image; negative for all.
     category: Name string of the set: training, testing, or validation.
     bottleneck_dir: Folder string holding cached files of bottleneck values.
     image_dir: Root folder string of the class subfolders.
     jpeg_data_tensor, decoded_image_tensor, resized_input_tensor,
       bottleneck_tensor: The module graph's ModuleTensors.
     module_name: The name of the image module being used.
-    memory: The run's BottleneckMemory; None reads (or computes) the values
-      anew at each call.
+    memory: The run's BottleneckMemory; None reads the values at each call.
 
   Returns:
-    Tuple of (float32 array of bottleneck arrays, int64 array of their
-    corresponding ground truths, list of the image file names).
+    (float32 bottlenecks, int64 ground truths, image paths if how_many < 0).
   """
   def load(label_name, index):
     return get_or_create_bottleneck(
@@ -1052,8 +1022,7 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
     matrices = [class_matrix(label_name) for label_name in image_lists
                 if image_lists[label_name][category]]
     entries = image_entries(image_lists, image_dir, category)
-    return (np.concatenate(matrices) if matrices else
-            np.zeros([0, width], np.float32),
+    return (np.concatenate([np.zeros([0, width], np.float32)] + matrices),
             np.array([class_index for _, class_index in entries], np.int64),
             [path for path, _ in entries])
   label_names = list(image_lists.keys())
@@ -1062,8 +1031,7 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
             if image_lists[name][category]]
   if not usable:
     raise ValueError('No images in the category %s.' % category)
-  # One draw of Python's generator for the whole batch: --random_seed still
-  # repeats runs exactly.
+  # One draw of Python's generator for the batch: --random_seed still works.
   draws = np.frombuffer(random.getrandbits(128 * how_many).to_bytes(
       16 * how_many, 'little'), np.uint64).reshape(2, how_many)
   ground_truths = np.array(usable, np.int64)[
@@ -1097,8 +1065,7 @@ def should_distort_images(flip_left_right, random_crop, random_scale,
   Returns:
     Boolean value indicating whether any distortions should be applied.
   """
-  return (flip_left_right or (random_crop != 0) or (random_scale != 0) or
-          (random_brightness != 0))
+  return flip_left_right or any([random_crop, random_scale, random_brightness])
 
 
 def add_input_distortions(flip_left_right, random_crop, random_scale,
@@ -1124,8 +1091,7 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
 
 
 def _distort_image(image_4d, image_shape, distortions, seed):
-  """Distorts a float image [1, H, W, D] into image_shape [H, W, D]; its
-  stateless random ops depend on seed (int32 [2]) only, on any thread."""
+  """Distorts image_4d [1, H, W, D] to [H, W, D] as seed (int32 [2]) says."""
   sub_seed = lambda offset: seed + tf.constant([0, offset], seed.dtype)
   height, width, depth = image_shape
   # Scales up by the crop margin and a random factor, then crops at random.
@@ -1146,9 +1112,8 @@ def _distort_image(image_4d, image_shape, distortions, seed):
 
 
 class DistortedBatches(object):
-  """Batches of distorted images, prepared in parallel ahead of training:
-  tf.data's threads read, decode (or take from memory) and distort random
-  draws; images that fail to decode are dropped."""
+  """Batches of random draws read (or taken from memory), decoded and
+  distorted by tf.data's threads ahead of training; failures are dropped."""
 
   def __init__(self, image_shape, distortions, image_lists, image_dir,
                category, batch_size, seed=None, start_batch=0,
@@ -1171,16 +1136,14 @@ class DistortedBatches(object):
     self._label_names = list(image_lists.keys())
     self._batch_size = batch_size
     self._usable = None  # The classes to draw from, at the first batch.
-    # Draw k's generator is seeded with (seed, k): no race with the
-    # prefetching thread, and a resumed run draws what it would have.
+    # Draw k seeds its generator with (seed, k): resumed runs draw the same.
     self.seed = random.getrandbits(64) if seed is None else seed
     self._first_draw = start_batch * batch_size
     self._drawn = self._drawn_at_last_batch = 0
     self.memory = DecodedImages(memory_mb)
-    table = self.memory.table
 
     def load(path, image_key, label_index, seed, keep):
-      held = table.lookup(image_key)
+      held = self.memory.table.lookup(image_key)
       image = tf.cond(
           tf.strings.length(held) > 0,
           lambda: tf.io.parse_tensor(held, tf.uint8),
@@ -1188,7 +1151,7 @@ class DistortedBatches(object):
       image.set_shape([None, None, image_shape[2]])
 
       def keep_image():
-        with tf.control_dependencies([table.insert(
+        with tf.control_dependencies([self.memory.table.insert(
             image_key, tf.io.serialize_tensor(image))]):
           return tf.size(image, out_type=tf.int64)
 
@@ -1210,8 +1173,7 @@ class DistortedBatches(object):
       self._next_batch = self._iterator.get_next()
 
   def _draws(self):
-    """Yields the draws a batch at a time: (paths, their DecodedImages keys,
-    label indices, seeds, whether to keep each decoded image)."""
+    """Yields (paths, keys, label indices, seeds, whether to keep) batches."""
     while True:
       draws = []
       # A batch, what the pipeline's buffers refill, and the failures.
@@ -1237,8 +1199,7 @@ class DistortedBatches(object):
       yield tuple(list(column) for column in zip(*draws))
 
   def next(self, sess):
-    """Returns the next (float images, int64 ground truths) batch; raises
-    RetrainError when far more draws fail than succeed."""
+    """Next (float images, int64 truths); RetrainError if most draws fail."""
     if self._usable is None:
       self._usable = [i for i, name in enumerate(self._label_names)
                       if self._image_lists[name][self._category]]
@@ -1258,8 +1219,7 @@ class DistortedBatches(object):
 
 
 class DecodedImages(object):
-  """Decoded images held in memory, up to a budget, by file path: the
-  pipeline's threads read and fill the table, this keeps the account."""
+  """Decoded images by file path, up to a budget: tf.data fills the table."""
 
   def __init__(self, memory_mb):
     """Adds the table to the default graph."""
@@ -1317,8 +1277,7 @@ def get_random_distorted_bottlenecks(
     category: Name string of the set: training, testing, or validation.
     image_dir: Root folder string of the subfolders of images.
     input_jpeg_tensor, distorted_image: add_input_distortions's tensors.
-    resized_input_tensor, bottleneck_tensor: The module graph's input and
-      bottleneck.
+    resized_input_tensor, bottleneck_tensor: The module's input, bottleneck.
     batches: DistortedBatches of how_many images from category (as main
       uses); None distorts one image after the other, as the original did.
 
@@ -1444,12 +1403,10 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
 def _add_training_ops(head_options, layer_logits, logits,
                       quantization_updates, bottleneck_input,
                       ground_truth_input, layer_weights):
-  """The new layer's loss and train step, as head_options says; returns
-  (train step, mean cross entropy, global step)."""
+  """Returns the new layer's (train step, mean cross entropy, global step)."""
   global_step = tf.train.get_or_create_global_step()
   if head_options.dropout_rate:
-    # Only the loss sees dropped inputs; the mask depends on a seed and the
-    # step only, so a resumed run drops the same.
+    # Only the loss sees dropped inputs; the mask (seed, step) resumes alike.
     with tf.name_scope('dropout'):
       dropout_seed = tf.stack([tf.constant(random.getrandbits(31), tf.int64),
                                tf.cast(global_step, tf.int64)])
@@ -1489,8 +1446,7 @@ def _add_training_ops(head_options, layer_logits, logits,
 
 def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
                   training):
-  """The new layer's logits, fake-quantized for TF Lite if asked, and the
-  quantization range updates to run with each train step."""
+  """(Logits, range updates for each train step), fake-quantized if asked."""
   if quantize_layer:
     with tf.name_scope('weights_quant'):
       weights = tf.quantization.fake_quant_with_min_max_vars(
@@ -1499,8 +1455,7 @@ def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
   logits = tf.matmul(bottlenecks, weights) + biases
   if not quantize_layer:
     return logits, []
-  # As tf.contrib.quantize did: training moves the range (always holding 0)
-  # towards each batch's, evaluation reads it; all calls share it.
+  # As tf.contrib.quantize: training moves the range (holding 0) to batches'.
   with tf.variable_scope(layer_name), tf.variable_scope(
       'act_quant', reuse=tf.AUTO_REUSE):
     range_min = tf.get_variable('min', initializer=-6.0, trainable=False)
