@@ -2336,9 +2336,8 @@ def build_parser():
        help='Where to save the trained graph.')
   flag('--intermediate_output_graphs_dir', default='/tmp/intermediate_graph/',
        help='Where to save the intermediate graphs.')
-  flag('--intermediate_store_frequency', type=int, default=0,
-       help='How many steps to store intermediate graph. If "0" then will '
-       'not store.')
+  flag('--intermediate_store_frequency', type=int, default=0, help='How many '
+       'steps to store intermediate graph. If "0" then will not store.')
   flag('--output_labels', default='/tmp/output_labels.txt',
        help="Where to save the trained graph's labels.")
   flag('--summaries_dir', default='/tmp/retrain_logs',
@@ -2360,29 +2359,24 @@ def build_parser():
        'evaluate the final accuracy of the model after training completes. '
        'A value of -1 causes the entire test set to be used, which leads to '
        'more stable results across runs.')
-  flag('--validation_batch_size', type=int, default=100,
-       help='How many images to use in an evaluation batch. This validation '
-       'set is used much more often than the test set, and is an early '
-       'indicator of how accurate the model is during training. A value of '
-       '-1 causes the entire validation set to be used, which leads to more '
-       'stable results across training iterations, but may be slower on '
-       'large training sets.')
+  flag('--validation_batch_size', type=int, default=100, help='How many '
+       'images to use in an evaluation batch. This validation set is used '
+       'much more often than the test set, and is an early indicator of how '
+       'accurate the model is during training. A value of -1 causes the '
+       'entire validation set to be used, which leads to more stable results '
+       'across training iterations, but may be slower on large training sets.')
   flag('--print_misclassified_test_images', action='store_true',
        help='Whether to print out a list of all misclassified test images.')
   flag('--bottleneck_dir', default='/tmp/bottleneck',
        help='Path to cache bottleneck layer values as files.')
-  flag('--final_tensor_name', default='final_result',
-       help='The name of the output classification layer in the retrained '
-       'graph.')
-  flag('--flip_left_right', action='store_true',
-       help='Whether to randomly flip half of the training images '
-       'horizontally.')
-  flag('--random_crop', type=int, default=0,
-       help='A percentage determining how much of a margin to randomly crop '
-       'off the training images.')
-  flag('--random_scale', type=int, default=0,
-       help='A percentage determining how much to randomly scale up the size '
-       'of the training images by.')
+  flag('--final_tensor_name', default='final_result', help='The name of the '
+       'output classification layer in the retrained graph.')
+  flag('--flip_left_right', action='store_true', help='Whether to randomly '
+       'flip half of the training images horizontally.')
+  flag('--random_crop', type=int, default=0, help='A percentage determining '
+       'how much of a margin to randomly crop off the training images.')
+  flag('--random_scale', type=int, default=0, help='A percentage determining '
+       'how much to randomly scale up the size of the training images by.')
   flag('--random_brightness', type=int, default=0,
        help='A percentage determining how much to randomly multiply the '
        'training image input pixels up or down by.')
@@ -2391,12 +2385,10 @@ def build_parser():
        'in memory, so that later steps only scale, crop, flip and brighten '
        'them (about width x height x 3 bytes each); 0 decodes every image at '
        'every use, as the original did.')
-  flag('--tfhub_module',
-       default='https://tfhub.dev/google/imagenet/inception_v3/'
-       'feature_vector/3',
-       help='Which TensorFlow Hub module to use. For more options, search '
-       'https://tfhub.dev for image feature vector modules. A local module '
-       'folder works too.')
+  flag('--tfhub_module', default='https://tfhub.dev/google/imagenet/'
+       'inception_v3/feature_vector/3', help='Which TensorFlow Hub module to '
+       'use. For more options, search https://tfhub.dev for image feature '
+       'vector modules. A local module folder works too.')
   flag('--saved_model_dir', default='',
        help='Where to save the exported graph.')
   flag('--logging_verbosity', default='INFO',
@@ -2405,18 +2397,16 @@ def build_parser():
   flag('--checkpoint_path', default='/tmp/_retrain_checkpoint',
        help='Where to save checkpoint files.')
   flag('--bottleneck_precision', default='float32',
-       choices=BOTTLENECK_PRECISIONS,
-       help="Precision of the module's matrix math when computing "
-       "bottlenecks: bfloat16 is faster where the hardware supports it "
-       "(oneDNN's bfloat16 rewrite on AVX512-BF16/AMX CPUs, float16 mixed "
-       'precision on a GPU). Cached values stay float text, in files of '
-       'their own.')
+       choices=BOTTLENECK_PRECISIONS, help="Precision of the module's matrix "
+       'math when computing bottlenecks: bfloat16 is faster where the '
+       "hardware supports it (oneDNN's bfloat16 rewrite on AVX512-BF16/AMX "
+       'CPUs, float16 mixed precision on a GPU). Cached values stay float '
+       'text, in files of their own.')
   flag('--tflite_output_file', default='',
        help='Also write the trained classifier as a TF Lite model here (fully '
        'quantized uint8 with a module instrumented for quantization), with '
        'its labels and input normalisation as TF Lite metadata (written by '
-       'tflite_export.py and tflite_metadata.py, which come with '
-       'retrain.py).')
+       'tflite_export.py and tflite_metadata.py, which come with retrain.py).')
   flag('--tflite_quantize', default='none', choices=TFLITE_QUANTIZATIONS,
        help='How to quantize the TF Lite model: none (float32), dynamic '
        '(8-bit weights), float16 (16-bit weights) or uint8 (every op in 8 '
@@ -2425,24 +2415,20 @@ def build_parser():
   flag('--tflite_calibration_images', type=int, default=150,
        help='How many training images (drawn with --random_seed) calibrate '
        '--tflite_quantize uint8.')
-  flag('--onnx_output_file', default='',
-       help='Also write the trained classifier as an ONNX model here (for '
-       'ONNX Runtime), checked against the frozen graph on the run\'s '
-       'images; needs onnx_export.py, which comes with retrain.py, and the '
-       'packages of requirements-onnx.txt.')
-  flag('--image_size', type=int,
-       help='Input height and width for a TF2 SavedModel module that takes '
-       'images of any size (see the model\'s documentation); other modules '
-       'set it themselves.')
+  flag('--onnx_output_file', default='', help='Also write the trained '
+       'classifier as an ONNX model here (for ONNX Runtime), checked against '
+       "the frozen graph on the run's images; needs onnx_export.py, which "
+       'comes with retrain.py, and the packages of requirements-onnx.txt.')
+  flag('--image_size', type=int, help='Input height and width for a TF2 '
+       "SavedModel module that takes images of any size (see the model's "
+       'documentation); other modules set it themselves.')
   flag('--random_seed', type=int,
        help='Seed for image sampling, initial weights and distortions, so '
-       'that a run can be repeated exactly. Unset: a different run each '
-       'time.')
-  flag('--save_every_steps', type=int, default=0,
-       help='Save the training state (beside --checkpoint_path) every this '
-       'many steps, so that the same command continues an interrupted run; '
-       '0 saves every minute. It is also saved after the last step and at '
-       'Ctrl-C or SIGTERM.')
+       'that a run can be repeated exactly. Unset: a different run each time.')
+  flag('--save_every_steps', type=int, default=0, help='Save the training '
+       'state (beside --checkpoint_path) every this many steps, so that the '
+       'same command continues an interrupted run; 0 saves every minute. It '
+       'is also saved after the last step and at Ctrl-C or SIGTERM.')
   flag('--fresh_start', action='store_true',
        help='Train from step 0 even if an interrupted run with the same '
        'images, module and flags could be resumed.')
@@ -2453,16 +2439,14 @@ def build_parser():
   flag('--dropout_rate', type=float, default=0.0,
        help='Fraction of the bottleneck values dropped at random in each '
        'training step (never in evaluation or the exported models).')
-  flag('--l2_regularizer', type=float, default=0.0,
-       help='Adds this times the sum of the squared weights of the new layer '
-       'to the loss.')
+  flag('--l2_regularizer', type=float, default=0.0, help='Adds this times the '
+       'sum of the squared weights of the new layer to the loss.')
   flag('--label_smoothing', type=float, default=0.0,
        help='Trains towards labels mixed with this fraction of a uniform '
        'distribution over the classes.')
   flag('--assert_accuracy_at_least', type=float,
-       help='If the final test accuracy (a fraction in [0, 1]) is below '
-       'this, exit with an error and export nothing (the checkpoint is '
-       'kept).')
+       help='If the final test accuracy (a fraction in [0, 1]) is below this, '
+       'exit with an error and export nothing (the checkpoint is kept).')
   return parser
 
 
@@ -2479,13 +2463,11 @@ def _printable_path(path):
   return os.fsencode(path).decode('utf-8', 'backslashreplace')
 
 
-# Python turns the bytes of a name that are not UTF-8 into lone surrogates.
-_NOT_UTF8 = re.compile('[\ud800-\udfff]')
+_NOT_UTF8 = re.compile('[\ud800-\udfff]')  # How Python shows non-UTF-8 bytes.
 
 
 def _list_folder(folder):
-  """(names, names that are not valid UTF-8) in a folder: TensorFlow's file
-  functions cannot handle the latter (e.g. Latin-1 names from old archives)."""
+  """(names, names not valid UTF-8: TensorFlow cannot handle them) in folder."""
   if not is_local_path(folder):
     return [name.rstrip('/') for name in tf.gfile.ListDirectory(folder)], []
   names = os.listdir(folder)
@@ -2493,28 +2475,22 @@ def _list_folder(folder):
           [name for name in names if _NOT_UTF8.search(name)])
 
 
-def _is_image_name(name):
-  extension = name.rsplit('.', 1)[-1].lower() if '.' in name else ''
-  return extension in IMAGE_EXTENSIONS
-
-
 def _image_files(class_dir):
-  """The image files directly inside class_dir, lazily, and the image names
-  that are not valid UTF-8; RetrainError if class_dir cannot be listed."""
+  """(the image files in class_dir, lazily, the image names not valid UTF-8)."""
   try:
     names, bad_names = _list_folder(class_dir)
   except OSError as e:
     raise RetrainError('Class folder %s cannot be read (%s): check its '
                        'permissions, or remove it.' % (class_dir,
                                                        e.strerror or e))
-  return ((name for name in names if _is_image_name(name) and
+  suffixes = tuple('.' + extension for extension in IMAGE_EXTENSIONS)
+  return ((name for name in names if name.lower().endswith(suffixes) and
            not tf.gfile.IsDirectory(os.path.join(class_dir, name))),
-          [name for name in bad_names if _is_image_name(name)])
+          [name for name in bad_names if name.lower().endswith(suffixes)])
 
 
 def _list_image_files(class_dir, unusable):
-  """The image files directly inside class_dir, sorted; those whose names are
-  not valid UTF-8 go to unusable as (path, reason)."""
+  """Sorted image files in class_dir; unusable gets (path, why) of bad names."""
   files, bad_names = _image_files(class_dir)
   unusable.extend((_printable_path(os.path.join(class_dir, name)),
                    'its name is not valid UTF-8: rename it')
@@ -2537,8 +2513,7 @@ def _class_folders(image_dir, quiet=False):
 
 
 def _image_header_size(image_data):
-  """(height, width, is_jpeg) tensors from an image's header, undecoded: 0 x 0
-  for data other than JPEG, PNG or GIF; a bad JPEG header fails at run time."""
+  """(height, width, is_jpeg) from a JPEG, PNG or GIF header, else 0 x 0."""
   # 32 bytes of the header, padded, so that short files cannot fail the slices.
   padded = tf.strings.join([tf.strings.substr(image_data, 0, 32), b'\0' * 32])
   head = tf.strings.substr(padded, 0, 32)
@@ -2550,12 +2525,9 @@ def _image_header_size(image_data):
       value = value * 256 + head_bytes[position]
     return value
 
-  def starts_with(magic):
-    return tf.equal(tf.strings.substr(head, 0, len(magic)), magic)
-
-  is_jpeg = starts_with(b'\xff\xd8\xff')
-  is_png = starts_with(b'\x89PNG\r\n\x1a\n')
-  is_gif = starts_with(b'GIF8')
+  is_jpeg, is_png, is_gif = (
+      tf.equal(tf.strings.substr(head, 0, len(magic)), magic)
+      for magic in (b'\xff\xd8\xff', b'\x89PNG\r\n\x1a\n', b'GIF8'))
   zero = tf.constant(0, tf.int64)
 
   def jpeg_size():
@@ -2576,20 +2548,12 @@ def _image_header_size(image_data):
 
 
 def _decode_image(image_data, channels):
-  """Decodes JPEG, PNG or GIF bytes to uint8 [height, width, channels].
-
-  Beyond MAX_IMAGE_PIXELS, JPEGs are decoded at 1/2, 1/4 or 1/8 size (DCT
-  scaling allocates only the smaller image); PNGs, GIFs and JPEGs too large
-  even at 1/8 fail before any pixel memory is allocated.
-  """
+  """Decodes JPEG, PNG or GIF bytes to uint8 [height, width, channels]: beyond
+  MAX_IMAGE_PIXELS, JPEGs at 1/2, 1/4 or 1/8 size; larger fail unallocated."""
   height, width, is_jpeg = _image_header_size(image_data)
   # Clipped first so that a lying 32-bit PNG header cannot overflow int64.
   pixels = (tf.minimum(height, MAX_IMAGE_PIXELS + 1) *
             tf.minimum(width, MAX_IMAGE_PIXELS + 1))
-
-  def decode(ratio):
-    return lambda: tf.image.decode_jpeg(image_data, channels=channels,
-                                        ratio=ratio)
 
   def too_large():
     check = tf.debugging.Assert(False, [
@@ -2597,10 +2561,12 @@ def _decode_image(image_data, channels):
     with tf.control_dependencies([check]):
       return tf.zeros([1, 1, channels], tf.uint8)
 
-  branches = [(pixels <= MAX_IMAGE_PIXELS, decode(1))]
-  for ratio in (2, 4, 8):
-    branches.append((tf.logical_and(
-        is_jpeg, pixels <= MAX_IMAGE_PIXELS * ratio * ratio), decode(ratio)))
+  branches = []
+  for ratio in (1, 2, 4, 8):  # Any image at full size; JPEGs scaled down too.
+    fits = pixels <= MAX_IMAGE_PIXELS * ratio * ratio
+    branches.append((fits if ratio == 1 else tf.logical_and(is_jpeg, fits),
+                     functools.partial(tf.image.decode_jpeg, image_data,
+                                       channels=channels, ratio=ratio)))
   return tf.case(branches, default=too_large, exclusive=False)
 
 
@@ -2617,16 +2583,14 @@ def _to_float_4d(decoded_image):
 
 def decode_and_resize(image_data, input_height, input_width, input_depth):
   """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1]:
-  every image reaches the module through this (caching, training, serving,
-  beam_bottlenecks.py)."""
+  every image reaches the module this way: caching, training, serving, Beam."""
   return tf.image.resize_bilinear(
       _decode_to_float_4d(image_data, input_depth),
       tf.cast(tf.stack([input_height, input_width]), dtype=tf.int32))
 
 
 def _why_file_unusable(image_path):
-  """Why a local image file cannot be read, or None: only regular files are
-  read (a named pipe called *.jpg would block the reader for ever)."""
+  """Why a local image can't be read, or None; a pipe would hang the reader."""
   if not is_local_path(image_path):
     return None
   if os.path.islink(image_path) and not os.path.exists(image_path):
@@ -2637,18 +2601,15 @@ def _why_file_unusable(image_path):
     return 'it is not a regular file'
   try:
     with os.fdopen(os.open(image_path, os.O_RDONLY), 'rb') as image_file:
-      head = image_file.read(4)
-      if head == b'GIF8':
-        return _why_gif_is_unsafe(head + image_file.read())
+      if image_file.read(4) == b'GIF8':
+        return _why_gif_is_unsafe(b'GIF8' + image_file.read())
   except OSError as e:
     return 'it cannot be read (%s)' % (e.strerror or e)
   return None
 
 
 def _why_gif_is_unsafe(image_data):
-  """Why a GIF must not be decoded, or None, from its frame descriptors: the
-  decoder expands every frame before checking their number or size, so a
-  small GIF can ask for gigabytes."""
+  """Why a GIF must not be decoded (each frame is expanded first), or None."""
   def skip_sub_blocks(position):
     while position < len(image_data) and image_data[position]:
       position += image_data[position] + 1
@@ -2700,58 +2661,43 @@ def _decode_or_explain(sess, image_data, jpeg_data_tensor,
   """(the decoded image, None), or (None, why it fails, in the user's words)."""
   if not image_data:
     return None, 'the file is empty'
-  if image_data.startswith(b'GIF8'):
-    reason = _why_gif_is_unsafe(image_data)
-    if reason:
-      return None, reason
+  reason = image_data.startswith(b'GIF8') and _why_gif_is_unsafe(image_data)
+  if reason:
+    return None, reason
   try:
     return sess.run(decoded_image_tensor, {jpeg_data_tensor: image_data}), None
   except tf.errors.OpError as e:
-    return None, _why_decoding_failed(error_reason(e), image_data)
-
-
-def _why_decoding_failed(reason, image_data):
-  """Turns the decoder's error message into a reason in words for the user."""
+    reason = error_reason(e)  # Put into the user's words below.
   if 'Invalid JPEG data' in reason:
-    size = _jpeg_header_size(image_data)
-    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-      return ('it is a %d x %d pixel JPEG that is damaged or needs more '
-              'memory than the JPEG decoder may use (JPEGMEM=%s): scale it '
-              'down' % (size[1], size[0], os.environ.get('JPEGMEM')))
-  too_large = re.search(r'Image too large:\] \[(\d+)\] \[x\] \[(\d+)\]',
-                        reason)
+    with tf.Graph().as_default(), tf.Session() as header_session:
+      data = tf.placeholder(tf.string)
+      try:  # The size that the JPEG's header declares.
+        height, width, is_jpeg = header_session.run(_image_header_size(data),
+                                                    {data: image_data})
+      except tf.errors.OpError:
+        is_jpeg = False
+    if is_jpeg and height * width > MAX_IMAGE_PIXELS:
+      return None, ('it is a %d x %d pixel JPEG that is damaged or needs more '
+                    'memory than the JPEG decoder may use (JPEGMEM=%s): scale '
+                    'it down' % (width, height, os.environ.get('JPEGMEM')))
+  too_large = re.search(r'Image too large:\] \[(\d+)\] \[x\] \[(\d+)\]', reason)
   if too_large:
-    return ('it is %s x %s pixels, more than the %d this tool decodes '
-            '(MAX_IMAGE_PIXELS): scale it down' % (
-                too_large.group(1), too_large.group(2), MAX_IMAGE_PIXELS))
+    return None, ('it is %s x %s pixels, more than the %d this tool decodes '
+                  '(MAX_IMAGE_PIXELS): scale it down' % (
+                      too_large.group(1), too_large.group(2), MAX_IMAGE_PIXELS))
   if 'animated gifs' in reason:
-    return ('it is an animated GIF (%s): save one frame as a JPEG or PNG'
-            % reason.split(',')[0])
+    return None, ('it is an animated GIF (%s): save one frame as a JPEG or '
+                  'PNG' % reason.split(',')[0])
   if 'BMP format' in reason:
-    return 'it is a BMP image: convert it to JPEG or PNG'
+    return None, 'it is a BMP image: convert it to JPEG or PNG'
   if 'Unknown image file format' in reason:
-    return 'it is not a JPEG, PNG or GIF image (unknown file format)'
-  return 'it is a damaged or truncated image (%s)' % reason
-
-
-def _jpeg_header_size(image_data):
-  """(height, width) that a JPEG's header declares; None for other data."""
-  with tf.Graph().as_default(), tf.Session() as sess:
-    data = tf.placeholder(tf.string)
-    try:
-      height, width, is_jpeg = sess.run(_image_header_size(data),
-                                        {data: image_data})
-    except tf.errors.OpError:
-      return None
-  return (height, width) if is_jpeg else None
+    return None, 'it is not a JPEG, PNG or GIF image (unknown file format)'
+  return None, 'it is a damaged or truncated image (%s)' % reason
 
 
 def error_reason(error):
-  """The line of an error's message that says what went wrong.
-
-  A Session's error starts with 'Graph execution error:' and a stack; the
-  reason follows "Node: '<name>'", before the '[[{{node ...}}]]' line.
-  """
+  """The line of an error's message that says what went wrong: in a Session's
+  error, the one after "Node: '<name>'" (not the '[[{{node ...}}]]' line)."""
   message = getattr(error, 'message', None) or str(error)
   lines = [line.strip() for line in message.splitlines() if line.strip()]
   if not lines:
@@ -2759,17 +2705,15 @@ def error_reason(error):
   for index, line in enumerate(lines[:-1]):
     if line.startswith('Node:') and not lines[index + 1].startswith('[['):
       return lines[index + 1]
-  if lines[0] == 'Graph execution error:':
-    reasons = [line for line in lines[1:] if not line.startswith('[[')]
-    return reasons[-1] if reasons else lines[0]
+  if lines[0] == 'Graph execution error:':  # Then the last line but [[...]].
+    return [line for line in lines if not line.startswith('[[')][-1]
   return lines[0]
 
 
 # === Support: atomic files ===================================================
 
-# Temporary files are named '<target>.tmp-<host>-<pid>-<random>', so that the
-# leftovers of a killed run can be told from files that a live run (maybe on
-# another machine sharing the folder) is still writing.
+# Temporary files are '<target>.tmp-<host>-<pid>-<random>': a killed run's
+# leftovers are told from files that a live run (maybe elsewhere) still writes.
 _TEMPORARY_NAME = re.compile(r'\.tmp-([A-Za-z0-9]*)-(\d+)-[0-9a-f]{8}$')
 
 
@@ -2778,10 +2722,9 @@ def _host_tag():
   """Names the machine and the process-id namespace (containers) we run in."""
   tag = re.sub(r'[^A-Za-z0-9]', '', socket.gethostname())[:12]
   try:
-    tag += '%x' % os.stat('/proc/self/ns/pid').st_ino
+    return tag + '%x' % os.stat('/proc/self/ns/pid').st_ino
   except OSError:
-    pass
-  return tag
+    return tag
 
 
 def _temporary_name(path):
@@ -2789,30 +2732,23 @@ def _temporary_name(path):
                               uuid.uuid4().hex[:8])
 
 
-def _process_is_gone(pid):
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return True
-  except (OSError, OverflowError):  # E.g. another user's process: it exists.
-    return False
-  return False
-
-
 def _remove_stale_temporary_files(folder, target_name=None):
-  """Deletes the temporary files (of target_name only, if given) that killed
-  runs on this machine left in a local folder."""
-  if not is_local_path(folder):
-    return
+  """Deletes killed runs' temporary files (of target_name only, if given)."""
   try:
-    names = os.listdir(folder)
+    names = os.listdir(folder) if is_local_path(folder) else []
   except OSError:  # Missing, or not a folder.
     return
   for name in names:
     match = _TEMPORARY_NAME.search(name)
     if (not match or match.group(1) != _host_tag() or
-        (target_name is not None and name[:match.start()] != target_name) or
-        not _process_is_gone(int(match.group(2)))):
+        (target_name is not None and name[:match.start()] != target_name)):
+      continue
+    try:
+      os.kill(int(match.group(2)), 0)
+      continue  # Its run is alive.
+    except ProcessLookupError:
+      pass
+    except (OSError, OverflowError):  # E.g. another user's process: it exists.
       continue
     path = os.path.join(folder, name)
     try:
@@ -2825,9 +2761,8 @@ def _remove_stale_temporary_files(folder, target_name=None):
 
 
 def write_file_atomically(path, contents, mode='w'):
-  """Writes a file (and its missing folders) under a temporary name and
-  renames it into place: a crash or kill leaves the old file or the new one,
-  never a truncated one, and concurrent writers each rename a complete file."""
+  """Writes a file (and its missing folders) under a temporary name, renamed
+  into place: never a truncated file, whether killed or written concurrently."""
   folder = os.path.dirname(path)
   if folder:
     ensure_dir_exists(folder)
@@ -2842,21 +2777,17 @@ def write_file_atomically(path, contents, mode='w'):
     raise
 
 
-# What a full disk or an exceeded quota says, as OSError and TensorFlow raise it.
-_DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC))
-_DISK_FULL_MESSAGES = ('No space left on device', 'Disk quota exceeded')
-
-
 def disk_full_folder(error):
   """The folder that a write failed in for want of space, '' if unknown, or
   None if error (or what caused it) is not a full disk or quota."""
   while error is not None:
-    if isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS:
+    if isinstance(error, OSError) and error.errno in (
+        errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):  # Or quota.
       path = error.filename or ''
       break
     message = getattr(error, 'message', '') or ''
-    if isinstance(error, tf.errors.OpError) and any(
-        words in message for words in _DISK_FULL_MESSAGES):
+    if isinstance(error, tf.errors.OpError) and re.search(
+        'No space left on device|Disk quota exceeded', message):
       # TensorFlow's message: '<path>; No space left on device'.
       path = message.split(';')[0].strip() if ';' in message else ''
       break
@@ -2864,17 +2795,14 @@ def disk_full_folder(error):
   else:
     return None
   # The place the user named, not the temporary one written first.
-  path = re.sub(_TEMPORARY_NAME.pattern.rstrip('$'), '', path)
-  return os.path.dirname(path) if path else ''
+  return os.path.dirname(re.sub(_TEMPORARY_NAME.pattern.rstrip('$'), '', path))
 
 
 def space_still_needed(flags):
-  """Roughly how many bytes the flags' run still writes: the bottleneck files
-  not cached yet, and the checkpoint and each export, which take about as
-  much as a local module's files."""
-  suffix = '_%s*.txt' % _module_cache_suffix(flags.tfhub_module)
-  cached = tf.io.gfile.glob(os.path.join(flags.bottleneck_dir, '*', '*' +
-                                         suffix))
+  """Roughly how many bytes the flags' run still writes: uncached bottlenecks,
+  and the checkpoint and each export (each about a local module's size)."""
+  pattern = '*_%s*.txt' % _module_cache_suffix(flags.tfhub_module)
+  cached = tf.io.gfile.glob(os.path.join(flags.bottleneck_dir, '*', pattern))
   images = sum(len(_list_image_files(os.path.join(flags.image_dir, name), []))
                for name in _class_folders(flags.image_dir, quiet=True))
   sizes = [tf.io.gfile.stat(path).length for path in cached[:100]]
@@ -2883,9 +2811,8 @@ def space_still_needed(flags):
                      for root, _, names in os.walk(flags.tfhub_module)
                      for name in names) if is_local_path(
                          flags.tfhub_module) else 0
-  exports = 2 + sum(1 for path in (flags.saved_model_dir,
-                                   flags.tflite_output_file,
-                                   flags.onnx_output_file) if path)
+  exports = 2 + sum(bool(path) for path in (
+      flags.saved_model_dir, flags.tflite_output_file, flags.onnx_output_file))
   return max(images - len(cached), 0) * file_bytes + exports * module_bytes
 
 
@@ -2904,8 +2831,7 @@ def disk_full_message(folder, flags):
 
 # === Support: the optional extras ============================================
 
-# The files beside retrain.py that it imports only when needed; their log
-# lines are this tool's own too (see _OwnLinesOnly).
+# Imported only when needed; their log lines are this tool's (_own_lines_only).
 EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py', 'onnx_export.py',
                'evaluation_report.py')
 
@@ -2939,19 +2865,15 @@ def onnx_export_module():
 
 # === Support: flag checks ====================================================
 
-# The flags that name files, folders or the module.
-_PATH_FLAGS = ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
-               'output_labels', 'summaries_dir', 'bottleneck_dir',
-               'tfhub_module', 'saved_model_dir', 'checkpoint_path')
-
 
 def check_flags(flags):
-  """Checks the flags and output places before anything is written; raises
-  RetrainError with one sentence on what is wrong and what to do."""
+  """Checks flags and outputs before any write; RetrainError says what to do."""
   if not flags.image_dir:
     raise RetrainError('Must set flag --image_dir to a folder with one '
                        'sub-folder of images per class.')
-  for name in _PATH_FLAGS:
+  for name in ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
+               'output_labels', 'summaries_dir', 'bottleneck_dir',
+               'tfhub_module', 'saved_model_dir', 'checkpoint_path'):
     if _NOT_UTF8.search(getattr(flags, name)):
       raise RetrainError('--%s %s is not valid UTF-8, which TensorFlow cannot '
                          'handle: rename it.' % (
@@ -2962,44 +2884,6 @@ def check_flags(flags):
   if not tf.gfile.IsDirectory(flags.image_dir):
     raise RetrainError('--image_dir %s is a file, not a folder of class '
                        'folders.' % flags.image_dir)
-  _check_numbers(flags)
-  _check_outputs(flags)
-  _check_class_folders(flags.image_dir)
-  if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
-    raise RetrainError(
-        '--final_tensor_name %r is not a valid TensorFlow op name: use '
-        'letters, digits, and _ . - / (e.g. final_result).' %
-        flags.final_tensor_name)
-
-
-# The numeric flags' ranges: (flags, whether a value is in range, the range).
-_NUMBER_RANGES = (
-    (('how_many_training_steps', 'train_batch_size', 'eval_step_interval'),
-     lambda value: value > 0, 'a positive number'),
-    (('test_batch_size', 'validation_batch_size'),
-     lambda value: value > 0 or value == -1,
-     'positive, or -1 for the whole set'),
-    (('learning_rate',), lambda value: value > 0, 'positive'),
-    (('intermediate_store_frequency',), lambda value: value >= 0,
-     '0 (off) or positive'),
-    (('random_crop', 'random_scale'), lambda value: value >= 0,
-     '0 or a positive percentage'),
-    (('random_brightness',), lambda value: 0 <= value <= 100,
-     'a percentage in [0, 100]'),
-    (('decoded_images_mb',), lambda value: value >= 0,
-     '0 (off) or a positive number of megabytes'),
-    (('tflite_calibration_images',), lambda value: value > 0,
-     'a positive number of images'),
-    (('momentum', 'dropout_rate', 'label_smoothing'),
-     lambda value: 0 <= value < 1, 'in [0, 1)'),
-    (('l2_regularizer',), lambda value: value >= 0, '0 (off) or positive'),
-    (('save_every_steps',), lambda value: value >= 0,
-     '0 (every minute) or positive'),
-)
-
-
-def _check_numbers(flags):
-  """RetrainError for the first numeric flag out of its range."""
   for names, in_range, expected in _NUMBER_RANGES:
     for name in names:
       if not in_range(getattr(flags, name)):
@@ -3010,6 +2894,36 @@ def _check_numbers(flags):
   if bar is not None and not 0 <= bar <= 1:
     raise RetrainError('--assert_accuracy_at_least is a fraction in [0, 1] '
                        '(e.g. 0.9 for 90%%), not %s.' % bar)
+  _check_outputs(flags)
+  _check_class_folders(flags.image_dir)
+  if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
+    raise RetrainError('--final_tensor_name %r is not a valid TensorFlow op '
+                       'name: use letters, digits, and _ . - / (e.g. '
+                       'final_result).' % flags.final_tensor_name)
+
+
+# The numeric flags' ranges: (flags, whether a value is in range, the range).
+_NUMBER_RANGES = (
+    (('how_many_training_steps', 'train_batch_size', 'eval_step_interval'),
+     lambda v: v > 0, 'a positive number'),
+    (('test_batch_size', 'validation_batch_size'),
+     lambda v: v > 0 or v == -1, 'positive, or -1 for the whole set'),
+    (('learning_rate',), lambda v: v > 0, 'positive'),
+    (('intermediate_store_frequency',), lambda v: v >= 0,
+     '0 (off) or positive'),
+    (('random_crop', 'random_scale'), lambda v: v >= 0,
+     '0 or a positive percentage'),
+    (('random_brightness',), lambda v: 0 <= v <= 100,
+     'a percentage in [0, 100]'),
+    (('decoded_images_mb',), lambda v: v >= 0,
+     '0 (off) or a positive number of megabytes'),
+    (('tflite_calibration_images',), lambda v: v > 0,
+     'a positive number of images'),
+    (('momentum', 'dropout_rate', 'label_smoothing'), lambda v: 0 <= v < 1,
+     'in [0, 1)'),
+    (('l2_regularizer',), lambda v: v >= 0, '0 (off) or positive'),
+    (('save_every_steps',), lambda v: v >= 0, '0 (every minute) or positive'),
+)
 
 
 def check_split_and_image_size(flags):
@@ -3029,21 +2943,18 @@ def check_split_and_image_size(flags):
 
 
 def _check_outputs(flags):
-  """RetrainError for the first output place that cannot be written or would
-  lose something of value."""
+  """RetrainError for the first output that cannot be written or loses data."""
   if flags.saved_model_dir and tf.gfile.IsDirectory(
       flags.saved_model_dir) and tf.gfile.ListDirectory(flags.saved_model_dir):
     raise RetrainError(
         '--saved_model_dir %s already exists and is not empty: use a fresh '
-        'numbered version folder, e.g. '
-        '--saved_model_dir=/tmp/saved_models/$(date +%%s)/' %
-        flags.saved_model_dir)
+        'numbered version folder, e.g. --saved_model_dir=/tmp/saved_models/'
+        '$(date +%%s)/' % flags.saved_model_dir)
   if not _clearable_summaries_dir(flags.summaries_dir):
     raise RetrainError(
-        '--summaries_dir %s holds more than this tool\'s train/, '
-        'validation/ and test/ event folders and would be cleared: point it '
-        'at a folder of its own, e.g. /tmp/retrain_logs.' %
-        flags.summaries_dir)
+        "--summaries_dir %s holds more than this tool's train/, validation/ "
+        'and test/ event folders and would be cleared: point it at a folder '
+        'of its own, e.g. /tmp/retrain_logs.' % flags.summaries_dir)
   for name, is_folder in (('summaries_dir', True), ('bottleneck_dir', True),
                           ('output_graph', False), ('output_labels', False),
                           ('checkpoint_path', False)):
@@ -3070,8 +2981,7 @@ def _check_class_folders(image_dir):
   class_folders = []
   try:
     for name in _class_folders(image_dir, quiet=True):
-      files, _ = _image_files(os.path.join(image_dir, name))
-      if next(files, None):  # One image file is enough.
+      if next(_image_files(os.path.join(image_dir, name))[0], None):  # One.
         class_folders.append(name)
       if len(class_folders) == 2:
         return
@@ -3079,10 +2989,9 @@ def _check_class_folders(image_dir):
     raise RetrainError('--image_dir %s cannot be read (%s): check its '
                        'permissions.' % (image_dir, e.strerror or e))
   if not class_folders:
-    raise RetrainError(
-        'No valid folders of images found at %s: put the images into one '
-        'sub-folder per class (e.g. %s/roses/*.jpg).' % (
-            image_dir, image_dir.rstrip('/')))
+    raise RetrainError('No valid folders of images found at %s: put the images '
+                       'into one sub-folder per class (e.g. %s/roses/*.jpg).'
+                       % (image_dir, image_dir.rstrip('/')))
   raise RetrainError(
       'Only one valid folder of images found at %s (%s) - multiple classes '
       'are needed for classification: add a sub-folder of images for each '
@@ -3117,8 +3026,7 @@ def _clearable_summaries_dir(summaries_dir):
 
 
 def _check_categories(image_lists, skipped=()):
-  """RetrainError if a class has no training image left (skipped: the (path,
-  reason) of the skipped images); warns about classes without others."""
+  """RetrainError if a class has no training image; warns of other gaps."""
   for label_name, label_lists in image_lists.items():
     if not label_lists['training']:
       skipped_here = sum(
@@ -3138,15 +3046,14 @@ def _check_categories(image_lists, skipped=()):
             label_lists['dir'])
 
 
-# === Support: progress =======================================================
+# === Support: process set-up (progress, logging, signals, exit codes) ========
 
 
 def keras_2():
   """The Keras 2 API, which builds into TF1 graphs: tf_keras from TensorFlow
   2.16 on (tensorflow-hub 0.16 installs it), tf.keras before."""
   try:
-    import tf_keras  # pylint: disable=g-import-not-at-top
-    return tf_keras
+    return importlib.import_module('tf_keras')
   except ImportError:
     return tf.keras
 
@@ -3156,9 +3063,7 @@ class Progress(object):
   every 15 seconds and at the end, given to report (label_image.py prints)."""
 
   def __init__(self, total, what, report=tf.logging.info):
-    self._total = total
-    self._what = what
-    self._report = report
+    self._total, self._what, self._report = total, what, report
     self._done = 0
     self._start = self._last_log = time.time()
     self._bar = (keras_2().utils.Progbar(total, unit_name='image')
@@ -3177,19 +3082,13 @@ class Progress(object):
           self._done, self._total, self._what, rate, eta))
 
 
-# === Support: process set-up (logging, signals, exit codes) =================
-
-
-class _OwnLinesOnly(object):
-  """A logging filter that keeps this tool's lines and real errors, not
-  TensorFlow's pages of deprecation notes."""
-
-  def filter(self, record):
-    path = os.path.abspath(record.pathname)
-    here = os.path.abspath(__file__)
-    return (record.levelno >= tf.logging.ERROR or path == here or
-            (os.path.dirname(path) == os.path.dirname(here) and
-             os.path.basename(path) in EXTRA_FILES))
+def _own_lines_only(record):
+  """Logging filter: our lines and real errors, not TF's deprecation notes."""
+  path = os.path.abspath(record.pathname)
+  here = os.path.abspath(__file__)
+  return (record.levelno >= tf.logging.ERROR or path == here or
+          (os.path.dirname(path) == os.path.dirname(here) and
+           os.path.basename(path) in EXTRA_FILES))
 
 
 def logging_level_verbosity(logging_verbosity):
@@ -3209,16 +3108,11 @@ def logging_level_verbosity(logging_verbosity):
 
 
 def configure_logging(verbosity_name):
-  """Sets TensorFlow's log level (a --logging_verbosity); below DEBUG, only
-  this tool's lines show."""
-  verbosity = logging_level_verbosity(verbosity_name)
-  tf.logging.set_verbosity(verbosity)
-  logger = tf.get_logger()
-  for existing in list(logger.filters):
-    if isinstance(existing, _OwnLinesOnly):
-      logger.removeFilter(existing)
+  """Sets the log level (a --logging_verbosity); below DEBUG only ours show."""
+  tf.logging.set_verbosity(logging_level_verbosity(verbosity_name))
+  tf.get_logger().removeFilter(_own_lines_only)
   if verbosity_name != 'DEBUG':
-    logger.addFilter(_OwnLinesOnly())
+    tf.get_logger().addFilter(_own_lines_only)
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -3238,12 +3132,10 @@ def _raise_terminated(signum, frame):
 
 
 class _DeferredInterrupts(object):
-  """Holds Ctrl-C and SIGTERM (their Python handlers, in the main thread)
-  until raise_pending(), e.g. the end of a step; a second one acts at once."""
+  """Holds Ctrl-C and SIGTERM until raise_pending(); a second acts at once."""
 
   def __enter__(self):
-    self.pending = None
-    self._previous = {}
+    self.pending, self._previous = None, {}
     if threading.current_thread() is threading.main_thread():
       for signum in (signal.SIGINT, signal.SIGTERM):
         if callable(signal.getsignal(signum)):
@@ -3277,14 +3169,12 @@ def run_main(argv=None):
   except RetrainError as e:
     sys.stderr.write('ERROR: %s\n' % e)
     return 1
-  except KeyboardInterrupt:
-    sys.stderr.write('\nInterrupted: stopped cleanly. Cached bottlenecks are '
-                     'kept; run the same command again to continue.\n')
-    return 130
-  except _Terminated:
-    sys.stderr.write('Terminated: stopped cleanly. Cached bottlenecks are '
-                     'kept; run the same command again to continue.\n')
-    return 143
+  except (KeyboardInterrupt, _Terminated) as e:
+    ctrl_c = isinstance(e, KeyboardInterrupt)
+    sys.stderr.write('%s: stopped cleanly. Cached bottlenecks are kept; run '
+                     'the same command again to continue.\n' % (
+                         '\nInterrupted' if ctrl_c else 'Terminated'))
+    return 130 if ctrl_c else 143
   except Exception as e:  # pylint: disable=broad-except
     folder = disk_full_folder(e)
     if folder is None:
@@ -3305,14 +3195,13 @@ def exit_at_once(exit_code):
 # On import: only this tool's lines from TensorFlow's logger (unless DEBUG),
 # then TF1 behaviour, whose switch logs deprecation notes.
 if not _wants_debug_logs(sys.argv):
-  tf.get_logger().addFilter(_OwnLinesOnly())
+  tf.get_logger().addFilter(_own_lines_only)
 tf.disable_v2_behavior()
 
 # Importers (tests, notebooks) get the defaults of every flag.
 FLAGS = build_parser().parse_args([])
 
 if __name__ == '__main__':
-  # The extras (tflite_export.py, tf2_modules.py) import retrain: this module,
-  # not a second copy of it with a RetrainError of its own.
+  # Extras import retrain: this module, not a copy with its own RetrainError.
   sys.modules.setdefault('retrain', sys.modules[__name__])
   exit_at_once(run_main())
