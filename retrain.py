@@ -1512,8 +1512,7 @@ BatchSources = collections.namedtuple('BatchSources', [
 
 
 def draw_batch(sources, how_many, category):
-  """A random batch, distorted for training if asked, else cached: (float32
-  bottlenecks [how_many, width], int64 ground truths [how_many])."""
+  """A random (bottlenecks, ground truths) batch, distorted if asked."""
   if category == 'training' and sources.distorted is not None:
     return get_random_distorted_bottlenecks(
         sources.module_sess, sources.image_lists, how_many, category,
@@ -1569,11 +1568,10 @@ def run_training_loop(sess, training_ops, schedule, sources,
 
 def _train_step(sess, ops, schedule, sources, step, train_writer,
                 validation_writer):
-  """Runs training step number step, and its evaluation if one is due;
-  validation_writer is None when there are no validation images."""
-  train_feed = dict(zip((ops.bottleneck_input, ops.ground_truth_input),
-                        draw_batch(sources, schedule.train_batch_size,
-                                   'training')))
+  """Runs training step step, and when due its evaluation and validation."""
+  inputs = (ops.bottleneck_input, ops.ground_truth_input)
+  train_feed = dict(zip(inputs, draw_batch(
+      sources, schedule.train_batch_size, 'training')))
   train_summary, _ = sess.run([ops.merged_summaries, ops.train_step],
                               train_feed)
   train_writer.add_summary(train_summary, step)
@@ -1588,16 +1586,14 @@ def _train_step(sess, ops, schedule, sources, step, train_writer,
                   (datetime.now(), step, cross_entropy_value))
   if validation_writer is None:
     return
-  bottlenecks, ground_truths = draw_batch(
-      sources, schedule.validation_batch_size, 'validation')
+  validation_feed = dict(zip(inputs, draw_batch(
+      sources, schedule.validation_batch_size, 'validation')))
   validation_summary, validation_accuracy = sess.run(
-      [ops.merged_summaries, ops.evaluation_step],
-      {ops.bottleneck_input: bottlenecks,
-       ops.ground_truth_input: ground_truths})
+      [ops.merged_summaries, ops.evaluation_step], validation_feed)
   validation_writer.add_summary(validation_summary, step)
   tf.logging.info('%s: Step %d: Validation accuracy = %.1f%% (N=%d)' %
                   (datetime.now(), step, validation_accuracy * 100,
-                   len(bottlenecks)))
+                   len(validation_feed[ops.bottleneck_input])))
 
 
 # --- Resuming an interrupted run ---------------------------------------------
@@ -1633,9 +1629,8 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
   images = hashlib.sha256()
   for label_name, label_lists in image_lists.items():
     for category in CATEGORIES:
-      for index, name in enumerate(label_lists[category]):
-        path = get_image_path(image_lists, label_name, index, image_dir,
-                              category)
+      for name in label_lists[category]:
+        path = os.path.join(image_dir, label_lists['dir'], name)
         images.update(('%s\0%s\0%s\0%s\n' % (
             label_name, category, name, signature(path))).encode())
   module = hashlib.sha256(module_name.encode())
@@ -1669,8 +1664,7 @@ def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
   tf.logging.info('Resuming training at step %d from %s: same images, '
                   'module and flags as the interrupted run.' %
                   (state['step'], state_path))
-  return ResumePoint(state['step'], state['checkpoint'],
-                     state['random_state'], state['distortion_seed'])
+  return ResumePoint(*(state[name] for name in ResumePoint._fields))
 
 
 def _why_not_resume(state, fingerprint, fresh_start):
@@ -1695,16 +1689,13 @@ def _why_not_resume(state, fingerprint, fresh_start):
 
 
 class TrainingCheckpoint(object):
-  """Saves the training state so that an interrupted run can continue.
-
-  The checkpoint comes first, then the JSON state naming it, then the older
-  checkpoints go: a kill at any moment leaves a state to resume.
-  """
+  """Saves the training state so that an interrupted run can continue: the
+  checkpoint, then the JSON state naming it, then the older checkpoints go,
+  so a kill at any moment leaves a state to resume."""
 
   def __init__(self, sess, variables, checkpoint_path, fingerprint,
                resume_point=None, save_every_steps=0, distortion_seed=None):
-    """Call in sess.graph; variables: the new layer's and its training's;
-    save_every_steps 0 saves every SAVE_EVERY_SECONDS."""
+    """Call in sess.graph; variables: the new layer's and its training's."""
     self._sess = sess
     self._saver = tf.train.Saver(var_list=variables, max_to_keep=None,
                                  save_relative_paths=True)
@@ -1736,16 +1727,14 @@ class TrainingCheckpoint(object):
 
   def save(self, step, log=False):
     """Saves the state after step - 1: the run would continue at step."""
-    checkpoint = self._saver.save(
-        self._sess, '%s-%d' % (self._prefix, step), write_meta_graph=False,
-        write_state=False)
+    checkpoint = self._saver.save(self._sess, '%s-%d' % (self._prefix, step),
+                                  write_meta_graph=False, write_state=False)
     self._write_state(step, checkpoint, finished=False)
     self._remove_checkpoints(keep=checkpoint)
     self._last_save = time.monotonic()
     if log:
       tf.logging.info('Saved the training state to %s: the same command '
-                      'resumes training at step %d.' % (self._state_path,
-                                                        step))
+                      'resumes training at step %d.' % (self._state_path, step))
 
   def finish(self):
     """Marks the run finished (a rerun starts afresh) and drops the state."""
@@ -1769,13 +1758,11 @@ class TrainingCheckpoint(object):
 
 
 def purge_summaries_from(run_dir, step):
-  """Drops the events of step and later from a run's TensorBoard files (a
-  killed run wrote them after its last save; the resumed run writes them
-  again). The kept events, without repeats, replace the first event file."""
+  """Drops the events of step and later (a killed run wrote them after its
+  last save) from a run's event files: the rest, once each, fill the first."""
   _remove_stale_temporary_files(run_dir)
-  paths = sorted(path for path in tf.io.gfile.glob(
-      os.path.join(run_dir, 'events.out.tfevents.*'))
-                 if not _TEMPORARY_NAME.search(path))
+  paths = sorted(path for path in tf.io.gfile.glob(os.path.join(
+      run_dir, 'events.out.tfevents.*')) if not _TEMPORARY_NAME.search(path))
   if not paths:
     return
   kept = {}  # The records to keep, in order.
@@ -1783,8 +1770,7 @@ def purge_summaries_from(run_dir, step):
     try:
       for record in tf.io.tf_record_iterator(path):
         event = tf.Event.FromString(record)
-        if event.step < step and not (kept and
-                                      event.HasField('file_version')):
+        if event.step < step and not (kept and event.HasField('file_version')):
           kept.setdefault(record)
     except tf.errors.DataLossError:  # The end a kill cut short.
       pass
@@ -1807,13 +1793,9 @@ class EvalSession(collections.namedtuple('EvalSession', [
   the exports: final_tensor_name, apply_module (images -> bottlenecks),
   apply_layer (bottlenecks -> probabilities) and wants_quantization."""
 
-  def __new__(cls, *values, final_tensor_name, apply_module, apply_layer,
-              wants_quantization):
+  def __new__(cls, *values, **attributes):
     self = super(EvalSession, cls).__new__(cls, *values)
-    self.final_tensor_name = final_tensor_name
-    self.apply_module = apply_module
-    self.apply_layer = apply_layer
-    self.wants_quantization = wants_quantization
+    vars(self).update(attributes)
     return self
 
 
@@ -1838,8 +1820,7 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
   with module_graph.graph.as_default():
     new_layer = _add_new_layer(
         class_count, final_tensor_name, module_graph.bottleneck_tensor,
-        module_graph.wants_quantization, is_training=False,
-        head_options=None)
+        module_graph.wants_quantization, is_training=False, head_options=None)
     tf.train.Saver().restore(eval_sess,
                              checkpoint_path or FLAGS.checkpoint_path)
     evaluation_step, prediction = add_evaluation_step(
@@ -1848,8 +1829,7 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
       eval_sess, module_graph.resized_input_tensor,
       new_layer.bottleneck_input, new_layer.ground_truth_input,
       evaluation_step, prediction, final_tensor_name=final_tensor_name,
-      apply_module=module_graph.apply_module,
-      apply_layer=new_layer.apply_layer,
+      apply_module=module_graph.apply_module, apply_layer=new_layer.apply_layer,
       wants_quantization=module_graph.wants_quantization)
 
 
@@ -1983,10 +1963,8 @@ def save_graph_to_file(graph_file_name, module_spec, class_count,
 
 
 def store_intermediate_graph(trained_layer, output_dir, step):
-  """Saves the checkpoint, and the graph as trained so far (a TrainedLayer)
-  to output_dir as intermediate_<step>.pb."""
-  intermediate_file_name = os.path.join(output_dir,
-                                        'intermediate_' + str(step) + '.pb')
+  """Saves a TrainedLayer's checkpoint and graph as intermediate_<step>.pb."""
+  intermediate_file_name = os.path.join(output_dir, 'intermediate_%d.pb' % step)
   tf.logging.info('Save intermediate result to : ' + intermediate_file_name)
   eval_session = save_and_restore_for_eval(trained_layer)
   with eval_session.sess:
@@ -2019,10 +1997,25 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
   """
   labels = labels or [str(index) for index in range(class_count)]
   eval_session = eval_session or build_eval_session(module_spec, class_count)
+  height, width, depth = module_image_shape(module_spec)
   graph = eval_session.sess.graph
   with graph.as_default():
-    bytes_inputs, bytes_outputs = _add_image_bytes_signature(
-        eval_session, module_spec, list(labels))
+    # serving_bytes decodes and resizes as for training, then runs the module
+    # and the new layer, sharing serving_default's variables.
+    with tf.name_scope('serving_bytes'):
+      image_bytes = tf.placeholder(tf.string, [None], name='image_bytes')
+      # Traced as written (see parallel_map): AutoGraph's conversion would
+      # take half a second of the eval graph's build.
+      images = tf.map_fn(
+          tf.autograph.experimental.do_not_convert(
+              lambda data: decode_and_resize(data, height, width, depth)[0]),
+          image_bytes, fn_output_signature=tf.float32, back_prop=False)
+      images.set_shape([None, height, width, depth])
+      prediction = tf.identity(
+          eval_session.apply_layer(eval_session.apply_module(images)),
+          name='prediction')
+      classes = tf.gather(tf.constant(list(labels)),
+                          tf.argmax(prediction, axis=1), name='classes')
     signature_def_map = {
         # Exactly what the original's tf.saved_model.simple_save wrote.
         'serving_default': tf.saved_model.predict_signature_def(
@@ -2030,32 +2023,10 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
             outputs={'prediction': graph.get_tensor_by_name(
                 eval_session.final_tensor_name + ':0')}),
         'serving_bytes': tf.saved_model.predict_signature_def(
-            inputs=bytes_inputs, outputs=bytes_outputs)}
+            inputs={'image_bytes': image_bytes},
+            outputs={'prediction': prediction, 'classes': classes})}
     _save_model_atomically(eval_session.sess, signature_def_map,
                            saved_model_dir)
-
-
-def _add_image_bytes_signature(eval_session, module_spec, labels):
-  """The serving_bytes signature's (inputs, outputs): each encoded image is
-  decoded and resized as for training, then goes through the module and the
-  new layer, sharing serving_default's variables."""
-  height, width, depth = module_image_shape(module_spec)
-  with tf.name_scope('serving_bytes'):
-    image_bytes = tf.placeholder(tf.string, [None], name='image_bytes')
-    # Traced as written (see parallel_map): AutoGraph's conversion would
-    # take half a second of the eval graph's build.
-    images = tf.map_fn(
-        tf.autograph.experimental.do_not_convert(
-            lambda data: decode_and_resize(data, height, width, depth)[0]),
-        image_bytes, fn_output_signature=tf.float32, back_prop=False)
-    images.set_shape([None, height, width, depth])
-    prediction = tf.identity(
-        eval_session.apply_layer(eval_session.apply_module(images)),
-        name='prediction')
-    classes = tf.gather(tf.constant(labels), tf.argmax(prediction, axis=1),
-                        name='classes')
-  return {'image_bytes': image_bytes}, {'prediction': prediction,
-                                        'classes': classes}
 
 
 def _save_model_atomically(sess, signature_def_map, saved_model_dir):
@@ -2090,11 +2061,6 @@ def _save_model_atomically(sess, signature_def_map, saved_model_dir):
     raise
 
 
-def write_labels_file(image_lists, output_labels):
-  """Writes the labels, one per line in class-index order, atomically."""
-  write_file_atomically(output_labels, '\n'.join(image_lists.keys()) + '\n')
-
-
 def prepare_file_system(resuming=False):
   """Clears the previous run's summaries and creates the output folders.
 
@@ -2118,9 +2084,7 @@ def prepare_file_system(resuming=False):
                FLAGS.saved_model_dir.rstrip('/\\'), FLAGS.tflite_output_file,
                FLAGS.onnx_output_file):
     if path and is_local_path(path):
-      path = os.path.abspath(path)
-      _remove_stale_temporary_files(os.path.dirname(path),
-                                    os.path.basename(path))
+      _remove_stale_temporary_files(*os.path.split(os.path.abspath(path)))
 
 
 # --- main --------------------------------------------------------------------
@@ -2169,8 +2133,8 @@ def main(_):
     tensors = ModuleTensors(*add_jpeg_decoding(module_spec),
                             resized_image_tensor, bottleneck_tensor)
     # Determine whether to apply distortions, and set up their operations.
-    distortions = _add_distortions(FLAGS, module_spec, image_lists,
-                                   resume_point)
+    distorted, distortion_tensors = _add_distortions(
+        FLAGS, module_spec, image_lists, resume_point)
 
     # Create the operations we need to evaluate the accuracy of our new layer.
     evaluation_step, _ = add_evaluation_step(final_tensor, ground_truth_input)
@@ -2181,28 +2145,25 @@ def main(_):
         class_count, FLAGS.final_tensor_name)
     checkpoint = TrainingCheckpoint(
         sess, layer_variables, FLAGS.checkpoint_path, fingerprint,
-        resume_point, FLAGS.save_every_steps,
-        distortions and distortions.batches.seed)
+        resume_point, FLAGS.save_every_steps, distorted and distorted.seed)
 
     # Initialize all weights: for the module to their pretrained values,
     # and for the newly added retraining layer to random initial values.
     init = tf.global_variables_initializer()
     sess.run(init)
     module_sess = _module_session(sess, init, FLAGS.bottleneck_precision)
-    # Every image's bottleneck is cached, with distortions too: evaluation
-    # uses the cached ones, and decoding each image once up front finds the
-    # bad ones before any training step.
+    # Every image's bottleneck is cached, distortions or not: evaluation uses
+    # them, and decoding each image up front finds bad ones before training.
     skipped += cache_bottlenecks(
         module_sess, image_lists, cache.image_dir, cache.bottleneck_dir,
         *tensors, module_name=cache.module_name, memory=cache.memory)
     _check_categories(image_lists, skipped)
     run_training_loop(
-        sess,
-        TrainingOps(train_step, cross_entropy, bottleneck_input,
-                    ground_truth_input, evaluation_step, merged),
+        sess, TrainingOps(train_step, cross_entropy, bottleneck_input,
+                          ground_truth_input, evaluation_step, merged),
         flag_values(TrainingSchedule, FLAGS),
-        BatchSources(module_sess, image_lists, tensors, cache,
-                     *(distortions or (None, None))),
+        BatchSources(module_sess, image_lists, tensors, cache, distorted,
+                     distortion_tensors),
         functools.partial(store_intermediate_graph, trained_layer,
                           FLAGS.intermediate_output_graphs_dir),
         checkpoint=checkpoint)
@@ -2215,9 +2176,7 @@ def main(_):
       # some new images we haven't used before.
       test_results = run_final_eval(
           module_sess, module_spec, class_count, image_lists, *tensors,
-          eval_session=eval_session, cache=cache, options=flag_values(
-              FinalEvalOptions, FLAGS,
-              global_step=FLAGS.how_many_training_steps - 1))
+          eval_session=eval_session, cache=cache)
       check_accuracy_bar(test_results, FLAGS.assert_accuracy_at_least,
                          FLAGS.checkpoint_path)
       write_exports(FLAGS, module_spec, image_lists, eval_session, cache)
@@ -2236,10 +2195,11 @@ def flag_values(options_class, flags, **values):
 
 
 def _add_distortions(flags, module_spec, image_lists, resume_point):
-  """The DistortionSetUp of the distortions the flags ask for, or None."""
+  """The DistortedBatches and add_input_distortions's tensors of the
+  distortions the flags ask for, or (None, None)."""
   if not should_distort_images(flags.flip_left_right, flags.random_crop,
                                flags.random_scale, flags.random_brightness):
-    return None
+    return None, None
   tensors = add_input_distortions(
       flags.flip_left_right, flags.random_crop, flags.random_scale,
       flags.random_brightness, module_spec)
@@ -2249,12 +2209,7 @@ def _add_distortions(flags, module_spec, image_lists, resume_point):
       seed=resume_point and resume_point.distortion_seed,
       start_batch=resume_point.step if resume_point else 0,
       memory_mb=flags.decoded_images_mb)
-  return DistortionSetUp(batches, tensors)
-
-
-# What _add_distortions sets up, in BatchSources's order.
-DistortionSetUp = collections.namedtuple('DistortionSetUp', [
-    'batches', 'tensors'])
+  return batches, tensors
 
 
 def _module_session(sess, init, bottleneck_precision):
@@ -2277,7 +2232,8 @@ def write_exports(flags, module_spec, image_lists, eval_session, cache):
     tf.logging.info('The model is instrumented for quantization with TF-Lite')
   save_graph_to_file(flags.output_graph, module_spec, class_count,
                      eval_session=eval_session)
-  write_labels_file(image_lists, flags.output_labels)
+  write_file_atomically(flags.output_labels,
+                        '\n'.join(image_lists.keys()) + '\n')
   if flags.saved_model_dir:
     tf.logging.info('Save SavedModel to : ' + flags.saved_model_dir)
     export_model(module_spec, class_count, flags.saved_model_dir,
@@ -2296,8 +2252,7 @@ def write_exports(flags, module_spec, image_lists, eval_session, cache):
                                              eval_session, run_images)
 
 
-# The run's images, which the TF Lite and ONNX exports decode (decode_entries)
-# to check their models: the image lists, --image_dir and the module's shape.
+# The run's images, which the TF Lite and ONNX exports decode to check models.
 RunImages = collections.namedtuple('RunImages', [
     'image_lists', 'image_dir', 'image_shape'])
 
