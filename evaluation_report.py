@@ -1,7 +1,10 @@
 # Copyright 2026 The retrain.py authors. Licensed under the Apache License, Version 2.0.
 """The per-class report of retrain.py's final test: a table of precision,
 recall and F1 per class with the confusion matrix, in the log and in
-TensorBoard (the run 'test'), with the matrix as a picture.
+TensorBoard (the run 'test'), with the matrix as a picture. For a multi-label
+run (--image_labels), the table is per label at the threshold, with micro and
+macro F1, exact-set accuracy and average precision, and TensorBoard gets a
+precision-recall curve per label.
 
 retrain.py imports it after the final test; without this file beside it, the
 run logs one line instead and goes on.
@@ -46,6 +49,115 @@ def report_test_results(ground_truth, predictions, label_names,
   with tf.summary.FileWriter(os.path.join(summaries_dir, 'test')) as writer:
     writer.add_summary(summary, global_step)
   return report
+
+
+def report_multi_label_results(ground_truth, scores, label_names, threshold,
+                               summaries_dir, global_step):
+  """Logs the per-label table and writes it, its figures and a PR curve per
+  label to TensorBoard.
+
+  Args:
+    ground_truth: 0/1 array [images, labels]: the labels of each test image.
+    scores: The score in [0, 1] of each label of each test image.
+    label_names: The label names, in column order.
+    threshold: A label is predicted when its score is at least this.
+    summaries_dir: The --summaries_dir; the run 'test' is written.
+    global_step: The step to file the summaries under.
+
+  Returns:
+    The multi_label_report.
+  """
+  from tensorboard.plugins.pr_curve import summary as pr_curve  # pylint: disable=g-import-not-at-top
+  report = multi_label_report(ground_truth, scores, threshold)
+  lines = format_multi_label_report(report, label_names, threshold)
+  tf.logging.info('=== PER-LABEL TEST RESULTS ===')
+  for line in lines:
+    tf.logging.info(line)
+  text_metadata = tf.SummaryMetadata(
+      plugin_data=tf.SummaryMetadata.PluginData(plugin_name='text'))
+  summary = tf.Summary(value=[
+      tf.Summary.Value(tag='evaluation_report', metadata=text_metadata,
+                       tensor=tf.make_tensor_proto('\n'.join(
+                           '    ' + line for line in lines)))] + [
+      tf.Summary.Value(tag=name, simple_value=report[name])
+      for name in ('micro_f1', 'macro_f1', 'exact_set_accuracy',
+                   'mean_average_precision')])
+  with tf.summary.FileWriter(os.path.join(summaries_dir, 'test')) as writer:
+    writer.add_summary(summary, global_step)
+    for index, name in enumerate(label_names):
+      writer.add_summary(pr_curve.pb(
+          name, np.asarray(ground_truth)[:, index] > 0.5,
+          np.clip(np.asarray(scores, np.float32)[:, index], 0, 1)),
+                         global_step)
+  return report
+
+
+def multi_label_report(ground_truth, scores, threshold):
+  """Per label 'precision', 'recall', 'f1' (NaN with nothing to divide by),
+  'support' and 'average_precision'; overall 'micro_f1', 'macro_f1',
+  'exact_set_accuracy' and 'mean_average_precision' (over labels with test
+  images), as a dict."""
+  truth = np.asarray(ground_truth) > 0.5
+  scores = np.asarray(scores, np.float64)
+  predicted = scores >= threshold
+  true_positives = (predicted & truth).sum(0).astype(np.float64)
+  predicted_count = predicted.sum(0)
+  support = truth.sum(0)
+  with np.errstate(divide='ignore', invalid='ignore'):
+    precision = np.where(predicted_count > 0,
+                         true_positives / predicted_count, np.nan)
+    recall = np.where(support > 0, true_positives / support, np.nan)
+    f1 = np.where(support + predicted_count > 0,
+                  2 * true_positives / (support + predicted_count), np.nan)
+  micro_f1 = 2 * true_positives.sum() / max(
+      support.sum() + predicted_count.sum(), 1)
+  average_precision = np.array([
+      _average_precision(truth[:, index], scores[:, index])
+      for index in range(truth.shape[1])])
+  return {
+      'precision': precision, 'recall': recall, 'f1': f1,
+      'support': support, 'average_precision': average_precision,
+      'micro_f1': float(micro_f1),
+      'macro_f1': _nanmean(f1),
+      'exact_set_accuracy': float((predicted == truth).all(1).mean())
+                            if len(truth) else float('nan'),
+      'mean_average_precision': _nanmean(average_precision)}
+
+
+def _average_precision(truth, scores):
+  """The mean of the precisions at each true image, ranked by score (NaN
+  without true images)."""
+  if not truth.any():
+    return np.nan
+  ranked = truth[np.argsort(-scores, kind='stable')]
+  hits = np.cumsum(ranked)
+  return float((hits / np.arange(1, len(ranked) + 1))[ranked].mean())
+
+
+def _nanmean(values):
+  return float('nan') if np.all(np.isnan(values)) else float(
+      np.nanmean(values))
+
+
+def format_multi_label_report(report, label_names, threshold):
+  """The lines of multi_label_report's table: per label, then overall."""
+  keys = ('precision', 'recall', 'f1', 'average_precision')
+  name_width = max([len(name) for name in label_names] + [len('label')])
+  number = lambda value: '-' if np.isnan(value) else '%.3f' % value
+  lines = ['%-*s %9s %9s %9s %9s %9s' % (name_width, 'label', 'precision',
+                                         'recall', 'f1', 'avg prec',
+                                         'support')]
+  for index, name in enumerate(label_names):
+    lines.append('%-*s %s %9d' % (name_width, name, ' '.join(
+        '%9s' % number(report[key][index]) for key in keys),
+                                  report['support'][index]))
+  lines.append('At threshold %g: micro-F1 %s, macro-F1 %s, exact-set '
+               'accuracy %s, mean average precision %s' % (
+                   threshold, number(report['micro_f1']),
+                   number(report['macro_f1']),
+                   number(report['exact_set_accuracy']),
+                   number(report['mean_average_precision'])))
+  return lines
 
 
 def classification_report(ground_truth, predictions, class_count):

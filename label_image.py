@@ -27,6 +27,12 @@ With --onnx_file, they go through the ONNX model of retrain.py
 read) instead of printing it, with a progress display; --min_score makes the
 label 'unknown' where the top score is below it. For class folders, the
 accuracy of each class and the most common confusions are printed.
+
+A multi-label model (retrain.py --image_labels) scores each label on its own:
+every label scored at or above --multi_label_threshold is printed (and is in
+the CSV's column label, separated by spaces). A frozen graph, a SavedModel or
+an ONNX model says itself that it is one (threshold 0.5, or the ONNX model's);
+for a TF Lite model, pass --multi_label_threshold.
 """
 
 import argparse
@@ -335,7 +341,8 @@ def _onnx_classifier(sess, args):
     return session.run(None, {inputs[0].name: pixels})[0]
 
   return (predict, "the ONNX model's output",
-          onnx_export.onnx_labels(session))
+          onnx_export.onnx_labels(session),
+          onnx_export.onnx_multi_label_threshold(session))
 
 
 def tflite_labels(content):
@@ -359,21 +366,29 @@ def _load_model(sess, args):
 
   Returns:
     (a function from image file bytes to probabilities, the output's name,
-    the labels, where the labels come from).
+    the labels, where the labels come from, the multi-label threshold or
+    None for a model whose scores are class probabilities).
   """
+  threshold = None
   if args.onnx_file:
-    predict, output_name, labels = _onnx_classifier(sess, args)
+    predict, output_name, labels, threshold = _onnx_classifier(sess, args)
   elif args.tflite_file:
     predict, output_name, labels = _tflite_classifier(sess, args)
   elif args.saved_model_dir:
     predict, output_name, labels = _saved_model_classifier(sess, args)
   else:
     (predict, output_name), labels = _graph_classifier(sess, args), None
+  # retrain.py's multi-label layer ends in a sigmoid, a softmax layer not.
+  if not (args.onnx_file or args.tflite_file) and any(
+      op.type == 'Sigmoid' and op.name.endswith('final_result')
+      for op in sess.graph.get_operations()):
+    threshold = 0.5
   labels_source = 'the model'
   if args.labels or not labels:
     labels_source = args.labels or DEFAULT_LABELS
     labels = load_labels(labels_source)
-  return predict, output_name, labels, labels_source
+  return (predict, output_name, labels, labels_source,
+          args.multi_label_threshold or threshold)
 
 
 def _classify_file(predict, path):
@@ -385,24 +400,31 @@ def _classify_file(predict, path):
     return None, retrain.error_reason(e)
 
 
-def _top_labels(scores, labels, args):
+def _top_labels(scores, labels, args, threshold=None):
   """[(label, score)] of the --top_k best, and the predicted label: the
-  best, or UNKNOWN if its score is below --min_score."""
+  best, or UNKNOWN if its score is below --min_score; for a multi-label
+  model, every label scored at or above threshold (UNKNOWN if none is)."""
   top = scores.argsort()[-args.top_k:][::-1]
   pairs = [(labels[i], float(scores[i])) for i in top]
+  if threshold is not None:
+    return pairs, ' '.join(labels[i] for i in scores.argsort()[::-1]
+                           if scores[i] >= threshold) or UNKNOWN
   return pairs, pairs[0][0] if pairs[0][1] >= args.min_score else UNKNOWN
 
 
-def _print_image(path, pairs, predicted, alone):
+def _print_image(path, pairs, predicted, alone, threshold=None):
   """Prints one image's labels: lines of 'label score' if it is the only
-  image, else one line 'path: label score, ...'."""
+  image, else one line 'path: label score, ...'; for a multi-label model
+  (threshold), its predicted labels first."""
   listed = ['%s %.5f' % pair for pair in pairs]
   if alone:
-    if predicted == UNKNOWN:
+    if threshold is not None:
+      print('Labels scored at least %g: %s' % (threshold, predicted))
+    elif predicted == UNKNOWN:
       print('%s (the top score is below --min_score)' % UNKNOWN)
     print('\n'.join(listed))
-  elif predicted == UNKNOWN:
-    print('%s: %s (%s)' % (path, UNKNOWN, ', '.join(listed)))
+  elif predicted == UNKNOWN or threshold is not None:
+    print('%s: %s (%s)' % (path, predicted, ', '.join(listed)))
   else:
     print('%s: %s' % (path, ', '.join(listed)))
 
@@ -415,7 +437,8 @@ def classify(args):
     retrain.check_writable('output_csv', args.output_csv, False)
   rows, outcomes = [], []
   with tf.Session(graph=tf.Graph()) as sess:
-    predict, output_name, labels, labels_source = _load_model(sess, args)
+    predict, output_name, labels, labels_source, threshold = _load_model(
+        sess, args)
     progress = args.output_csv and retrain.Progress(
         len(images), 'images classified',
         report=lambda line: print(line, flush=True))
@@ -425,15 +448,15 @@ def classify(args):
         raise LabelImageError(
             'The output %s gives %s values but %s has %d labels.' %
             (output_name, scores.size, labels_source, len(labels)))
-      pairs, predicted = ([], None) if error else _top_labels(scores, labels,
-                                                               args)
+      pairs, predicted = ([], None) if error else _top_labels(
+          scores, labels, args, threshold)
       if args.output_csv:
         rows.append(_csv_row(path, pairs, predicted, error))
         progress.add(1)
       elif error:
         print('%s: skipped, cannot be decoded (%s)' % (path, error))
       else:
-        _print_image(path, pairs, predicted, len(images) == 1)
+        _print_image(path, pairs, predicted, len(images) == 1, threshold)
       expected = class_name and _label_of_folder(class_name, labels)
       if expected and not error:
         outcomes.append((expected, predicted))
@@ -560,6 +583,11 @@ def build_parser():
   parser.add_argument('--min_score', type=float, default=0.0,
                       help="Report the label '%s' for an image whose top "
                       'score is below this (0-1).' % UNKNOWN)
+  parser.add_argument('--multi_label_threshold', type=float, default=None,
+                      help='For a multi-label model (retrain.py '
+                      '--image_labels): print every label scored at least '
+                      'this. Default: the model\'s own (0.5); a TF Lite '
+                      'model needs it.')
   parser.add_argument('--verbose', action='store_true',
                       help="Show TensorFlow's own log lines.")
   return parser
@@ -575,6 +603,11 @@ def main(argv=None):
     return 1
   if not 0 <= args.min_score <= 1:
     print('ERROR: --min_score must be between 0 and 1.', file=sys.stderr)
+    return 1
+  threshold = args.multi_label_threshold
+  if threshold is not None and not 0 < threshold < 1:
+    print('ERROR: --multi_label_threshold must be between 0 and 1.',
+          file=sys.stderr)
     return 1
   for name in ('input_height', 'input_width'):
     if getattr(args, name) is not None and getattr(args, name) <= 0:

@@ -39,6 +39,8 @@ OUTPUT_NAME = 'prediction'
 # Where the model's labels (one per line, class-index order) are kept in its
 # metadata_props.
 LABELS_KEY = 'labels'
+# A multi-label model's --multi_label_threshold, in the same metadata.
+THRESHOLD_KEY = 'multi_label_threshold'
 
 # The largest probability difference from the frozen graph that is rounding
 # (measured in docs/exports.md); a wrong conversion differs by far more. A
@@ -132,7 +134,8 @@ def convert_to_onnx(eval_session, labels):
   Args:
     eval_session: The EvalSession with the trained values.
     labels: The class names in class-index order, kept in the model's
-      metadata_props under LABELS_KEY.
+      metadata_props under LABELS_KEY (and a multi-label layer's threshold
+      under THRESHOLD_KEY).
 
   Returns:
     The model's bytes: input INPUT_NAME, float [batch, H, W, 3] in [0, 1];
@@ -157,7 +160,10 @@ def convert_to_onnx(eval_session, labels):
         'written, only --onnx_output_file is not.' % retrain.error_reason(e))
   for value in list(model.graph.input) + list(model.graph.output):
     value.type.tensor_type.shape.dim[0].dim_param = 'batch'
-  onnx.helper.set_model_props(model, {LABELS_KEY: '\n'.join(labels)})
+  props = {LABELS_KEY: '\n'.join(labels)}
+  if eval_session.multi_label_threshold is not None:
+    props[THRESHOLD_KEY] = repr(eval_session.multi_label_threshold)
+  onnx.helper.set_model_props(model, props)
   return model.SerializeToString()
 
 
@@ -194,6 +200,12 @@ def onnx_labels(session):
   return text.split('\n') if text else None
 
 
+def onnx_multi_label_threshold(session):
+  """A multi-label model's threshold in its metadata, or None."""
+  text = session.get_modelmeta().custom_metadata_map.get(THRESHOLD_KEY)
+  return float(text) if text else None
+
+
 # What check_onnx_model found: how many images, how many the ONNX model and
 # the frozen graph classify right, on how many their top-1 agree, and the
 # largest difference of a probability.
@@ -214,16 +226,19 @@ def check_onnx_model(session, eval_session, batches):
   """
   probabilities = eval_session.sess.graph.get_tensor_by_name(
       eval_session.final_tensor_name + ':0')
+  threshold = eval_session.multi_label_threshold
   count = onnx_correct = graph_correct = agreeing = 0
   max_difference = 0.0
   for truth, images in batches:
     expected = eval_session.sess.run(
         probabilities, {eval_session.resized_input_tensor: images})
     actual, = session.run([OUTPUT_NAME], {INPUT_NAME: images})
+    onnx_top = retrain.predicted_classes(actual, threshold)
+    graph_top = retrain.predicted_classes(expected, threshold)
     count += len(truth)
-    onnx_correct += int(np.sum(actual.argmax(1) == truth))
-    graph_correct += int(np.sum(expected.argmax(1) == truth))
-    agreeing += int(np.sum(actual.argmax(1) == expected.argmax(1)))
+    onnx_correct += retrain.count_equal(onnx_top, truth)
+    graph_correct += retrain.count_equal(graph_top, truth)
+    agreeing += retrain.count_equal(onnx_top, graph_top)
     max_difference = max(max_difference,
                          float(np.max(np.abs(actual - expected))))
   return OnnxCheck(count, onnx_correct, graph_correct, agreeing,
@@ -265,7 +280,7 @@ def export_checked_onnx(onnx_file, eval_session, run_images):
   tf.logging.info('Save ONNX model to : ' + onnx_file)
   start = time.time()
   content = convert_to_onnx(eval_session,
-                            list(run_images.image_lists.keys()))
+                            retrain.label_names_of(run_images.image_lists))
   seconds = time.time() - start
   try:
     session = onnx_session(content, providers=['CPUExecutionProvider'])
@@ -277,21 +292,23 @@ def export_checked_onnx(onnx_file, eval_session, run_images):
   check = check_onnx_model(session, eval_session, retrain.decode_entries(
       entries, run_images.image_shape))
   words = {'testing': 'test'}.get(category, category)
+  agreement = ('top-1' if eval_session.multi_label_threshold is None
+               else 'label-set')
   if check.max_difference > (MAX_QUANTIZED_PROBABILITY_DIFFERENCE
                              if eval_session.wants_quantization else
                              MAX_PROBABILITY_DIFFERENCE):
     raise retrain.RetrainError(
         'The ONNX model disagrees with the frozen graph on the %s images '
-        '(max probability difference %.3g, top-1 agreement %d/%d), so %s is '
+        '(max probability difference %.3g, %s agreement %d/%d), so %s is '
         'not written (the other outputs are): use the versions of '
-        'requirements-onnx.txt.' % (words, check.max_difference,
+        'requirements-onnx.txt.' % (words, check.max_difference, agreement,
                                     check.agreeing, check.count, onnx_file))
   retrain.write_file_atomically(onnx_file, content, mode='wb')
   tf.logging.info(
-      'ONNX %s accuracy = %.1f%% (N=%d), frozen graph %.1f%%, top-1 '
+      'ONNX %s accuracy = %.1f%% (N=%d), frozen graph %.1f%%, %s '
       'agreement %d/%d, max probability difference %.1e, %.2f MB, converted '
       'in %.1f s', words, 100.0 * check.onnx_correct / max(check.count, 1),
       check.count, 100.0 * check.graph_correct / max(check.count, 1),
-      check.agreeing, check.count, check.max_difference, len(content) / 1e6,
+      agreement, check.agreeing, check.count, check.max_difference, len(content) / 1e6,
       seconds)
   return check

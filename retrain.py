@@ -97,6 +97,9 @@ FAKE_QUANT_OPS = ('FakeQuantWithMinMaxVars',
                   'FakeQuantWithMinMaxVarsPerChannel')
 IMAGE_EXTENSIONS = ('jpg', 'jpeg', 'png')  # Compared lower-cased.
 CATEGORIES = ('training', 'testing', 'validation')
+# With --image_labels (multi_label.py), the image lists' one entry.
+MULTI_LABEL_GROUP = 'the images of --image_labels'
+CLASS_WEIGHTS = ('none', 'balanced')
 BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
 SUMMARY_RUNS = ('train', 'validation', 'test')  # Under --summaries_dir.
 # Larger images are decoded at a reduced size (JPEGs) or skipped, so that a
@@ -226,11 +229,32 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
 
 
 def image_entries(image_lists, image_dir, category):
-  """[(path, class index)] of every image of category, in list order."""
+  """[(path, class index, or a tuple of 0/1 per label with --image_labels)]
+  of every image of category, in list order."""
+  multi_label = image_lists.get(MULTI_LABEL_GROUP)
+  if multi_label:
+    return [(os.path.join(image_dir, name), tuple(row)) for name, row in zip(
+        multi_label[category], label_rows(multi_label, multi_label[category]))]
   return [(get_image_path(image_lists, label, index, image_dir, category),
            class_index)
           for class_index, label in enumerate(image_lists)
           for index in range(len(image_lists[label][category]))]
+
+
+def label_names_of(image_lists):
+  """The labels in class index order: the class folders', or with
+  --image_labels every label of its CSV file."""
+  multi_label = image_lists.get(MULTI_LABEL_GROUP)
+  return list(multi_label['labels']) if multi_label else list(image_lists)
+
+
+def label_rows(multi_label, image_names):
+  """float32 [images, labels], 1 where an image of --image_labels (the image
+  lists' MULTI_LABEL_GROUP entry) has the label."""
+  rows = np.zeros([len(image_names), len(multi_label['labels'])], np.float32)
+  for row, name in zip(rows, image_names):
+    row[list(multi_label['label_indices'][name])] = 1
+  return rows
 
 
 def _module_cache_suffix(module_name):
@@ -831,8 +855,23 @@ def decode_images(inputs, image_shape, batch_size=None, from_files=True):
     yield from decode_in_batches(sess, decoding, inputs)
 
 
+def predicted_classes(probabilities, multi_label_threshold=None):
+  """The top class index of each row of probabilities, or with a threshold
+  (a multi-label layer) the 0/1 row of the labels scored at or above it."""
+  if multi_label_threshold is None:
+    return np.argmax(probabilities, -1)
+  return (np.asarray(probabilities) >= multi_label_threshold).astype(np.int64)
+
+
+def count_equal(predicted, truth):
+  """How many of predicted_classes's rows equal truth's (image_entries's)."""
+  same = np.asarray(predicted) == np.asarray(truth)
+  return int(np.sum(np.all(same.reshape(len(same), -1), 1)))
+
+
 def decode_entries(entries, image_shape, batch_size=32):
-  """Yields (class indices, float images) of the entries that decode."""
+  """Yields (class indices, or label rows, and float images) of the entries
+  that decode."""
   truth = np.array([class_index for _, class_index in entries], np.int64)
   for indices, images in decode_images([path for path, _ in entries],
                                        image_shape, batch_size):
@@ -1005,7 +1044,8 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
     memory: The run's BottleneckMemory; None reads the values at each call.
 
   Returns:
-    (float32 bottlenecks, int64 ground truths, image paths if how_many < 0).
+    (float32 bottlenecks, int64 ground truths (float32 label_rows with
+    --image_labels), image paths if how_many < 0).
   """
   def load(label_name, index):
     return get_or_create_bottleneck(
@@ -1018,12 +1058,14 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
       image_lists, category=category, bottleneck_dir=bottleneck_dir,
       module_name=module_name, load=load)
   width = bottleneck_tensor.get_shape().as_list()[-1]
+  multi_label = image_lists.get(MULTI_LABEL_GROUP)
   if how_many < 0:
     matrices = [class_matrix(label_name) for label_name in image_lists
                 if image_lists[label_name][category]]
     entries = image_entries(image_lists, image_dir, category)
     return (np.concatenate([np.zeros([0, width], np.float32)] + matrices),
-            np.array([class_index for _, class_index in entries], np.int64),
+            np.array([truth for _, truth in entries],
+                     np.float32 if multi_label else np.int64),
             [path for path, _ in entries])
   label_names = list(image_lists.keys())
   # Only classes with images in this category can be drawn from.
@@ -1042,6 +1084,10 @@ def get_random_cached_bottlenecks(sess, image_lists, how_many, category,
     chosen = ground_truths == label_index
     matrix = class_matrix(label_names[label_index])
     bottlenecks[chosen] = matrix[image_indices[chosen] % len(matrix)]
+  if multi_label:  # One entry: the drawn images' label rows.
+    names = multi_label[category]
+    ground_truths = label_rows(multi_label, [
+        names[index % len(names)] for index in image_indices])
   return bottlenecks, ground_truths, []
 
 
@@ -1215,6 +1261,10 @@ class DistortedBatches(object):
     for path, size in zip(paths, kept_bytes):
       if size:
         self.memory.kept(os.fsdecode(path), size)
+    multi_label = self._image_lists.get(MULTI_LABEL_GROUP)
+    if multi_label:
+      ground_truths = label_rows(multi_label, [os.path.relpath(
+          os.fsdecode(path), self._image_dir) for path in paths])
     return images, ground_truths
 
 
@@ -1291,15 +1341,20 @@ def get_random_distorted_bottlenecks(
     images, ground_truths = [], []
     for _ in range(how_many):
       label_index = random.randrange(len(label_names))
-      image_path = get_image_path(
-          image_lists, label_names[label_index],
-          random.randrange(MAX_NUM_IMAGES_PER_CLASS + 1), image_dir, category)
+      index = random.randrange(MAX_NUM_IMAGES_PER_CLASS + 1)
+      image_path = get_image_path(image_lists, label_names[label_index],
+                                  index, image_dir, category)
       image_data = tf.gfile.GFile(image_path, 'rb').read()
       images.append(sess.run(distorted_image,
                              {input_jpeg_tensor: image_data})[0])
       ground_truths.append(label_index)
+      if MULTI_LABEL_GROUP in image_lists:
+        names = image_lists[MULTI_LABEL_GROUP][category]
+        ground_truths[-1] = label_rows(image_lists[MULTI_LABEL_GROUP],
+                                       [names[index % len(names)]])[0]
   bottlenecks = sess.run(bottleneck_tensor, {resized_input_tensor: images})
-  return bottlenecks, np.array(ground_truths, np.int64)
+  return bottlenecks, np.array(ground_truths, np.float32 if (
+      MULTI_LABEL_GROUP in image_lists) else np.int64)
 
 
 # --- The new layer -----------------------------------------------------------
@@ -1325,11 +1380,13 @@ NewLayer = collections.namedtuple('NewLayer', [
 
 OPTIMIZERS = ('gradient_descent', 'momentum', 'adam')
 
-# The flags of the same names; the defaults are the original's training.
+# The flags of the same names (the defaults are the original's training);
+# loss_weights: --class_weights's weight per class, or per label of a
+# multi_label head (sigmoid per label, for --image_labels), or None.
 HeadOptions = collections.namedtuple('HeadOptions', [
     'learning_rate', 'optimizer', 'momentum', 'dropout_rate',
-    'l2_regularizer', 'label_smoothing'],
-    defaults=('gradient_descent', 0.9, 0.0, 0.0, 0.0))
+    'l2_regularizer', 'label_smoothing', 'loss_weights', 'multi_label'],
+    defaults=('gradient_descent', 0.9, 0.0, 0.0, 0.0, None, False))
 
 
 def add_final_retrain_ops(class_count, final_tensor_name, bottleneck_tensor,
@@ -1362,12 +1419,15 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
   """add_final_retrain_ops's work, as a NewLayer."""
   batch_size, bottleneck_tensor_size = bottleneck_tensor.get_shape().as_list()
   assert batch_size is None, 'We want to work with arbitrary batch size.'
+  multi_label = bool(head_options and head_options.multi_label)
   with tf.name_scope('input'):
     bottleneck_input = tf.placeholder_with_default(
         bottleneck_tensor, shape=[batch_size, bottleneck_tensor_size],
         name='BottleneckInputPlaceholder')
+    # A class index per image, or with multi_label a 0/1 row of labels.
     ground_truth_input = tf.placeholder(
-        tf.int64, [batch_size], name='GroundTruthInput')
+        *((tf.float32, [batch_size, class_count]) if multi_label else
+          (tf.int64, [batch_size])), name='GroundTruthInput')
 
   layer_name = 'final_retrain_ops'
   with tf.name_scope(layer_name):
@@ -1386,8 +1446,10 @@ def _add_new_layer(class_count, final_tensor_name, bottleneck_tensor,
           bottleneck_input, is_training and not head_options.dropout_rate)
       tf.summary.histogram('pre_activations', logits)
 
-  final_tensor = tf.nn.softmax(logits, name=final_tensor_name)
-  apply_layer = lambda bottlenecks: tf.nn.softmax(
+  # Multi-label scores each label alone: they need not sum to 1.
+  activation = tf.nn.sigmoid if multi_label else tf.nn.softmax
+  final_tensor = activation(logits, name=final_tensor_name)
+  apply_layer = lambda bottlenecks: activation(
       layer_logits(bottlenecks, False)[0])
   tf.summary.histogram('activations', final_tensor)
   if not is_training:
@@ -1417,13 +1479,8 @@ def _add_training_ops(head_options, layer_logits, logits,
     with tf.name_scope('Wx_plus_b_dropout'):
       logits, quantization_updates = layer_logits(dropped, True)
   with tf.name_scope('cross_entropy'):
-    if head_options.label_smoothing:
-      cross_entropy_mean = tf.losses.softmax_cross_entropy(
-          tf.one_hot(ground_truth_input, tf.shape(logits)[1]), logits,
-          label_smoothing=head_options.label_smoothing)
-    else:
-      cross_entropy_mean = tf.losses.sparse_softmax_cross_entropy(
-          labels=ground_truth_input, logits=logits)
+    cross_entropy_mean = _cross_entropy(head_options, ground_truth_input,
+                                        logits)
   tf.summary.scalar('cross_entropy', cross_entropy_mean)
   loss = cross_entropy_mean
   if head_options.l2_regularizer:
@@ -1442,6 +1499,29 @@ def _add_training_ops(head_options, layer_logits, logits,
     if quantization_updates:
       train_step = tf.group(train_step, *quantization_updates)
   return train_step, cross_entropy_mean, global_step
+
+
+def _cross_entropy(head_options, ground_truth_input, logits):
+  """The mean cross entropy of logits against the ground truth: softmax, or
+  sigmoid per label (multi_label), smoothed and weighted as asked."""
+  smoothing = head_options.label_smoothing
+  weights = head_options.loss_weights
+  if head_options.multi_label:
+    targets = ground_truth_input * (1 - smoothing) + 0.5 * smoothing
+    if weights is None:
+      return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
+          labels=targets, logits=logits))
+    return tf.reduce_mean(tf.nn.weighted_cross_entropy_with_logits(
+        labels=targets, logits=logits,
+        pos_weight=tf.constant(weights, tf.float32)))
+  example_weights = 1.0 if weights is None else tf.gather(
+      tf.constant(weights, tf.float32), ground_truth_input)
+  if smoothing:
+    return tf.losses.softmax_cross_entropy(
+        tf.one_hot(ground_truth_input, tf.shape(logits)[1]), logits,
+        weights=example_weights, label_smoothing=smoothing)
+  return tf.losses.sparse_softmax_cross_entropy(
+      labels=ground_truth_input, logits=logits, weights=example_weights)
 
 
 def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
@@ -1472,20 +1552,28 @@ def _layer_logits(weights, biases, quantize_layer, layer_name, bottlenecks,
         logits, range_min, range_max, num_bits=8), updates
 
 
-def add_evaluation_step(result_tensor, ground_truth_tensor):
+def add_evaluation_step(result_tensor, ground_truth_tensor, threshold=0.5):
   """Inserts the operations we need to evaluate the accuracy of our results.
 
   Args:
     result_tensor: The new final node that produces results.
     ground_truth_tensor: The node we feed ground truth data into.
+    threshold: For a multi-label head (float label rows as ground truth),
+      the score from which a label is predicted; the accuracy is then the
+      share of images whose predicted labels are exactly right.
 
   Returns:
     Tuple of (evaluation step, prediction).
   """
   with tf.name_scope('accuracy'):
     with tf.name_scope('correct_prediction'):
-      prediction = tf.argmax(result_tensor, 1)
-      correct_prediction = tf.equal(prediction, ground_truth_tensor)
+      if ground_truth_tensor.dtype.is_floating:
+        prediction = tf.cast(result_tensor >= threshold, tf.int64)
+        correct_prediction = tf.reduce_all(tf.equal(
+            prediction, tf.cast(ground_truth_tensor > 0.5, tf.int64)), 1)
+      else:
+        prediction = tf.argmax(result_tensor, 1)
+        correct_prediction = tf.equal(prediction, ground_truth_tensor)
     with tf.name_scope('accuracy'):
       evaluation_step = tf.reduce_mean(tf.cast(correct_prediction, tf.float32))
   tf.summary.scalar('accuracy', evaluation_step)
@@ -1605,7 +1693,7 @@ RESUME_FLAGS = (
     'validation_percentage', 'flip_left_right', 'random_crop', 'random_scale',
     'random_brightness', 'bottleneck_precision', 'image_size', 'random_seed',
     'optimizer', 'momentum', 'dropout_rate', 'l2_regularizer',
-    'label_smoothing')
+    'label_smoothing', 'class_weights')
 
 # Saved at least this often when --save_every_steps is 0.
 SAVE_EVERY_SECONDS = 60
@@ -1633,6 +1721,9 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
         path = os.path.join(image_dir, label_lists['dir'], name)
         images.update(('%s\0%s\0%s\0%s\n' % (
             label_name, category, name, signature(path))).encode())
+        if 'label_indices' in label_lists:  # --image_labels
+          images.update(repr([label_lists['labels'][i] for i in
+                              label_lists['label_indices'][name]]).encode())
   module = hashlib.sha256(module_name.encode())
   folder = module_name.split('@')[0].split('~')[0]
   if is_local_path(folder) and os.path.isdir(folder):
@@ -1791,7 +1882,8 @@ class EvalSession(collections.namedtuple('EvalSession', [
     'evaluation_step', 'prediction'])):
   """build_eval_session's value: the original's 6-tuple, with attributes for
   the exports: final_tensor_name, apply_module (images -> bottlenecks),
-  apply_layer (bottlenecks -> probabilities) and wants_quantization."""
+  apply_layer (bottlenecks -> probabilities), wants_quantization and
+  multi_label_threshold (None for a softmax layer)."""
 
   def __new__(cls, *values, **attributes):
     self = super(EvalSession, cls).__new__(cls, *values)
@@ -1800,7 +1892,7 @@ class EvalSession(collections.namedtuple('EvalSession', [
 
 
 def build_eval_session(module_spec, class_count, final_tensor_name=None,
-                       checkpoint_path=None):
+                       checkpoint_path=None, multi_label_threshold=None):
   """Builds an restored eval session without train operations for exporting.
 
   Args:
@@ -1808,6 +1900,8 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
     class_count: Number of classes
     final_tensor_name: Name of the output; None: --final_tensor_name.
     checkpoint_path: The checkpoint to restore; None: --checkpoint_path.
+    multi_label_threshold: For a multi-label layer (--image_labels), the
+      score from which a label is predicted; None for a softmax layer.
 
   Returns:
     An EvalSession: eval session containing the restored eval graph, and the
@@ -1818,25 +1912,30 @@ def build_eval_session(module_spec, class_count, final_tensor_name=None,
   module_graph = _module_graph(module_spec)
   eval_sess = tf.Session(graph=module_graph.graph)
   with module_graph.graph.as_default():
+    multi_label = multi_label_threshold is not None
     new_layer = _add_new_layer(
         class_count, final_tensor_name, module_graph.bottleneck_tensor,
-        module_graph.wants_quantization, is_training=False, head_options=None)
+        module_graph.wants_quantization, is_training=False,
+        head_options=HeadOptions(None, multi_label=True) if multi_label
+        else None)
     tf.train.Saver().restore(eval_sess,
                              checkpoint_path or FLAGS.checkpoint_path)
     evaluation_step, prediction = add_evaluation_step(
-        new_layer.final_tensor, new_layer.ground_truth_input)
+        new_layer.final_tensor, new_layer.ground_truth_input,
+        *([multi_label_threshold] if multi_label else []))
   return EvalSession(
       eval_sess, module_graph.resized_input_tensor,
       new_layer.bottleneck_input, new_layer.ground_truth_input,
       evaluation_step, prediction, final_tensor_name=final_tensor_name,
       apply_module=module_graph.apply_module, apply_layer=new_layer.apply_layer,
-      wants_quantization=module_graph.wants_quantization)
+      wants_quantization=module_graph.wants_quantization,
+      multi_label_threshold=multi_label_threshold)
 
 
 # The trained layer's Session and Saver, and build_eval_session's arguments.
 TrainedLayer = collections.namedtuple('TrainedLayer', [
     'sess', 'saver', 'checkpoint_path', 'module_spec', 'class_count',
-    'final_tensor_name'])
+    'final_tensor_name', 'multi_label_threshold'], defaults=(None,))
 
 
 def save_and_restore_for_eval(trained_layer):
@@ -1847,7 +1946,8 @@ def save_and_restore_for_eval(trained_layer):
   trained_layer.saver.save(trained_layer.sess, trained_layer.checkpoint_path)
   return build_eval_session(
       trained_layer.module_spec, trained_layer.class_count,
-      trained_layer.final_tensor_name, trained_layer.checkpoint_path)
+      trained_layer.final_tensor_name, trained_layer.checkpoint_path,
+      trained_layer.multi_label_threshold)
 
 
 # The flags of the same names, and the step to file the test summaries under.
@@ -1897,26 +1997,37 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
                        'no final test accuracy.')
     return None
   eval_session = eval_session or build_eval_session(module_spec, class_count)
-  test_accuracy, predictions = eval_session.sess.run(
-      [eval_session.evaluation_step, eval_session.prediction],
+  threshold = eval_session.multi_label_threshold
+  test_accuracy, predictions, scores = eval_session.sess.run(
+      [eval_session.evaluation_step, eval_session.prediction,
+       eval_session.final_tensor_name + ':0'],
       {eval_session.bottleneck_input: test_bottlenecks,
        eval_session.ground_truth_input: test_ground_truth})
-  tf.logging.info('Final test accuracy = %.1f%% (N=%d)' %
-                  (test_accuracy * 100, len(test_bottlenecks)))
-  label_names = list(image_lists.keys())
+  tf.logging.info('Final test accuracy = %.1f%% (N=%d)%s' % (
+      test_accuracy * 100, len(test_bottlenecks), '' if threshold is None
+      else ', each image with exactly its labels at or above %g' % threshold))
+  label_names = label_names_of(image_lists)
   try:
-    import_extra('evaluation_report', 'The per-class test report',
-                 ('evaluation_report.py',)).report_test_results(
-                     test_ground_truth, predictions, label_names,
-                     options.summaries_dir, options.global_step)
+    report = import_extra('evaluation_report', 'The per-class test report',
+                          ('evaluation_report.py',))
+    if threshold is None:
+      report.report_test_results(test_ground_truth, predictions, label_names,
+                                 options.summaries_dir, options.global_step)
+    else:
+      report.report_multi_label_results(
+          test_ground_truth, scores, label_names, threshold,
+          options.summaries_dir, options.global_step)
   except RetrainError as e:
     tf.logging.warning('%s', e)
   if options.print_misclassified_test_images:
     tf.logging.info('=== MISCLASSIFIED TEST IMAGES ===')
-    for i, test_filename in enumerate(test_filenames):
-      if predictions[i] != test_ground_truth[i]:
-        tf.logging.info('%70s  %s' % (test_filename,
-                                      label_names[predictions[i]]))
+    for test_filename, predicted, truth in zip(test_filenames, predictions,
+                                               test_ground_truth):
+      if np.any(predicted != truth):
+        tf.logging.info('%70s  %s' % (test_filename, ' '.join(
+            label_names[i] for i in np.flatnonzero(predicted))
+                                      if threshold is not None else
+                                      label_names[predicted]))
   return test_accuracy, predictions, test_ground_truth, test_filenames
 
 
@@ -2097,12 +2208,10 @@ def main(_):
   module_spec = load_module_spec(FLAGS.tfhub_module,
                                  image_size=FLAGS.image_size)
 
-  # Look at the folder structure, and create lists of all the images.
+  # Look at the folder structure (or --image_labels), and list the images.
   skipped = []
-  image_lists = create_image_lists(FLAGS.image_dir, FLAGS.testing_percentage,
-                                   FLAGS.validation_percentage,
-                                   unusable=skipped)
-  class_count = len(image_lists.keys())
+  image_lists = read_image_lists(FLAGS, skipped)
+  class_count = len(label_names_of(image_lists))
   cache = BottleneckCache(
       FLAGS.image_dir, FLAGS.bottleneck_dir,
       module_cache_name(FLAGS.tfhub_module, FLAGS.bottleneck_precision,
@@ -2125,7 +2234,9 @@ def main(_):
      ground_truth_input, final_tensor) = add_final_retrain_ops(
          class_count, FLAGS.final_tensor_name, bottleneck_tensor,
          wants_quantization, is_training=True,
-         head_options=flag_values(HeadOptions, FLAGS))
+         head_options=flag_values(
+             HeadOptions, FLAGS, multi_label=bool(FLAGS.image_labels),
+             loss_weights=loss_weights(image_lists, FLAGS.class_weights)))
     layer_variables = tf.global_variables()[len(module_variables):]
 
   with tf.Session(graph=graph) as sess:
@@ -2137,12 +2248,14 @@ def main(_):
         FLAGS, module_spec, image_lists, resume_point)
 
     # Create the operations we need to evaluate the accuracy of our new layer.
-    evaluation_step, _ = add_evaluation_step(final_tensor, ground_truth_input)
+    evaluation_step, _ = add_evaluation_step(final_tensor, ground_truth_input,
+                                             FLAGS.multi_label_threshold)
     # Merge all the summaries and write them out to the summaries_dir
     merged = tf.summary.merge_all()
     trained_layer = TrainedLayer(
         sess, tf.train.Saver(), FLAGS.checkpoint_path, module_spec,
-        class_count, FLAGS.final_tensor_name)
+        class_count, FLAGS.final_tensor_name,
+        FLAGS.multi_label_threshold if FLAGS.image_labels else None)
     checkpoint = TrainingCheckpoint(
         sess, layer_variables, FLAGS.checkpoint_path, fingerprint,
         resume_point, FLAGS.save_every_steps, distorted and distorted.seed)
@@ -2187,6 +2300,42 @@ def main(_):
   return 0
 
 
+def read_image_lists(flags, unusable):
+  """create_image_lists's lists of --image_dir's class folders, or with
+  --image_labels its CSV's (multi_label.py); unusable as there."""
+  if not flags.image_labels:
+    return create_image_lists(flags.image_dir, flags.testing_percentage,
+                              flags.validation_percentage, unusable=unusable)
+  return import_extra('multi_label', '--image_labels', (
+      'multi_label.py',)).read_image_labels(
+          flags.image_dir, flags.image_labels, flags.testing_percentage,
+          flags.validation_percentage)
+
+
+def loss_weights(image_lists, class_weights):
+  """--class_weights's HeadOptions.loss_weights, logged: None for 'none';
+  for 'balanced', each class's weight is its share of the training images
+  if all classes had the same, over its actual share; each label's (with
+  --image_labels), its training images without it over those with it."""
+  if class_weights == 'none':
+    return None
+  multi_label = image_lists.get(MULTI_LABEL_GROUP)
+  if multi_label:
+    with_label = label_rows(multi_label, multi_label['training']).sum(0)
+    without_label = len(multi_label['training']) - with_label
+    weights = np.where(without_label > 0, without_label / np.maximum(
+        with_label, 1), 1.0)
+  else:
+    counts = np.array([len(lists['training'])
+                       for lists in image_lists.values()], np.float64)
+    weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
+  tf.logging.info('--class_weights balanced: the loss weighs %s%s.' % (
+      'the images with ' if multi_label else '', ', '.join(
+          '%s %.3g' % pair for pair in zip(label_names_of(image_lists),
+                                           weights))))
+  return weights
+
+
 def flag_values(options_class, flags, **values):
   """An options namedtuple of the flags of its fields' names, and values."""
   return options_class(**{name: values[name] if name in values
@@ -2226,18 +2375,19 @@ def _module_session(sess, init, bottleneck_precision):
 def write_exports(flags, module_spec, image_lists, eval_session, cache):
   """Writes the frozen graph, the labels, and the SavedModel and the TF Lite
   model if the flags ask for them, from the trained eval graph."""
-  class_count = len(image_lists)
+  class_count = len(label_names_of(image_lists))
   tf.logging.info('Save final result to : ' + flags.output_graph)
   if eval_session.wants_quantization:
     tf.logging.info('The model is instrumented for quantization with TF-Lite')
   save_graph_to_file(flags.output_graph, module_spec, class_count,
                      eval_session=eval_session)
   write_file_atomically(flags.output_labels,
-                        '\n'.join(image_lists.keys()) + '\n')
+                        '\n'.join(label_names_of(image_lists)) + '\n')
   if flags.saved_model_dir:
     tf.logging.info('Save SavedModel to : ' + flags.saved_model_dir)
     export_model(module_spec, class_count, flags.saved_model_dir,
-                 eval_session=eval_session, labels=list(image_lists.keys()))
+                 eval_session=eval_session,
+                 labels=label_names_of(image_lists))
   run_images = RunImages(image_lists, cache.image_dir,
                          module_image_shape(module_spec))
   if flags.tflite_output_file:
@@ -2402,6 +2552,17 @@ def build_parser():
   flag('--assert_accuracy_at_least', type=float,
        help='If the final test accuracy (a fraction in [0, 1]) is below this, '
        'exit with an error and export nothing (the checkpoint is kept).')
+  flag('--image_labels', default='', help='A CSV file with the header '
+       'image,labels: each row an image (relative to --image_dir) and its '
+       'labels, separated by spaces. Trains a multi-label model, which scores '
+       'each label on its own; needs multi_label.py, which comes with '
+       'retrain.py.')
+  flag('--multi_label_threshold', type=float, default=0.5, help='With '
+       '--image_labels: the score from which a label counts as predicted.')
+  flag('--class_weights', default='none', choices=CLASS_WEIGHTS,
+       help='balanced: weights the loss by the inverse frequency of each '
+       'class in the training set (with --image_labels: of each label\'s '
+       'images), so that small classes count as much as large ones.')
   return parser
 
 
@@ -2788,7 +2949,7 @@ def disk_full_message(folder, flags):
 
 # Imported only when needed; their log lines are this tool's (_own_lines_only).
 EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py', 'onnx_export.py',
-               'evaluation_report.py')
+               'evaluation_report.py', 'multi_label.py')
 
 
 def import_extra(name, asked_by, files):
@@ -2828,7 +2989,8 @@ def check_flags(flags):
                        'sub-folder of images per class.')
   for name in ('image_dir', 'output_graph', 'intermediate_output_graphs_dir',
                'output_labels', 'summaries_dir', 'bottleneck_dir',
-               'tfhub_module', 'saved_model_dir', 'checkpoint_path'):
+               'tfhub_module', 'saved_model_dir', 'checkpoint_path',
+               'image_labels'):
     if _NOT_UTF8.search(getattr(flags, name)):
       raise RetrainError('--%s %s is not valid UTF-8, which TensorFlow cannot '
                          'handle: rename it.' % (
@@ -2850,7 +3012,10 @@ def check_flags(flags):
     raise RetrainError('--assert_accuracy_at_least is a fraction in [0, 1] '
                        '(e.g. 0.9 for 90%%), not %s.' % bar)
   _check_outputs(flags)
-  _check_class_folders(flags.image_dir)
+  if flags.image_labels:
+    import_extra('multi_label', '--image_labels', ('multi_label.py',))
+  else:
+    _check_class_folders(flags.image_dir)
   if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
     raise RetrainError('--final_tensor_name %r is not a valid TensorFlow op '
                        'name: use letters, digits, and _ . - / (e.g. '
@@ -2876,6 +3041,7 @@ _NUMBER_RANGES = (
      'a positive number of images'),
     (('momentum', 'dropout_rate', 'label_smoothing'), lambda v: 0 <= v < 1,
      'in [0, 1)'),
+    (('multi_label_threshold',), lambda v: 0 < v < 1, 'in (0, 1)'),
     (('l2_regularizer',), lambda v: v >= 0, '0 (off) or positive'),
     (('save_every_steps',), lambda v: v >= 0, '0 (every minute) or positive'),
 )
@@ -2982,6 +3148,18 @@ def _clearable_summaries_dir(summaries_dir):
 
 def _check_categories(image_lists, skipped=()):
   """RetrainError if a class has no training image; warns of other gaps."""
+  multi_label = image_lists.get(MULTI_LABEL_GROUP)
+  if multi_label:
+    trained = label_rows(multi_label, multi_label['training']).sum(0)
+    untrained = [name for name, count in zip(multi_label['labels'], trained)
+                 if not count]
+    if untrained:
+      raise RetrainError(
+          "No usable training image has the label '%s'%s: give it to more "
+          'images in --image_labels.' % (untrained[0], ' (nor %d other '
+                                         'labels)' % (len(untrained) - 1)
+                                         if len(untrained) > 1 else ''))
+    return
   for label_name, label_lists in image_lists.items():
     if not label_lists['training']:
       skipped_here = sum(

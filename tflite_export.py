@@ -161,7 +161,7 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
   Returns:
     The TfliteExport.
   """
-  labels = list(run_images.image_lists.keys())
+  labels = retrain.label_names_of(run_images.image_lists)
   decoded_batches = functools.partial(
       retrain.decode_entries, image_shape=run_images.image_shape)
   calibration_images = None
@@ -192,13 +192,14 @@ def export_checked_tflite(options, module_spec, eval_session, run_images):
   check = check_tflite_model(exported.content, eval_session,
                              decoded_batches(entries))
   tf.logging.info(
-      'TF Lite (%s) %s accuracy = %.1f%% (N=%d), frozen graph %.1f%%, top-1 '
+      'TF Lite (%s) %s accuracy = %.1f%% (N=%d), frozen graph %.1f%%, %s '
       'agreement %d/%d, %.2f MB',
       {'none': 'float32'}.get(exported.quantization, exported.quantization),
       'test' if category == 'testing' else 'validation',
       100.0 * check.tflite_correct / check.count, check.count,
-      100.0 * check.graph_correct / check.count, check.agreeing, check.count,
-      len(exported.content) / 1e6)
+      100.0 * check.graph_correct / check.count,
+      'top-1' if eval_session.multi_label_threshold is None else 'label-set',
+      check.agreeing, check.count, len(exported.content) / 1e6)
   return exported
 
 
@@ -222,15 +223,17 @@ def check_tflite_model(tflite_model, eval_session, batches):
   probabilities = eval_session.sess.graph.get_tensor_by_name(
       eval_session.final_tensor_name + ':0')
   predict = tflite_predictor(tflite_model)
+  threshold = eval_session.multi_label_threshold
   count = tflite_correct = graph_correct = agreeing = 0
   for truth, images in batches:
-    graph_top = eval_session.sess.run(
-        probabilities, {eval_session.resized_input_tensor: images}).argmax(1)
-    tflite_top = np.array([predict(image).argmax() for image in images])
+    graph_top = retrain.predicted_classes(eval_session.sess.run(
+        probabilities, {eval_session.resized_input_tensor: images}), threshold)
+    tflite_top = retrain.predicted_classes(
+        np.array([predict(image) for image in images]), threshold)
     count += len(truth)
-    tflite_correct += int(np.sum(tflite_top == truth))
-    graph_correct += int(np.sum(graph_top == truth))
-    agreeing += int(np.sum(tflite_top == graph_top))
+    tflite_correct += retrain.count_equal(tflite_top, truth)
+    graph_correct += retrain.count_equal(graph_top, truth)
+    agreeing += retrain.count_equal(tflite_top, graph_top)
   return TfliteCheck(count, tflite_correct, graph_correct, agreeing)
 
 
