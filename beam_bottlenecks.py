@@ -65,6 +65,8 @@ import numpy as np
 import retrain  # Loads TensorFlow in TF1 mode, quietly, as retrain.py does.
 import tensorflow.compat.v1 as tf
 
+import image_checks
+
 try:
   import apache_beam as beam
   from apache_beam.io.filesystem import CompressionTypes
@@ -180,7 +182,7 @@ class ComputeBottlenecks(_DoFn):
         self._sess, self._tensors,
         [(position, image_path, image_data) for position, (
             image_path, _, image_data) in enumerate(batch)
-         if position not in decoded], self._skip)
+         if position not in decoded], self._skip, image_checks)
     positions += retried_positions
     images += retried_images
     if not images:

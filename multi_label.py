@@ -1,5 +1,6 @@
 # Copyright 2026 The retrain.py authors. Licensed under the Apache License, Version 2.0.
-"""Multi-label image lists for retrain.py --image_labels FILE.
+"""Multi-label image lists for retrain.py --image_labels FILE, and the loss
+weights of --class_weights balanced (for class folders too).
 
 An optional extra of retrain.py, beside it. FILE is a CSV file with the header
 `image,labels`: each row names an image (relative to --image_dir) and its
@@ -12,10 +13,11 @@ import collections
 import csv
 import os
 
+import numpy as np
 import retrain
 
-# Reading stops at the first mistake found; the rest are counted.
-_COLUMNS = ('image', 'labels')
+# pylint: disable=protected-access
+_COLUMNS = ('image', 'labels')  # The CSV's header.
 
 
 def read_image_labels(image_dir, labels_file, testing_percentage,
@@ -65,8 +67,8 @@ def read_image_labels(image_dir, labels_file, testing_percentage,
   for _, image, labels in sorted(rows, key=lambda row: row[1]):
     lists['label_indices'][image] = tuple(sorted(names.index(label)
                                                  for label in labels))
-    percentage_hash = retrain._percentage_hash(  # pylint: disable=protected-access
-        os.path.basename(image))
+    # The split of class folders: the hash of the file name.
+    percentage_hash = retrain._percentage_hash(os.path.basename(image))
     if percentage_hash < validation_percentage:
       lists['validation'].append(image)
     elif percentage_hash < (testing_percentage + validation_percentage):
@@ -133,3 +135,39 @@ def _log_unlisted(image_dir, labels_file, listed):
     retrain.tf.logging.info(
         '%d images in --image_dir %s are not in --image_labels %s: they are '
         'left out.' % (unlisted, image_dir, labels_file))
+
+
+def check_labels(image_lists):
+  """RetrainError if a label has no usable training image left."""
+  multi_label = image_lists[retrain.MULTI_LABEL_GROUP]
+  trained = retrain.label_rows(multi_label, multi_label['training']).sum(0)
+  untrained = [name for name, count in zip(multi_label['labels'], trained)
+               if not count]
+  if untrained:
+    raise retrain.RetrainError(
+        "No usable training image has the label '%s'%s: give it to more "
+        'images in --image_labels.' % (untrained[0], ' (nor %d other labels)'
+                                       % (len(untrained) - 1)
+                                       if len(untrained) > 1 else ''))
+
+
+def loss_weights(image_lists):
+  """--class_weights balanced's retrain.HeadOptions.loss_weights, logged:
+  each class's weight is its share of the training images if all classes had
+  the same, over its actual share; each label's (with --image_labels), its
+  training images without it over those with it."""
+  multi_label = image_lists.get(retrain.MULTI_LABEL_GROUP)
+  if multi_label:
+    with_label = retrain.label_rows(multi_label, multi_label['training']).sum(0)
+    without_label = len(multi_label['training']) - with_label
+    weights = np.where(without_label > 0, without_label / np.maximum(
+        with_label, 1), 1.0)
+  else:
+    counts = np.array([len(lists['training'])
+                       for lists in image_lists.values()], np.float64)
+    weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
+  retrain.tf.logging.info('--class_weights balanced: the loss weighs %s%s.' % (
+      'the images with ' if multi_label else '', ', '.join(
+          '%s %.3g' % pair for pair in zip(retrain.label_names_of(image_lists),
+                                           weights))))
+  return weights

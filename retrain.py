@@ -72,7 +72,6 @@ try:
   from google.protobuf import unknown_fields
   import numpy as np
   import tensorflow.compat.v1 as tf
-  from tensorflow.core.framework import tensor_pb2
   from tensorflow.core.framework import variable_pb2
   from tensorflow.core.protobuf import saved_model_pb2
   from tensorflow.python.framework import op_def_registry
@@ -878,17 +877,25 @@ def decode_entries(entries, image_shape, batch_size=32):
     yield truth[indices], images
 
 
-def retry_failed_images(sess, tensors, failed, skip):
+def retry_failed_images(sess, tensors, failed, skip, checks=None):
   """Decodes alone with sess's ModuleTensors each (key, image path, bytes or
-  None to read) of failed, or calls skip(key, image path, reason in words);
-  returns (keys, float [height, width, depth] images) of those decoded."""
+  None to read) of failed, or calls skip(key, image path, reason: in words
+  with image_checks_module()'s checks); returns (keys, float [height, width,
+  depth] images) of those decoded."""
   keys, images = [], []
   for key, image_path, image_data in failed:
-    if image_data is None:
-      image_data, reason = _read_image_file(image_path)
-    if image_data is not None:
-      image, reason = _decode_or_explain(sess, image_data, tensors.jpeg_data,
-                                         tensors.decoded_image)
+    if checks is None:  # As the original: TensorFlow's words.
+      try:
+        image_data = image_data or tf.gfile.GFile(image_path, 'rb').read()
+        image, reason = sess.run(tensors.decoded_image,
+                                 {tensors.jpeg_data: image_data}), None
+      except (tf.errors.OpError, OSError) as e:
+        reason = error_reason(e)
+    elif image_data is None:
+      image_data, reason = checks.read_image_file(image_path)
+    if checks is not None and image_data is not None:
+      image, reason = checks.decode_or_explain(
+          sess, image_data, tensors.jpeg_data, tensors.decoded_image)
     if reason is None:
       keys.append(key)
       images.append(image[0])
@@ -944,8 +951,10 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
     skipped.append((image_path, reason))
 
   usable = []
+  checks = image_checks_module()
   for entry in entries:
-    reason = None if entry.cached else _why_file_unusable(entry.image_path)
+    reason = None if entry.cached or not checks else checks.why_file_unusable(
+        entry.image_path)
     if reason:
       skip(entry, entry.image_path, reason)
     else:
@@ -975,7 +984,8 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
       progress.add(_keep_bottlenecks(memory, finished, running.result()))
   retried, images = retry_failed_images(
       sess, tensors, [(entry, entry.image_path, None) for entry in to_compute
-                      if memory.get(entry.bottleneck_path) is None], skip)
+                      if memory.get(entry.bottleneck_path) is None], skip,
+      checks)
   if retried:
     _keep_bottlenecks(memory, retried, sess.run(
         tensors.bottleneck, {tensors.resized_image: images}))
@@ -1155,164 +1165,6 @@ def _distort_image(image_4d, image_shape, distortions, seed):
   brightness = distortions.random_brightness / 100.0
   return image * tf.random.stateless_uniform(
       [], seed=sub_seed(4), minval=1.0 - brightness, maxval=1.0 + brightness)
-
-
-class DistortedBatches(object):
-  """Batches of random draws read (or taken from memory), decoded and
-  distorted by tf.data's threads ahead of training; failures are dropped."""
-
-  def __init__(self, image_shape, distortions, image_lists, image_dir,
-               category, batch_size, seed=None, start_batch=0,
-               memory_mb=DEFAULT_DECODED_IMAGES_MB):
-    """Adds the pipeline to the default graph.
-
-    Args:
-      image_shape: (height, width, depth) the module takes.
-      distortions: The Distortions to apply.
-      image_lists, image_dir: The images (create_image_lists's), their folder.
-      category: The set to draw from, normally 'training'.
-      batch_size: Images per batch.
-      seed: The seed of the draws; None draws one from Python's generator.
-      start_batch: How many batches an interrupted run consumed.
-      memory_mb: Megabytes of decoded images to keep; 0 keeps none.
-    """
-    self._image_lists = image_lists
-    self._image_dir = image_dir
-    self._category = category
-    self._label_names = list(image_lists.keys())
-    self._batch_size = batch_size
-    self._usable = None  # The classes to draw from, at the first batch.
-    # Draw k seeds its generator with (seed, k): resumed runs draw the same.
-    self.seed = random.getrandbits(64) if seed is None else seed
-    self._first_draw = start_batch * batch_size
-    self._drawn = self._drawn_at_last_batch = 0
-    self.memory = DecodedImages(memory_mb)
-
-    def load(path, image_key, label_index, seed, keep):
-      held = self.memory.table.lookup(image_key)
-      image = tf.cond(
-          tf.strings.length(held) > 0,
-          lambda: tf.io.parse_tensor(held, tf.uint8),
-          lambda: _decode_image(tf.io.read_file(path), image_shape[2]))
-      image.set_shape([None, None, image_shape[2]])
-
-      def keep_image():
-        with tf.control_dependencies([self.memory.table.insert(
-            image_key, tf.io.serialize_tensor(image))]):
-          return tf.size(image, out_type=tf.int64)
-
-      kept_bytes = tf.cond(keep, keep_image, lambda: tf.constant(0, tf.int64))
-      return (_distort_image(_to_float_4d(image), image_shape, distortions,
-                             seed), label_index, path, kept_bytes)
-
-    with tf.name_scope('distorted_reader'):
-      # Draws are handed over a batch at a time: each hand-over holds the GIL.
-      dataset = tf.data.Dataset.from_generator(
-          self._draws,
-          output_types=(tf.string, tf.int64, tf.int64, tf.int32, tf.bool),
-          output_shapes=([None], [None], [None], [None, 2], [None])).unbatch()
-      dataset = parallel_map(dataset, load).apply(
-          tf.data.experimental.ignore_errors())
-      # Not a one-shot iterator: that cannot use the table.
-      self._iterator = tf.data.make_initializable_iterator(
-          dataset.batch(batch_size).prefetch(1))
-      self._next_batch = self._iterator.get_next()
-
-  def _draws(self):
-    """Yields (paths, keys, label indices, seeds, whether to keep) batches."""
-    while True:
-      draws = []
-      # A batch, what the pipeline's buffers refill, and the failures.
-      while (len(draws) < self._batch_size and
-             self._drawn - self._drawn_at_last_batch <=
-             10 * self._batch_size + 1000):
-        rng = random.Random('%d/%d' % (self.seed,
-                                       self._first_draw + self._drawn))
-        self._drawn += 1
-        label_index = rng.choice(self._usable)
-        path = get_image_path(
-            self._image_lists, self._label_names[label_index],
-            rng.randrange(MAX_NUM_IMAGES_PER_CLASS + 1), self._image_dir,
-            self._category)
-        seed = [rng.randrange(2 ** 31 - 1), rng.randrange(2 ** 31 - 1)]
-        # Not a regular file (any more): it would fail, or block if a pipe.
-        if (self.memory.is_held(path) or not is_local_path(path) or
-            os.path.isfile(path)):
-          draws.append((path, self.memory.key(path), label_index, seed,
-                        self.memory.wants(path)))
-      if not draws:
-        return
-      yield tuple(list(column) for column in zip(*draws))
-
-  def next(self, sess):
-    """Next (float images, int64 truths); RetrainError if most draws fail."""
-    if self._usable is None:
-      self._usable = [i for i, name in enumerate(self._label_names)
-                      if self._image_lists[name][self._category]]
-      sess.run(self._iterator.initializer)
-    try:
-      images, ground_truths, paths, kept_bytes = sess.run(self._next_batch)
-    except tf.errors.OutOfRangeError:
-      raise RetrainError(
-          'The %s images in %s can no longer be read (were files removed or '
-          'changed during the run?): check the folder and run the same '
-          'command again.' % (self._category, self._image_dir))
-    self._drawn_at_last_batch = self._drawn
-    for path, size in zip(paths, kept_bytes):
-      if size:
-        self.memory.kept(os.fsdecode(path), size)
-    multi_label = self._image_lists.get(MULTI_LABEL_GROUP)
-    if multi_label:
-      ground_truths = label_rows(multi_label, [os.path.relpath(
-          os.fsdecode(path), self._image_dir) for path in paths])
-    return images, ground_truths
-
-
-class DecodedImages(object):
-  """Decoded images by file path, up to a budget: tf.data fills the table."""
-
-  def __init__(self, memory_mb):
-    """Adds the table to the default graph."""
-    self.budget_bytes = memory_mb * 2 ** 20
-    self.used_bytes = 0
-    # TensorFlow has no string -> string MutableHashTable: keys are numbers.
-    self.table = tf.lookup.experimental.MutableHashTable(
-        tf.int64, tf.string, default_value=b'')
-    self._key = tf.placeholder(tf.int64, [])
-    self._held_image = self.table.lookup(self._key)
-    self._keys = {}
-    self._asked = set()
-    self._held = set()
-
-  def key(self, path):
-    """The table's key of path's image."""
-    return self._keys.setdefault(path, len(self._keys))
-
-  def wants(self, path):
-    """Whether to keep path's image: asked once only, within the budget."""
-    if path in self._asked or self.used_bytes >= self.budget_bytes:
-      return False
-    self._asked.add(path)
-    return True
-
-  def kept(self, path, size):
-    """Notes that the pipeline keeps path's image, of size bytes."""
-    self._held.add(path)
-    self.used_bytes += size
-
-  def is_held(self, path):
-    return path in self._held
-
-  def image(self, sess, path):
-    """The image held for path (uint8 [height, width, depth]), or None."""
-    if path in self._keys:
-      serialized = sess.run(self._held_image, {self._key: self._keys[path]})
-      if serialized:
-        return tf.make_ndarray(tensor_pb2.TensorProto.FromString(serialized))
-    return None
-
-  def __len__(self):
-    return len(self._held)
 
 
 def get_random_distorted_bottlenecks(
@@ -2236,7 +2088,7 @@ def main(_):
          wants_quantization, is_training=True,
          head_options=flag_values(
              HeadOptions, FLAGS, multi_label=bool(FLAGS.image_labels),
-             loss_weights=loss_weights(image_lists, FLAGS.class_weights)))
+             loss_weights=class_weights(image_lists, FLAGS.class_weights)))
     layer_variables = tf.global_variables()[len(module_variables):]
 
   with tf.Session(graph=graph) as sess:
@@ -2300,6 +2152,15 @@ def main(_):
   return 0
 
 
+def class_weights(image_lists, weighting):
+  """--class_weights's HeadOptions.loss_weights: None for 'none', else
+  multi_label.py's (which --class_weights balanced needs)."""
+  if weighting == 'none':
+    return None
+  return import_extra('multi_label', '--class_weights %s' % weighting, (
+      'multi_label.py',)).loss_weights(image_lists)
+
+
 def read_image_lists(flags, unusable):
   """create_image_lists's lists of --image_dir's class folders, or with
   --image_labels its CSV's (multi_label.py); unusable as there."""
@@ -2310,30 +2171,6 @@ def read_image_lists(flags, unusable):
       'multi_label.py',)).read_image_labels(
           flags.image_dir, flags.image_labels, flags.testing_percentage,
           flags.validation_percentage)
-
-
-def loss_weights(image_lists, class_weights):
-  """--class_weights's HeadOptions.loss_weights, logged: None for 'none';
-  for 'balanced', each class's weight is its share of the training images
-  if all classes had the same, over its actual share; each label's (with
-  --image_labels), its training images without it over those with it."""
-  if class_weights == 'none':
-    return None
-  multi_label = image_lists.get(MULTI_LABEL_GROUP)
-  if multi_label:
-    with_label = label_rows(multi_label, multi_label['training']).sum(0)
-    without_label = len(multi_label['training']) - with_label
-    weights = np.where(without_label > 0, without_label / np.maximum(
-        with_label, 1), 1.0)
-  else:
-    counts = np.array([len(lists['training'])
-                       for lists in image_lists.values()], np.float64)
-    weights = counts.sum() / (len(counts) * np.maximum(counts, 1))
-  tf.logging.info('--class_weights balanced: the loss weighs %s%s.' % (
-      'the images with ' if multi_label else '', ', '.join(
-          '%s %.3g' % pair for pair in zip(label_names_of(image_lists),
-                                           weights))))
-  return weights
 
 
 def flag_values(options_class, flags, **values):
@@ -2352,7 +2189,14 @@ def _add_distortions(flags, module_spec, image_lists, resume_point):
   tensors = add_input_distortions(
       flags.flip_left_right, flags.random_crop, flags.random_scale,
       flags.random_brightness, module_spec)
-  batches = DistortedBatches(
+  try:
+    fast_distortions = import_extra('fast_distortions', 'Distorting in '
+                                    'batches', ('fast_distortions.py',))
+  except RetrainError as e:
+    tf.logging.warning('%s Until then, images are distorted one after the '
+                       'other, as the original did (much slower).', e)
+    return None, tensors
+  batches = fast_distortions.DistortedBatches(
       module_image_shape(module_spec), flag_values(Distortions, flags),
       image_lists, flags.image_dir, 'training', flags.train_batch_size,
       seed=resume_point and resume_point.distortion_seed,
@@ -2705,112 +2549,6 @@ def decode_and_resize(image_data, input_height, input_width, input_depth):
       tf.cast(tf.stack([input_height, input_width]), dtype=tf.int32))
 
 
-def _why_file_unusable(image_path):
-  """Why a local image can't be read, or None; a pipe would hang the reader."""
-  if not is_local_path(image_path):
-    return None
-  if os.path.islink(image_path) and not os.path.exists(image_path):
-    return 'it is a broken symbolic link (to %s)' % os.readlink(image_path)
-  if not os.path.exists(image_path):
-    return 'it does not exist (any more)'
-  if not os.path.isfile(image_path):
-    return 'it is not a regular file'
-  try:
-    with os.fdopen(os.open(image_path, os.O_RDONLY), 'rb') as image_file:
-      if image_file.read(4) == b'GIF8':
-        return _why_gif_is_unsafe(b'GIF8' + image_file.read())
-  except OSError as e:
-    return 'it cannot be read (%s)' % (e.strerror or e)
-  return None
-
-
-def _why_gif_is_unsafe(image_data):
-  """Why a GIF must not be decoded (each frame is expanded first), or None."""
-  def skip_sub_blocks(position):
-    while position < len(image_data) and image_data[position]:
-      position += image_data[position] + 1
-    return position + 1
-
-  def color_table_size(flags):
-    return 3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0
-
-  if len(image_data) < 13:
-    return None  # The decoder reports it.
-  position = 13 + color_table_size(image_data[10])
-  frame_sizes = []
-  while position < len(image_data):
-    block = image_data[position]
-    if block == 0x21:  # Extension: label, then data sub-blocks.
-      position = skip_sub_blocks(position + 2)
-    elif block == 0x2C and position + 10 <= len(image_data):  # A frame.
-      width = image_data[position + 5] + 256 * image_data[position + 6]
-      height = image_data[position + 7] + 256 * image_data[position + 8]
-      frame_sizes.append((width, height))
-      position = skip_sub_blocks(
-          position + 11 + color_table_size(image_data[position + 9]))
-    else:  # The trailer, or damage that the decoder will report.
-      break
-  if len(frame_sizes) > 1:
-    return ('it is an animated GIF (%d frames): save one frame as a JPEG or '
-            'PNG' % len(frame_sizes))
-  if frame_sizes and frame_sizes[0][0] * frame_sizes[0][1] > MAX_IMAGE_PIXELS:
-    return ('its GIF frame is %d x %d pixels, more than the %d this tool '
-            'decodes (MAX_IMAGE_PIXELS): scale it down' % (
-                frame_sizes[0][0], frame_sizes[0][1], MAX_IMAGE_PIXELS))
-  return None
-
-
-def _read_image_file(image_path):
-  """(bytes, None), or (None, why the file cannot be read)."""
-  reason = _why_file_unusable(image_path)
-  if reason:
-    return None, reason
-  try:
-    with tf.gfile.GFile(image_path, 'rb') as image_file:
-      return image_file.read(), None
-  except (tf.errors.OpError, OSError) as e:
-    return None, 'it cannot be read (%s)' % error_reason(e)
-
-
-def _decode_or_explain(sess, image_data, jpeg_data_tensor,
-                       decoded_image_tensor):
-  """(the decoded image, None), or (None, why it fails, in the user's words)."""
-  if not image_data:
-    return None, 'the file is empty'
-  reason = image_data.startswith(b'GIF8') and _why_gif_is_unsafe(image_data)
-  if reason:
-    return None, reason
-  try:
-    return sess.run(decoded_image_tensor, {jpeg_data_tensor: image_data}), None
-  except tf.errors.OpError as e:
-    reason = error_reason(e)  # Put into the user's words below.
-  if 'Invalid JPEG data' in reason:
-    with tf.Graph().as_default(), tf.Session() as header_session:
-      data = tf.placeholder(tf.string)
-      try:  # The size that the JPEG's header declares.
-        height, width, is_jpeg = header_session.run(_image_header_size(data),
-                                                    {data: image_data})
-      except tf.errors.OpError:
-        is_jpeg = False
-    if is_jpeg and height * width > MAX_IMAGE_PIXELS:
-      return None, ('it is a %d x %d pixel JPEG that is damaged or needs more '
-                    'memory than the JPEG decoder may use (JPEGMEM=%s): scale '
-                    'it down' % (width, height, os.environ.get('JPEGMEM')))
-  too_large = re.search(r'Image too large:\] \[(\d+)\] \[x\] \[(\d+)\]', reason)
-  if too_large:
-    return None, ('it is %s x %s pixels, more than the %d this tool decodes '
-                  '(MAX_IMAGE_PIXELS): scale it down' % (
-                      too_large.group(1), too_large.group(2), MAX_IMAGE_PIXELS))
-  if 'animated gifs' in reason:
-    return None, ('it is an animated GIF (%s): save one frame as a JPEG or '
-                  'PNG' % reason.split(',')[0])
-  if 'BMP format' in reason:
-    return None, 'it is a BMP image: convert it to JPEG or PNG'
-  if 'Unknown image file format' in reason:
-    return None, 'it is not a JPEG, PNG or GIF image (unknown file format)'
-  return None, 'it is a damaged or truncated image (%s)' % reason
-
-
 def error_reason(error):
   """The line of an error's message that says what went wrong: in a Session's
   error, the one after "Node: '<name>'" (not the '[[{{node ...}}]]' line)."""
@@ -2949,7 +2687,8 @@ def disk_full_message(folder, flags):
 
 # Imported only when needed; their log lines are this tool's (_own_lines_only).
 EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py', 'onnx_export.py',
-               'evaluation_report.py', 'multi_label.py')
+               'evaluation_report.py', 'multi_label.py', 'fast_distortions.py',
+               'image_checks.py')
 
 
 def import_extra(name, asked_by, files):
@@ -2966,6 +2705,16 @@ def import_extra(name, asked_by, files):
       'retrain.py comes from.' % (asked_by, needed,
                                   os.path.dirname(os.path.abspath(__file__)),
                                   'them' if len(files) > 1 else 'it'))
+
+
+def image_checks_module():
+  """image_checks.py, or None (a warning) for a copy of retrain.py alone."""
+  try:
+    return import_extra('image_checks', 'Checking images', ('image_checks.py',))
+  except RetrainError as e:
+    tf.logging.warning('%s Until then, images are read as the original read '
+                       'them (a named pipe among them stops the run).', e)
+    return None
 
 
 def tflite_export_module():
@@ -3148,18 +2897,9 @@ def _clearable_summaries_dir(summaries_dir):
 
 def _check_categories(image_lists, skipped=()):
   """RetrainError if a class has no training image; warns of other gaps."""
-  multi_label = image_lists.get(MULTI_LABEL_GROUP)
-  if multi_label:
-    trained = label_rows(multi_label, multi_label['training']).sum(0)
-    untrained = [name for name, count in zip(multi_label['labels'], trained)
-                 if not count]
-    if untrained:
-      raise RetrainError(
-          "No usable training image has the label '%s'%s: give it to more "
-          'images in --image_labels.' % (untrained[0], ' (nor %d other '
-                                         'labels)' % (len(untrained) - 1)
-                                         if len(untrained) > 1 else ''))
-    return
+  if MULTI_LABEL_GROUP in image_lists:  # Its own check (multi_label.py).
+    return import_extra('multi_label', '--image_labels', (
+        'multi_label.py',)).check_labels(image_lists)
   for label_name, label_lists in image_lists.items():
     if not label_lists['training']:
       skipped_here = sum(

@@ -89,6 +89,7 @@ import numpy as np
 import retrain
 import tensorflow.compat.v1 as tf
 
+import fast_distortions
 import make_image_module
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -267,7 +268,7 @@ def time_training(module_dir, image_dir, steps, distort, batch_size=100):
     if distort:
       distortion_tensors = retrain.add_input_distortions(
           True, 10, 10, 10, runner.spec)
-      distorted = retrain.DistortedBatches(
+      distorted = fast_distortions.DistortedBatches(
           (runner.height, runner.width, 3), retrain.Distortions(
               True, 10, 10, 10), image_lists, image_dir, 'training',
           batch_size)

@@ -17,6 +17,7 @@ import tensorflow.compat.v1 as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import image_checks
 import retrain
 from conftest import ModulePipeline, png_bytes
 
@@ -116,7 +117,7 @@ def decoder():
 
 
 def _check_decodes_or_gives_a_reason(sess, image_data, decoded, data):
-  reason = retrain._decode_or_explain(sess, data, image_data, decoded)[1]
+  reason = image_checks.decode_or_explain(sess, data, image_data, decoded)[1]
   if reason is not None:
     assert reason.startswith(('it ', 'the file is empty')), reason
     assert '\n' not in reason and 'Graph execution' not in reason, reason
@@ -130,7 +131,7 @@ def _check_decodes_or_gives_a_reason(sess, image_data, decoded, data):
 
 def test_seed_images_all_decode(decoder):
   for data in SEEDS:
-    assert retrain._decode_or_explain(decoder[0], data, decoder[1],
+    assert image_checks.decode_or_explain(decoder[0], data, decoder[1],
                                       decoder[2])[1] is None
 
 
@@ -182,7 +183,7 @@ def test_cache_bottlenecks_caches_or_skips_every_fuzzed_file(shared_pipeline,
 def test_lying_png_headers_are_refused_before_decoding(decoder):
   for height, width in [(2 ** 32 - 1, 2 ** 32 - 1), (2 ** 32 - 1, 1),
                         (6000, 6000), (1, 2 ** 31)]:
-    reason = retrain._decode_or_explain(
+    reason = image_checks.decode_or_explain(
         decoder[0], _with_png_size(SEEDS[4], height, width), decoder[1],
         decoder[2])[1]
     assert reason.startswith('it is %d x %d pixels, more than the' % (
@@ -217,20 +218,20 @@ def test_gif_bombs_are_refused_before_decoding(decoder, tmp_path):
       (_with_gif_frames(gif, frames=500), 'it is an animated GIF (500 frames)'),
   ]
   for data, expected in cases:
-    reason = retrain._decode_or_explain(decoder[0], data, decoder[1],
+    reason = image_checks.decode_or_explain(decoder[0], data, decoder[1],
                                         decoder[2])[1]
     assert reason.startswith(expected), reason
     path = str(tmp_path / 'bomb.jpg')
     with open(path, 'wb') as f:
       f.write(data)
-    assert retrain._why_file_unusable(path).startswith(expected)
-  assert retrain._decode_or_explain(decoder[0], gif, decoder[1],
+    assert image_checks.why_file_unusable(path).startswith(expected)
+  assert image_checks.decode_or_explain(decoder[0], gif, decoder[1],
                                     decoder[2])[1] is None
 
 
 def test_progressive_jpeg_with_a_lying_header_is_refused(decoder):
   # Its coefficients alone would take 30000 * 30000 * 2 bytes and more.
-  reason = retrain._decode_or_explain(
+  reason = image_checks.decode_or_explain(
       decoder[0], _with_jpeg_size(SEEDS[1], 30000, 30000), decoder[1],
       decoder[2])[1]
   assert reason.startswith(

@@ -270,3 +270,41 @@ def test_single_label_runs_ignore_the_new_flags_by_default(sample_module,
     with open(os.path.join(out_dir, 'output_graph.pb'), 'rb') as graph:
       hashes.append(graph.read())
   assert hashes[0] == hashes[1]
+
+
+def test_tflite_and_onnx_exports_carry_the_sigmoid(sample_module, labelled_dir,
+                                                   tmp_path):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import onnx_export  # pylint: disable=g-import-not-at-top
+  missing = [name for name in onnx_export.CONVERT_PACKAGES
+             if importlib.util.find_spec(name) is None]
+  if missing:
+    pytest.skip('requirements-onnx.txt is not installed (%s missing)' %
+                ', '.join(missing))
+  out_dir = str(tmp_path)
+  result = run_tool('retrain.py', [
+      '--image_dir', labelled_dir, '--tfhub_module', sample_module,
+      '--image_labels', os.path.join(labelled_dir, 'labels.csv'),
+      '--how_many_training_steps', '100', '--random_seed', '2',
+      '--tflite_output_file', os.path.join(out_dir, 'model.tflite'),
+      '--onnx_output_file', os.path.join(out_dir, 'model.onnx')] +
+                    retrain_output_args(out_dir))
+  assert result.returncode == 0, result.stdout[-3000:]
+  for kind in ('TF Lite \\(float32\\)', 'ONNX'):
+    count, agreeing, total = re.search(
+        kind + r' test accuracy = [0-9.]+% \(N=(\d+)\), frozen graph [0-9.]+%, '
+        r'label-set agreement (\d+)/(\d+)', result.stdout).groups()
+    assert count == total == agreeing
+  pair = os.path.join(labelled_dir, 'pairs', 'pair_00.jpg')
+  outputs = {}
+  for flag, model in (('--graph', 'output_graph.pb'),
+                      ('--onnx_file', 'model.onnx'),
+                      ('--tflite_file', 'model.tflite')):
+    extra = ['--multi_label_threshold', '0.5'] if 'tflite' in flag else []
+    run = run_tool('label_image.py', [
+        flag, os.path.join(out_dir, model), '--image', pair, '--labels',
+        os.path.join(out_dir, 'output_labels.txt')] + extra)
+    assert run.returncode == 0, run.stdout
+    outputs[flag] = run.stdout.splitlines()[0]
+  assert outputs['--graph'].startswith('Labels scored at least 0.5: ')
+  assert len(set(outputs.values())) == 1, outputs

@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 import tensorflow.compat.v1 as tf
 
+import fast_distortions
+import image_checks
 import retrain
 from conftest import (NON_UTF8_NAME, REPO_DIR, SAMPLE_DIR, retrain_output_args,
                       run_tool, write_bad_images, write_color_images)
@@ -128,7 +130,7 @@ def _distorted_batches(module_pipeline, distortions, image_lists, image_dir,
                        batch_size, seed=None,
                        memory_mb=retrain.DEFAULT_DECODED_IMAGES_MB):
   """The parallel DistortedBatches that retrain.py's main trains with."""
-  return retrain.DistortedBatches(
+  return fast_distortions.DistortedBatches(
       retrain.module_image_shape(module_pipeline.spec),
       retrain.Distortions(*distortions), image_lists, image_dir, 'training',
       batch_size, seed=seed, memory_mb=memory_mb)
@@ -176,8 +178,8 @@ def test_decoded_images_in_memory_give_the_same_batches(module_pipeline,
 
 def test_decoded_images_stay_within_their_budget():
   with tf.Graph().as_default():
-    memory = retrain.DecodedImages(1)
-    nothing = retrain.DecodedImages(0)
+    memory = fast_distortions.DecodedImages(1)
+    nothing = fast_distortions.DecodedImages(0)
   image_bytes = 600 * 400 * 3  # 0.69 MB
   for name in ('a', 'b'):
     assert memory.wants(name)  # Both asked for while the memory is empty.
@@ -283,7 +285,7 @@ def test_huge_image_is_decoded_downscaled_and_bomb_skipped(module_pipeline,
   # Too large for JPEG scaling, or not a JPEG: skipped before decoding.
   pixels = np.zeros((4, 4, 3), np.uint8)
   for declared in [(20000, 20000), (6000, 6000)]:
-    reason = retrain._decode_or_explain(
+    reason = image_checks.decode_or_explain(
         module_pipeline.sess, png_bytes(pixels, declared_size=declared, rows=2),
         module_pipeline.jpeg_data, module_pipeline.decoded_image)[1]
     assert reason.startswith('it is %d x %d pixels, more than the %d' % (

@@ -215,6 +215,11 @@ def test_retrain_py_copied_alone_runs_a_classic_run(default_run, sample_module,
                    r'evaluation_report\.py beside retrain\.py', result.stdout,
                    re.M), result.stdout[-3000:]
   assert '=== PER-CLASS TEST RESULTS ===' not in result.stdout
+  # So are distorted batches: the original's one image after the other.
+  assert re.search(r'^WARNING:tensorflow:Distorting in batches needs '
+                   r'fast_distortions\.py beside retrain\.py, .* Until then, '
+                   r'images are distorted one after the other', result.stdout,
+                   re.M), result.stdout[-3000:]
   assert os.listdir(os.path.join(out_dir, 'intermediate')) == [
       'intermediate_25.pb']
   assert os.path.getsize(os.path.join(out_dir, 'output_graph.pb')) > 0
