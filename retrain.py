@@ -1485,11 +1485,17 @@ def run_training_loop(sess, training_ops, schedule, sources,
                        '--validation_percentage): validation is skipped.')
   if not start_step:
     writers[0].add_graph(sess.graph)
+  with sess.graph.as_default():
+    # Between evaluations, the scalars alone: the histograms took as long as
+    # the training step itself (TensorBoard keeps 500 of them anyway).
+    scalars = tf.summary.merge([
+        summary for summary in tf.get_collection(tf.GraphKeys.SUMMARIES)
+        if summary.op.type == 'ScalarSummary'])
   try:
     with _DeferredInterrupts() as interrupts:
       for i in range(start_step, schedule.how_many_training_steps):
         _train_step(sess, training_ops, schedule, sources, i, writers[0],
-                    writers[1] if has_validation_images else None)
+                    writers[1] if has_validation_images else None, scalars)
         frequency = schedule.intermediate_store_frequency
         if frequency > 0 and (i % frequency == 0) and i > 0:
           store_intermediate_graph(i)
@@ -1507,16 +1513,18 @@ def run_training_loop(sess, training_ops, schedule, sources,
 
 
 def _train_step(sess, ops, schedule, sources, step, train_writer,
-                validation_writer):
-  """Runs training step step, and when due its evaluation and validation."""
+                validation_writer, scalars):
+  """Runs training step step, and when due its evaluation and validation;
+  writes every summary then, the scalar ones at the other steps."""
   inputs = (ops.bottleneck_input, ops.ground_truth_input)
   train_feed = dict(zip(inputs, draw_batch(
       sources, schedule.train_batch_size, 'training')))
-  train_summary, _ = sess.run([ops.merged_summaries, ops.train_step],
-                              train_feed)
+  due = not (step % schedule.eval_step_interval and
+             step + 1 != schedule.how_many_training_steps)
+  train_summary, _ = sess.run(
+      [ops.merged_summaries if due else scalars, ops.train_step], train_feed)
   train_writer.add_summary(train_summary, step)
-  if (step % schedule.eval_step_interval and
-      step + 1 != schedule.how_many_training_steps):
+  if not due:
     return
   train_accuracy, cross_entropy_value = sess.run(
       [ops.evaluation_step, ops.cross_entropy], train_feed)

@@ -166,6 +166,13 @@ def test_tensorboard_finds_the_original_scalars(default_run):
   assert 'final_retrain_ops/weights/summaries/histogram' in histograms
   assert 'final_retrain_ops/Wx_plus_b/pre_activations' in histograms
   assert 'activations' in histograms
+  # Histograms with each evaluation: at every step, they doubled its time.
+  train_histograms = event_accumulator.EventAccumulator(
+      os.path.join(out_dir, 'retrain_logs', 'train'),
+      size_guidance={event_accumulator.HISTOGRAMS: 0})
+  train_histograms.Reload()
+  assert [event.step for event in train_histograms.Histograms(
+      'activations')] == list(range(0, 4000, 10)) + [3999]
   assert tags['train']['graph']
   # The whole training graph, module and new layer, as the original wrote.
   train = event_accumulator.EventAccumulator(
