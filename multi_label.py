@@ -51,9 +51,9 @@ def read_image_labels(image_dir, labels_file, testing_percentage,
             labels_file, missing[0][0], missing[0][1], image_dir,
             ' (and %d more listed images are missing)' % (len(missing) - 1)
             if len(missing) > 1 else ''))
-  images = collections.Counter(label for _, _, labels in rows
+  label_counts = collections.Counter(label for _, _, labels in rows
                                for label in labels)
-  rare = sorted(label for label, count in images.items() if count < 2)
+  rare = sorted(label for label, count in label_counts.items() if count < 2)
   if rare:
     raise retrain.RetrainError(
         '--image_labels %s: the label %r is given to only one image%s: a '
@@ -61,7 +61,7 @@ def read_image_labels(image_dir, labels_file, testing_percentage,
             labels_file, rare[0], ' (and %d more labels too)' % (
                 len(rare) - 1) if len(rare) > 1 else ''))
   _log_unlisted(image_dir, labels_file, {image for _, image, _ in rows})
-  names = sorted(images)
+  names = sorted(label_counts)
   lists = {'dir': '', 'training': [], 'testing': [], 'validation': [],
            'labels': names, 'label_indices': {}}
   for _, image, labels in sorted(rows, key=lambda row: row[1]):
