@@ -49,15 +49,13 @@ def _interrupted_while_loading(signum, frame):
   os._exit(130)  # pylint: disable=protected-access
 
 
-# Before TensorFlow loads: Ctrl-C stops without a traceback, and its C++
-# start-up lines (some printed whatever TF_CPP_MIN_LOG_LEVEL says) are hidden.
+# Before TensorFlow loads: a quiet Ctrl-C, and its C++ start-up lines hidden.
 _USER_STDERR = os.dup(2)
 if __name__ == '__main__':
   signal.signal(signal.SIGINT, _interrupted_while_loading)
 if not _wants_debug_logs(sys.argv):
   os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
-# TensorFlow imports Keras' optimizers as it loads, which this tool never
-# needs (up to a second with Keras 3): that import fails quietly meanwhile.
+# TensorFlow's load imports Keras' optimizers (unused, slow): blocked till then.
 _KERAS_EAGER_IMPORTS = ('keras.src.optimizers', 'tf_keras.src.optimizers')
 for _name in _KERAS_EAGER_IMPORTS:
   sys.modules.setdefault(_name, None)
@@ -101,14 +99,12 @@ MULTI_LABEL_GROUP = 'the images of --image_labels'
 CLASS_WEIGHTS = ('none', 'balanced')
 BOTTLENECK_PRECISIONS = ('float32', 'bfloat16')
 SUMMARY_RUNS = ('train', 'validation', 'test')  # Under --summaries_dir.
-# Larger images are decoded at a reduced size (JPEGs) or skipped, so that a
-# decompression bomb cannot exhaust memory.
+# Larger images are decoded smaller (JPEGs) or skipped: no decompression bombs.
 MAX_IMAGE_PIXELS = 2 ** 25
 DEFAULT_DECODED_IMAGES_MB = 2048  # flower_photos's training set fits.
 MAX_CACHE_NAME_BYTES = 200  # Longer cache file names are hashed.
 
-# Caps libjpeg-turbo's memory for one image, which a lying progressive JPEG
-# header could set at gigabytes (1000M fits a 12000 x 12000 image).
+# Caps libjpeg-turbo's memory per image (a lying header could ask gigabytes).
 os.environ.setdefault('JPEGMEM', '1000M')
 
 
@@ -228,8 +224,7 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
 
 
 def image_entries(image_lists, image_dir, category):
-  """[(path, class index, or a tuple of 0/1 per label with --image_labels)]
-  of every image of category, in list order."""
+  """[(path, class index or 0/1 label row)] of category's images, in order."""
   multi_label = image_lists.get(MULTI_LABEL_GROUP)
   if multi_label:
     return [(os.path.join(image_dir, name), tuple(row)) for name, row in zip(
@@ -241,15 +236,13 @@ def image_entries(image_lists, image_dir, category):
 
 
 def label_names_of(image_lists):
-  """The labels in class index order: the class folders', or with
-  --image_labels every label of its CSV file."""
+  """The labels in class index order (with --image_labels, its CSV's)."""
   multi_label = image_lists.get(MULTI_LABEL_GROUP)
   return list(multi_label['labels']) if multi_label else list(image_lists)
 
 
 def label_rows(multi_label, image_names):
-  """float32 [images, labels], 1 where an image of --image_labels (the image
-  lists' MULTI_LABEL_GROUP entry) has the label."""
+  """float32 [images, labels]: 1 where an --image_labels image has a label."""
   rows = np.zeros([len(image_names), len(multi_label['labels'])], np.float32)
   for row, name in zip(rows, image_names):
     row[list(multi_label['label_indices'][name])] = 1
@@ -293,16 +286,8 @@ def get_bottleneck_path(image_lists, label_name, index, bottleneck_dir,
 
 
 def load_module_spec(module_handle, image_size=None):
-  """Loads an image feature-vector module, with one-line RetrainErrors.
-
-  Args:
-    module_handle: A module URL (cached in TFHUB_CACHE_DIR) or a folder.
-    image_size: --image_size, for a module that takes images of any size.
-
-  Returns:
-    A TF1ImageModule (the TF1 Hub format, read here as tensorflow_hub 0.16
-    removed hub.Module) or a tf2_modules.TF2ImageModule (a TF2 SavedModel).
-  """
+  """A TF1ImageModule (hub 0.16 dropped hub.Module) or a TF2 one of a
+  module URL or folder (tf2_modules.py); one-line RetrainErrors."""
   path = _module_folder(module_handle)
   if not tf.gfile.Exists(os.path.join(path, 'tfhub_module.pb')):
     if tf.gfile.Exists(os.path.join(path, 'saved_model.pb')):
@@ -325,8 +310,7 @@ def load_module_spec(module_handle, image_size=None):
 
 def checked_image_size(module_handle, module_size, variable_size,
                        image_size):
-  """The (height, width) to resize images to, given --image_size (or None): a
-  RetrainError if it is missing for a module of any size or disagrees."""
+  """(height, width) to resize to; RetrainError if --image_size is wrong."""
   if variable_size and image_size is None:
     raise RetrainError(
         '--tfhub_module %s takes images of any size: pass the size it was '
@@ -348,8 +332,7 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
   """A TF1 Hub image feature vector: 'images' in [0, 1] -> 'default'."""
 
   def apply_fn(self):
-    """Adds the module's variables under 'module', as hub.Module did, and
-    returns images -> features, sharing those variables."""
+    """Adds the variables under 'module'; returns images -> features."""
     nodes = self.meta_graph.graph_def.node
     # Ops that hold state and take no inputs: variables, tables.
     op_defs = {node.name: op_def_registry.get(node.op) for node in nodes}
@@ -372,8 +355,7 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
     if variables:
       tf.train.init_from_checkpoint(os.path.join(
           self.path, 'variables', 'variables'), variables)
-    # Each apply feeds the state ops' outputs, and drops its colocations with
-    # them, which would keep them in the frozen graph.
+    # Applies feed the state ops, minus colocations that would freeze them in.
     apply_graph = tf.GraphDef()
     apply_graph.node.extend(node for node in nodes
                             if node.name not in state_ops)
@@ -400,8 +382,7 @@ class TF1ImageModule(collections.namedtuple('TF1ImageModule', [
 
 def _import_module_graph(meta_graph, nodes, name, collections_to_keep,
                          input_map):
-  """Imports meta_graph with nodes and collections_to_keep (as hub.Module with
-  trainable=False) under a new name scope, which it returns."""
+  """Imports nodes and collections_to_keep in a new name scope; returns it."""
   absolute_scope = tf.get_default_graph().unique_name(name, mark_as_used=False)
   kept = tf.MetaGraphDef()
   kept.CopyFrom(meta_graph)
@@ -415,8 +396,7 @@ def _import_module_graph(meta_graph, nodes, name, collections_to_keep,
 
 
 def _read_tf1_module(module_handle, path):
-  """(MetaGraphDef with the tags {}, its default signature) of a TF1 Hub
-  module: a RetrainError unless it is an image feature vector that loads."""
+  """(MetaGraphDef, default signature) of a TF1 Hub image module, checked."""
   saved_model = saved_model_pb2.SavedModel()
   try:
     with tf.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
@@ -580,8 +560,7 @@ def _module_graph(module_spec):
 
 
 def module_session_config(bottleneck_precision='float32'):
-  """The Session config (None for float32) for a bottleneck_precision: TF's
-  automatic mixed precision (oneDNN bfloat16 on CPUs, float16 on GPUs)."""
+  """Mixed-precision Session config of bottleneck_precision; float32: None."""
   if bottleneck_precision == 'float32':
     return None
   config = tf.ConfigProto()
@@ -595,8 +574,7 @@ def module_session_config(bottleneck_precision='float32'):
 
 def module_cache_name(module_handle, bottleneck_precision='float32',
                       module_spec=None):
-  """get_bottleneck_path's module_name: module_handle, plus what changes the
-  values: the image size (modules of any size), precision (unless float32)."""
+  """get_bottleneck_path's module_name: handle, image size if any, precision."""
   name = module_handle
   if module_spec is not None and module_spec.variable_size:
     name += '@%dx%d' % tuple(module_spec.image_size)
@@ -736,20 +714,17 @@ def get_or_create_bottleneck(sess, image_lists, label_name, index, image_dir,
 
 
 class BottleneckMemory(dict):
-  """A run's bottleneck values by cache file path, read once for training's
-  many batches, then held as rows of a matrix per class and category."""
+  """A run's bottleneck values by cache file path, and per-class matrices."""
 
   def __init__(self):
     super().__init__()
-    # (bottleneck_dir, module_name, class folder, category) -> (the image
-    # names it was stacked from, their count, the matrix).
+    # (bottleneck_dir, module_name, folder, category) -> (names, count, matrix)
     self._matrices = {}
 
   def class_matrix(self, image_lists, label_name, category, bottleneck_dir,
                    module_name, load=None):
-    """Every bottleneck of a class's category as a float32 [n, width] matrix
-    (None without images), stacked again when its image list is replaced or
-    changes length; load(label_name, index) gives the values not in memory."""
+    """A class's category as float32 [n, width] (None: no images), restacked
+    if its image list changes; load(label_name, index) reads the rest."""
     image_names = image_lists[label_name][category]
     key = (bottleneck_dir, module_name, image_lists[label_name]['dir'],
            category)
@@ -772,8 +747,7 @@ class BottleneckMemory(dict):
 
 
 def create_bottleneck_session(module_spec, bottleneck_precision='float32'):
-  """(Session with the variables initialised, ModuleTensors) of module_spec's
-  graph and decoding ops, for beam_bottlenecks.py, bench and tests."""
+  """(initialised Session, ModuleTensors) of the module with decoding ops."""
   graph, bottleneck_tensor, resized_input_tensor, _ = create_module_graph(
       module_spec)
   with graph.as_default():
@@ -791,15 +765,13 @@ def default_caching_batch_size(input_height, input_width):
   return int(np.clip(2 ** 19 // (input_height * input_width), 8, 64))
 
 
-# A parallel decoder of many images: feed a string [None] to inputs, run
-# initializer, then next_batch gives (indices into inputs, images) batches.
+# Feed strings to inputs, run initializer; next_batch: (indices, images).
 BatchedDecoding = collections.namedtuple('BatchedDecoding', [
     'inputs', 'initializer', 'next_batch'])
 
 
 def add_batched_decoding(image_shape, batch_size=None, from_files=True):
-  """Adds a parallel decoder of image paths (bytes if not from_files) at
-  image_shape to the default graph; returns a BatchedDecoding. Batch k holds
+  """Adds a parallel decoder of paths (bytes if not from_files); batch k holds
   the inputs[k * batch_size:(k + 1) * batch_size] that decode; None: all."""
   height, width, depth = image_shape
   with tf.name_scope('batched_decoding'):
@@ -827,8 +799,7 @@ def add_batched_decoding(image_shape, batch_size=None, from_files=True):
 
 
 def parallel_map(dataset, function):
-  """dataset.map(function) on one thread per core, without tf.data's autotuner
-  (closing a Session waits for it) nor AutoGraph (slow to convert)."""
+  """dataset.map per core; no autotuner (closing waits), no AutoGraph."""
   options = tf.data.Options()
   options.autotune.enabled = False
   return dataset.map(tf.autograph.experimental.do_not_convert(function),
@@ -855,8 +826,7 @@ def decode_images(inputs, image_shape, batch_size=None, from_files=True):
 
 
 def predicted_classes(probabilities, multi_label_threshold=None):
-  """The top class index of each row of probabilities, or with a threshold
-  (a multi-label layer) the 0/1 row of the labels scored at or above it."""
+  """Each row's top class, or with a threshold its 0/1 row of labels."""
   if multi_label_threshold is None:
     return np.argmax(probabilities, -1)
   return (np.asarray(probabilities) >= multi_label_threshold).astype(np.int64)
@@ -869,8 +839,7 @@ def count_equal(predicted, truth):
 
 
 def decode_entries(entries, image_shape, batch_size=32):
-  """Yields (class indices, or label rows, and float images) of the entries
-  that decode."""
+  """Yields (truths, float images) of the entries that decode."""
   truth = np.array([class_index for _, class_index in entries], np.int64)
   for indices, images in decode_images([path for path, _ in entries],
                                        image_shape, batch_size):
@@ -878,10 +847,8 @@ def decode_entries(entries, image_shape, batch_size=32):
 
 
 def retry_failed_images(sess, tensors, failed, skip, checks=None):
-  """Decodes alone with sess's ModuleTensors each (key, image path, bytes or
-  None to read) of failed, or calls skip(key, image path, reason: in words
-  with image_checks_module()'s checks); returns (keys, float [height, width,
-  depth] images) of those decoded."""
+  """Decodes each failed (key, path, bytes or None) alone, or calls skip(key,
+  path, reason); returns (keys, float [h, w, d] images) of those decoded."""
   keys, images = [], []
   for key, image_path, image_data in failed:
     if checks is None:  # As the original: TensorFlow's words.
@@ -1139,7 +1106,7 @@ def add_input_distortions(flip_left_right, random_crop, random_scale,
   image_shape = module_image_shape(module_spec)
   jpeg_data = tf.placeholder(tf.string, name='DistortJPGInput')
   distorted_image = _distort_image(
-      _decode_to_float_4d(jpeg_data, image_shape[2]), image_shape,
+      _to_float_4d(_decode_image(jpeg_data, image_shape[2])), image_shape,
       Distortions(flip_left_right, random_crop, random_scale,
                   random_brightness),
       tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32))
@@ -1354,8 +1321,7 @@ def _add_training_ops(head_options, layer_logits, logits,
 
 
 def _cross_entropy(head_options, ground_truth_input, logits):
-  """The mean cross entropy of logits against the ground truth: softmax, or
-  sigmoid per label (multi_label), smoothed and weighted as asked."""
+  """Mean softmax (or per-label sigmoid) cross entropy, smoothed, weighted."""
   smoothing = head_options.label_smoothing
   weights = head_options.loss_weights
   if head_options.multi_label:
@@ -1444,8 +1410,7 @@ TrainingSchedule = collections.namedtuple('TrainingSchedule', [
     'how_many_training_steps', 'train_batch_size', 'validation_batch_size',
     'eval_step_interval', 'intermediate_store_frequency', 'summaries_dir'])
 
-# Where batches come from: the module's Session, the BottleneckCache, and
-# the DistortedBatches and add_input_distortions's ops (None without).
+# Where batches come from; distorted and distortion_tensors None without.
 BatchSources = collections.namedtuple('BatchSources', [
     'module_sess', 'image_lists', 'tensors', 'cache', 'distorted',
     'distortion_tensors'])
@@ -1564,9 +1529,8 @@ ResumePoint = collections.namedtuple('ResumePoint', [
 
 
 def training_fingerprint(flags, image_lists, image_dir, module_name):
-  """What a resumed run must share with the interrupted one, as JSON values:
-  hashes of the module (module_cache_name, a local module's files) and of
-  the images (class, set, name, size, time of change), and RESUME_FLAGS."""
+  """JSON hashes of the module and images (class, set, name, size, mtime),
+  and RESUME_FLAGS: what a resumed run must share with the interrupted one."""
   def signature(path):
     try:
       stat = tf.io.gfile.stat(path)
@@ -1598,8 +1562,7 @@ def training_fingerprint(flags, image_lists, image_dir, module_name):
 
 
 def find_resume_point(checkpoint_path, fingerprint, fresh_start=False):
-  """The ResumePoint of the interrupted run saved beside checkpoint_path, or
-  None to start at step 0; says which, and why, in one log line."""
+  """The ResumePoint saved beside checkpoint_path, or None; logs why."""
   state_path = checkpoint_path + '.resume.json'
   if not tf.gfile.Exists(state_path):
     return None
@@ -1640,9 +1603,8 @@ def _why_not_resume(state, fingerprint, fresh_start):
 
 
 class TrainingCheckpoint(object):
-  """Saves the training state so that an interrupted run can continue: the
-  checkpoint, then the JSON state naming it, then the older checkpoints go,
-  so a kill at any moment leaves a state to resume."""
+  """Saves the checkpoint, then the JSON state naming it, then drops older
+  ones: a kill at any moment leaves a state to resume."""
 
   def __init__(self, sess, variables, checkpoint_path, fingerprint,
                resume_point=None, save_every_steps=0, distortion_seed=None):
@@ -1709,8 +1671,7 @@ class TrainingCheckpoint(object):
 
 
 def purge_summaries_from(run_dir, step):
-  """Drops the events of step and later (a killed run wrote them after its
-  last save) from a run's event files: the rest, once each, fill the first."""
+  """Drops events of step and later (written after the last save)."""
   _remove_stale_temporary_files(run_dir)
   paths = sorted(path for path in tf.io.gfile.glob(os.path.join(
       run_dir, 'events.out.tfevents.*')) if not _TEMPORARY_NAME.search(path))
@@ -1740,10 +1701,8 @@ def purge_summaries_from(run_dir, step):
 class EvalSession(collections.namedtuple('EvalSession', [
     'sess', 'resized_input_tensor', 'bottleneck_input', 'ground_truth_input',
     'evaluation_step', 'prediction'])):
-  """build_eval_session's value: the original's 6-tuple, with attributes for
-  the exports: final_tensor_name, apply_module (images -> bottlenecks),
-  apply_layer (bottlenecks -> probabilities), wants_quantization and
-  multi_label_threshold (None for a softmax layer)."""
+  """build_eval_session's 6-tuple, with final_tensor_name, apply_module,
+  apply_layer, wants_quantization, multi_label_threshold (None: softmax)."""
 
   def __new__(cls, *values, **attributes):
     self = super(EvalSession, cls).__new__(cls, *values)
@@ -1799,8 +1758,7 @@ TrainedLayer = collections.namedtuple('TrainedLayer', [
 
 
 def save_and_restore_for_eval(trained_layer):
-  """Saves a TrainedLayer's variables, and returns a new EvalSession with
-  them (the caller closes its sess), as the original did for each export."""
+  """Saves a TrainedLayer's variables; returns a new EvalSession of them."""
   ensure_dir_exists(os.path.dirname(os.path.abspath(
       trained_layer.checkpoint_path)))
   trained_layer.saver.save(trained_layer.sess, trained_layer.checkpoint_path)
@@ -1892,8 +1850,7 @@ def run_final_eval(train_session, module_spec, class_count, image_lists,
 
 
 def check_accuracy_bar(test_results, accuracy_at_least, checkpoint_path):
-  """RetrainError before any export if the test accuracy (run_final_eval's
-  test_results) is below accuracy_at_least, or cannot be checked."""
+  """RetrainError if the test accuracy is below the bar or unknown."""
   if accuracy_at_least is None:
     return
   if test_results is None:
@@ -1943,8 +1900,7 @@ def store_intermediate_graph(trained_layer, output_dir, step):
                        trained_layer.class_count, eval_session=eval_session)
 
 
-# --tflite_quantize: 'none' (float), 'dynamic' (8-bit weights), 'float16'
-# (half-size weights), 'uint8' (every op in 8 bits, calibrated).
+# --tflite_quantize: float, 8-bit or 16-bit weights, or every op in 8 bits.
 TFLITE_QUANTIZATIONS = ('none', 'dynamic', 'float16', 'uint8')
 
 
@@ -1971,12 +1927,10 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
   height, width, depth = module_image_shape(module_spec)
   graph = eval_session.sess.graph
   with graph.as_default():
-    # serving_bytes decodes and resizes as for training, then runs the module
-    # and the new layer, sharing serving_default's variables.
+    # serving_bytes: decoded as in training, then serving_default's variables.
     with tf.name_scope('serving_bytes'):
       image_bytes = tf.placeholder(tf.string, [None], name='image_bytes')
-      # Traced as written (see parallel_map): AutoGraph's conversion would
-      # take half a second of the eval graph's build.
+      # Without AutoGraph, whose conversion would take half a second.
       images = tf.map_fn(
           tf.autograph.experimental.do_not_convert(
               lambda data: decode_and_resize(data, height, width, depth)[0]),
@@ -2001,8 +1955,7 @@ def export_model(module_spec, class_count, saved_model_dir, eval_session=None,
 
 
 def _save_model_atomically(sess, signature_def_map, saved_model_dir):
-  """Writes the SavedModel into a temporary folder, then renames it; a
-  RetrainError if something else filled saved_model_dir meanwhile."""
+  """Writes the SavedModel to a temporary folder, then renames it."""
   target_dir = saved_model_dir.rstrip('/\\') or saved_model_dir
   temporary_dir = _temporary_name(target_dir)
   try:
@@ -2120,13 +2073,11 @@ def main(_):
         sess, layer_variables, FLAGS.checkpoint_path, fingerprint,
         resume_point, FLAGS.save_every_steps, distorted and distorted.seed)
 
-    # Initialize all weights: for the module to their pretrained values,
-    # and for the newly added retraining layer to random initial values.
+    # Initialize all weights: the module's pretrained, the new layer's random.
     init = tf.global_variables_initializer()
     sess.run(init)
     module_sess = _module_session(sess, init, FLAGS.bottleneck_precision)
-    # Every image's bottleneck is cached, distortions or not: evaluation uses
-    # them, and decoding each image up front finds bad ones before training.
+    # Cached even with distortions: for evaluation, and to find bad images.
     skipped += cache_bottlenecks(
         module_sess, image_lists, cache.image_dir, cache.bottleneck_dir,
         *tensors, module_name=cache.module_name, memory=cache.memory)
@@ -2141,12 +2092,10 @@ def main(_):
                           FLAGS.intermediate_output_graphs_dir),
         checkpoint=checkpoint)
 
-    # After training is complete, force one last save of the train checkpoint,
-    # and restore it in the eval graph of the final test and the exports.
+    # Save the trained layer, and restore it in the eval graph for the rest.
     eval_session = save_and_restore_for_eval(trained_layer)
     with eval_session.sess:
-      # We've completed all our training, so run a final test evaluation on
-      # some new images we haven't used before.
+      # Run a final test evaluation on images not used in training.
       test_results = run_final_eval(
           module_sess, module_spec, class_count, image_lists, *tensors,
           eval_session=eval_session, cache=cache)
@@ -2161,8 +2110,7 @@ def main(_):
 
 
 def class_weights(image_lists, weighting):
-  """--class_weights's HeadOptions.loss_weights: None for 'none', else
-  multi_label.py's (which --class_weights balanced needs)."""
+  """--class_weights's HeadOptions.loss_weights (balanced: multi_label.py)."""
   if weighting == 'none':
     return None
   return import_extra('multi_label', '--class_weights %s' % weighting, (
@@ -2170,8 +2118,7 @@ def class_weights(image_lists, weighting):
 
 
 def read_image_lists(flags, unusable):
-  """create_image_lists's lists of --image_dir's class folders, or with
-  --image_labels its CSV's (multi_label.py); unusable as there."""
+  """create_image_lists's lists, or --image_labels's (multi_label.py)."""
   if not flags.image_labels:
     return create_image_lists(flags.image_dir, flags.testing_percentage,
                               flags.validation_percentage, unusable=unusable)
@@ -2189,8 +2136,7 @@ def flag_values(options_class, flags, **values):
 
 
 def _add_distortions(flags, module_spec, image_lists, resume_point):
-  """The DistortedBatches and add_input_distortions's tensors of the
-  distortions the flags ask for, or (None, None)."""
+  """(DistortedBatches, add_input_distortions's tensors) or (None, None)."""
   if not should_distort_images(flags.flip_left_right, flags.random_crop,
                                flags.random_scale, flags.random_brightness):
     return None, None
@@ -2214,8 +2160,7 @@ def _add_distortions(flags, module_spec, image_lists, resume_point):
 
 
 def _module_session(sess, init, bottleneck_precision):
-  """The Session that runs the module for bottlenecks: sess itself, or for
-  bfloat16 one whose rewrite leaves the new layer's training in float32."""
+  """sess, or for bfloat16 a Session whose rewrite spares the new layer."""
   config = module_session_config(bottleneck_precision)
   if config is None:
     return sess
@@ -2225,8 +2170,7 @@ def _module_session(sess, init, bottleneck_precision):
 
 
 def write_exports(flags, module_spec, image_lists, eval_session, cache):
-  """Writes the frozen graph, the labels, and the SavedModel and the TF Lite
-  model if the flags ask for them, from the trained eval graph."""
+  """Writes the frozen graph, the labels and the exports the flags ask for."""
   class_count = len(label_names_of(image_lists))
   tf.logging.info('Save final result to : ' + flags.output_graph)
   if eval_session.wants_quantization:
@@ -2338,10 +2282,8 @@ def build_parser():
        help='A percentage determining how much to randomly multiply the '
        'training image input pixels up or down by.')
   flag('--decoded_images_mb', type=int, default=DEFAULT_DECODED_IMAGES_MB,
-       help='With distortions: megabytes of decoded training images to keep '
-       'in memory, so that later steps only scale, crop, flip and brighten '
-       'them (about width x height x 3 bytes each); 0 decodes every image at '
-       'every use, as the original did.')
+       help='With distortions: megabytes of decoded images kept in memory; '
+       '0 decodes every image at every use, as the original did.')
   flag('--tfhub_module', default='https://tfhub.dev/google/imagenet/'
        'inception_v3/feature_vector/3', help='Which TensorFlow Hub module to '
        'use. For more options, search https://tfhub.dev for image feature '
@@ -2354,67 +2296,42 @@ def build_parser():
   flag('--checkpoint_path', default='/tmp/_retrain_checkpoint',
        help='Where to save checkpoint files.')
   flag('--bottleneck_precision', default='float32',
-       choices=BOTTLENECK_PRECISIONS, help="Precision of the module's matrix "
-       'math when computing bottlenecks: bfloat16 is faster where the '
-       "hardware supports it (oneDNN's bfloat16 rewrite on AVX512-BF16/AMX "
-       'CPUs, float16 mixed precision on a GPU). Cached values stay float '
-       'text, in files of their own.')
+       choices=BOTTLENECK_PRECISIONS, help="Precision of the module's math "
+       'for bottlenecks (bfloat16 is faster on hardware that supports it).')
   flag('--tflite_output_file', default='',
-       help='Also write the trained classifier as a TF Lite model here (fully '
-       'quantized uint8 with a module instrumented for quantization), with '
-       'its labels and input normalisation as TF Lite metadata (written by '
-       'tflite_export.py and tflite_metadata.py, which come with retrain.py).')
+       help='Also write the trained classifier as a TF Lite model here.')
   flag('--tflite_quantize', default='none', choices=TFLITE_QUANTIZATIONS,
-       help='How to quantize the TF Lite model: none (float32), dynamic '
-       '(8-bit weights), float16 (16-bit weights) or uint8 (every op in 8 '
-       'bits, uint8 input = the pixel values 0-255, uint8 output; calibrated '
-       'on training images).')
+       help='How to quantize the TF Lite model (uint8: every op in 8 bits).')
   flag('--tflite_calibration_images', type=int, default=150,
-       help='How many training images (drawn with --random_seed) calibrate '
-       '--tflite_quantize uint8.')
-  flag('--onnx_output_file', default='', help='Also write the trained '
-       'classifier as an ONNX model here (for ONNX Runtime), checked against '
-       "the frozen graph on the run's images; needs onnx_export.py, which "
-       'comes with retrain.py, and the packages of requirements-onnx.txt.')
+       help='How many training images calibrate --tflite_quantize uint8.')
+  flag('--onnx_output_file', default='',
+       help='Also write the trained classifier as an ONNX model here.')
   flag('--image_size', type=int, help='Input height and width for a TF2 '
-       "SavedModel module that takes images of any size (see the model's "
-       'documentation); other modules set it themselves.')
+       'module that takes images of any size.')
   flag('--random_seed', type=int,
-       help='Seed for image sampling, initial weights and distortions, so '
-       'that a run can be repeated exactly. Unset: a different run each time.')
+       help='Seed that makes a run repeatable. Unset: a different run.')
   flag('--save_every_steps', type=int, default=0, help='Save the training '
-       'state (beside --checkpoint_path) every this many steps, so that the '
-       'same command continues an interrupted run; 0 saves every minute. It '
-       'is also saved after the last step and at Ctrl-C or SIGTERM.')
+       'state every this many steps to resume from; 0: every minute.')
   flag('--fresh_start', action='store_true',
-       help='Train from step 0 even if an interrupted run with the same '
-       'images, module and flags could be resumed.')
+       help='Train from step 0 even if an interrupted run could be resumed.')
   flag('--optimizer', default='gradient_descent', choices=OPTIMIZERS,
        help='How the new layer is trained (the original: gradient_descent).')
   flag('--momentum', type=float, default=0.9,
        help='The momentum of --optimizer=momentum.')
   flag('--dropout_rate', type=float, default=0.0,
-       help='Fraction of the bottleneck values dropped at random in each '
-       'training step (never in evaluation or the exported models).')
-  flag('--l2_regularizer', type=float, default=0.0, help='Adds this times the '
-       'sum of the squared weights of the new layer to the loss.')
+       help='Fraction of the bottleneck values dropped in training.')
+  flag('--l2_regularizer', type=float, default=0.0,
+       help='Weight of the L2 penalty on the new layer in the loss.')
   flag('--label_smoothing', type=float, default=0.0,
-       help='Trains towards labels mixed with this fraction of a uniform '
-       'distribution over the classes.')
+       help='Fraction of a uniform distribution mixed into the labels.')
   flag('--assert_accuracy_at_least', type=float,
-       help='If the final test accuracy (a fraction in [0, 1]) is below this, '
-       'exit with an error and export nothing (the checkpoint is kept).')
-  flag('--image_labels', default='', help='A CSV file with the header '
-       'image,labels: each row an image (relative to --image_dir) and its '
-       'labels, separated by spaces. Trains a multi-label model, which scores '
-       'each label on its own; needs multi_label.py, which comes with '
-       'retrain.py.')
+       help='Fail and export nothing if the final test accuracy is lower.')
+  flag('--image_labels', default='', help='A CSV file (image,labels) that '
+       'makes a multi-label model.')
   flag('--multi_label_threshold', type=float, default=0.5, help='With '
        '--image_labels: the score from which a label counts as predicted.')
   flag('--class_weights', default='none', choices=CLASS_WEIGHTS,
-       help='balanced: weights the loss by the inverse frequency of each '
-       'class in the training set (with --image_labels: of each label\'s '
-       'images), so that small classes count as much as large ones.')
+       help='balanced: weight the loss by inverse class frequency.')
   return parser
 
 
@@ -2538,11 +2455,6 @@ def _decode_image(image_data, channels):
   return tf.case(branches, default=too_large, exclusive=False)
 
 
-def _decode_to_float_4d(image_data, input_depth):
-  """Decodes image bytes into a float [1, height, width, depth] in [0, 1]."""
-  return _to_float_4d(_decode_image(image_data, input_depth))
-
-
 def _to_float_4d(decoded_image):
   """A decoded uint8 image as float [1, height, width, depth] in [0, 1]."""
   return tf.expand_dims(tf.image.convert_image_dtype(decoded_image,
@@ -2550,16 +2462,14 @@ def _to_float_4d(decoded_image):
 
 
 def decode_and_resize(image_data, input_height, input_width, input_depth):
-  """Decodes JPEG/PNG bytes into a float [1, height, width, depth] in [0, 1]:
-  every image reaches the module this way: caching, training, serving, Beam."""
+  """Image bytes -> float [1, height, width, depth] in [0, 1], for all uses."""
   return tf.image.resize_bilinear(
-      _decode_to_float_4d(image_data, input_depth),
+      _to_float_4d(_decode_image(image_data, input_depth)),
       tf.cast(tf.stack([input_height, input_width]), dtype=tf.int32))
 
 
 def error_reason(error):
-  """The line of an error's message that says what went wrong: in a Session's
-  error, the one after "Node: '<name>'" (not the '[[{{node ...}}]]' line)."""
+  """The line of an error's message that says what went wrong."""
   message = getattr(error, 'message', None) or str(error)
   lines = [line.strip() for line in message.splitlines() if line.strip()]
   if not lines:
@@ -2574,8 +2484,7 @@ def error_reason(error):
 
 # === Support: atomic files ===================================================
 
-# Temporary files are '<target>.tmp-<host>-<pid>-<random>': a killed run's
-# leftovers are told from files that a live run (maybe elsewhere) still writes.
+# '<target>.tmp-<host>-<pid>-<random>': tells killed runs' files from live ones.
 _TEMPORARY_NAME = re.compile(r'\.tmp-([A-Za-z0-9]*)-(\d+)-[0-9a-f]{8}$')
 
 
@@ -2623,8 +2532,7 @@ def _remove_stale_temporary_files(folder, target_name=None):
 
 
 def write_file_atomically(path, contents, mode='w'):
-  """Writes a file (and its missing folders) under a temporary name, renamed
-  into place: never a truncated file, whether killed or written concurrently."""
+  """Writes path (and its folders) as a temporary file renamed into place."""
   folder = os.path.dirname(path)
   if folder:
     ensure_dir_exists(folder)
@@ -2640,8 +2548,7 @@ def write_file_atomically(path, contents, mode='w'):
 
 
 def disk_full_folder(error):
-  """The folder that a write failed in for want of space, '' if unknown, or
-  None if error (or what caused it) is not a full disk or quota."""
+  """The folder of a full-disk error ('' if unknown), or None if not one."""
   while error is not None:
     if isinstance(error, OSError) and error.errno in (
         errno.ENOSPC, getattr(errno, 'EDQUOT', errno.ENOSPC)):  # Or quota.
@@ -2661,8 +2568,7 @@ def disk_full_folder(error):
 
 
 def space_still_needed(flags):
-  """Roughly how many bytes the flags' run still writes: uncached bottlenecks,
-  and the checkpoint and each export (each about a local module's size)."""
+  """Rough bytes still to write: uncached bottlenecks, checkpoint, exports."""
   pattern = '*_%s*.txt' % _module_cache_suffix(flags.tfhub_module)
   cached = tf.io.gfile.glob(os.path.join(flags.bottleneck_dir, '*', pattern))
   images = sum(len(_list_image_files(os.path.join(flags.image_dir, name), []))
@@ -2700,8 +2606,7 @@ EXTRA_FILES = ('tflite_export.py', 'tf2_modules.py', 'onnx_export.py',
 
 
 def import_extra(name, asked_by, files):
-  """Imports the optional module name, which asked_by (e.g. a flag) needs;
-  RetrainError naming files (name.py first) if name.py is missing."""
+  """Imports the extra name, for asked_by; RetrainError naming files."""
   try:
     return importlib.import_module(name)
   except ImportError as e:
@@ -2805,8 +2710,7 @@ _NUMBER_RANGES = (
 
 
 def check_split_and_image_size(flags):
-  """RetrainError for --testing_percentage, --validation_percentage or
-  --image_size out of range (beam_bottlenecks.py shares these flags)."""
+  """RetrainError for a bad split or --image_size (beam_bottlenecks too)."""
   for name in ('testing_percentage', 'validation_percentage'):
     value = getattr(flags, name)
     if not 0 <= value < 100:
@@ -2877,8 +2781,7 @@ def _check_class_folders(image_dir):
 
 
 def check_writable(flag_name, path, is_folder):
-  """Raises RetrainError if path, a file or folder that flag_name names, cannot
-  be written; remote paths (gs://...) are checked when written."""
+  """RetrainError if a local path that flag_name names cannot be written."""
   if not is_local_path(path):
     return
   if is_folder and os.path.exists(path) and not os.path.isdir(path):
@@ -2931,8 +2834,7 @@ def _check_categories(image_lists, skipped=()):
 
 
 def keras_2():
-  """The Keras 2 API, which builds into TF1 graphs: tf_keras from TensorFlow
-  2.16 on (tensorflow-hub 0.16 installs it), tf.keras before."""
+  """Keras 2 (builds TF1 graphs): tf_keras from TF 2.16 on, else tf.keras."""
   try:
     return importlib.import_module('tf_keras')
   except ImportError:
@@ -2940,8 +2842,7 @@ def keras_2():
 
 
 class Progress(object):
-  """Shows progress with rate and ETA: a live bar on a terminal, else a line
-  every 15 seconds and at the end, given to report (label_image.py prints)."""
+  """Progress and ETA: a bar on a terminal, else a line every 15 seconds."""
 
   def __init__(self, total, what, report=tf.logging.info):
     self._total, self._what, self._report = total, what, report
@@ -3065,16 +2966,14 @@ def run_main(argv=None):
 
 
 def exit_at_once(exit_code):
-  """Ends the process once its output is flushed, skipping Python's clean-up
-  (seconds to tear down a big module's graphs); every file is closed."""
+  """Flushes and ends the process, skipping Python's slow clean-up."""
   logging.shutdown()
   sys.stdout.flush()
   sys.stderr.flush()
   os._exit(exit_code)  # pylint: disable=protected-access
 
 
-# On import: only this tool's lines from TensorFlow's logger (unless DEBUG),
-# then TF1 behaviour, whose switch logs deprecation notes.
+# On import: only this tool's log lines (unless DEBUG), then TF1 behaviour.
 if not _wants_debug_logs(sys.argv):
   tf.get_logger().addFilter(_own_lines_only)
 tf.disable_v2_behavior()
