@@ -11,8 +11,8 @@ its set) -> the module graph (a URL, cached in TFHUB_CACHE_DIR, or a folder)
 -> training (resumable) -> evaluation -> exports -> main and the flags; then
 support code. The frozen graph maps a float32 image batch [None, height, width,
 3] in [0, 1] at 'Placeholder' to class probabilities at 'final_result'. Extras
-beside this file (tflite_export.py, tflite_metadata.py, onnx_export.py,
-tf2_modules.py, evaluation_report.py) are imported only when asked.
+beside this file are imported only when asked (EXTRA_FILES); without them a
+copy of it alone says which one a flag needs, or runs as the original did.
 """
 
 import argparse
