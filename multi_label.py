@@ -16,7 +16,6 @@ import os
 import numpy as np
 import retrain
 
-# pylint: disable=protected-access
 _COLUMNS = ('image', 'labels')  # The CSV's header.
 
 
@@ -67,14 +66,9 @@ def read_image_labels(image_dir, labels_file, testing_percentage,
   for _, image, labels in sorted(rows, key=lambda row: row[1]):
     lists['label_indices'][image] = tuple(sorted(names.index(label)
                                                  for label in labels))
-    # The split of class folders: the hash of the file name.
-    percentage_hash = retrain._percentage_hash(os.path.basename(image))
-    if percentage_hash < validation_percentage:
-      lists['validation'].append(image)
-    elif percentage_hash < (testing_percentage + validation_percentage):
-      lists['testing'].append(image)
-    else:
-      lists['training'].append(image)
+    # The split of class folders: by the hash of the file name.
+    lists[retrain.category_of(os.path.basename(image), testing_percentage,
+                              validation_percentage)].append(image)
   return collections.OrderedDict([(retrain.MULTI_LABEL_GROUP, lists)])
 
 

@@ -178,15 +178,20 @@ def create_image_lists(image_dir, testing_percentage, validation_percentage,
           'of them.' % (result[label_name]['dir'], dir_name, label_name))
     lists = {'dir': dir_name, 'training': [], 'testing': [], 'validation': []}
     for base_name in file_list:
-      percentage_hash = _percentage_hash(base_name)
-      if percentage_hash < validation_percentage:
-        lists['validation'].append(base_name)
-      elif percentage_hash < (testing_percentage + validation_percentage):
-        lists['testing'].append(base_name)
-      else:
-        lists['training'].append(base_name)
+      lists[category_of(base_name, testing_percentage,
+                        validation_percentage)].append(base_name)
     result[label_name] = lists
   return result
+
+
+def category_of(file_name, testing_percentage, validation_percentage):
+  """The set ('training', 'testing' or 'validation') of an image file."""
+  percentage_hash = _percentage_hash(file_name)
+  if percentage_hash < validation_percentage:
+    return 'validation'
+  if percentage_hash < (testing_percentage + validation_percentage):
+    return 'testing'
+  return 'training'
 
 
 def label_of_folder(dir_name):

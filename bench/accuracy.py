@@ -189,6 +189,19 @@ def default_module(work, shared_modules):
       'MobilenetV2/Logits/AvgPool:0', 224, (-1.0, 1.0))
 
 
+def photos_and_module_parser(doc):
+  """An ArgumentParser with the flags that pick the photos and the module."""
+  parser = argparse.ArgumentParser(description=doc.split('\n\n')[0])
+  parser.add_argument('--photos', default=os.path.join(
+      SHARED_DIR, 'photos', 'flower_photos_dev'))
+  parser.add_argument('--module', default=None,
+                      help='TF1 Hub module folder (default: MobileNet v2 '
+                      'from --shared_modules)')
+  parser.add_argument('--shared_modules',
+                      default=os.path.join(SHARED_DIR, 'modules'))
+  return parser
+
+
 def summarize(results, tools, folds, seeds, total):
   """Prints the table; results[(tool, fold, seed)] = (right, nll)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -218,14 +231,7 @@ def summarize(results, tools, folds, seeds, total):
 def main():
   if sys.argv[1:2] == ['--_original']:
     return run_original_parsing_once(sys.argv[2:])
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--photos', default=os.path.join(
-      SHARED_DIR, 'photos', 'flower_photos_dev'))
-  parser.add_argument('--module', default=None,
-                      help='TF1 Hub module folder (default: MobileNet v2 '
-                      'from --shared_modules)')
-  parser.add_argument('--shared_modules',
-                      default=os.path.join(SHARED_DIR, 'modules'))
+  parser = photos_and_module_parser(__doc__)
   parser.add_argument('--folds', type=int, default=5)
   parser.add_argument('--seeds', type=int, default=3)
   parser.add_argument('--how_many_training_steps', type=int, default=None,

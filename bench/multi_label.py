@@ -24,7 +24,6 @@ bottlenecks (computed once with the module). Prints a table per data set;
 bench/results/multi_label.json has every run. A benchmark: it asserts nothing.
 """
 
-import argparse
 import csv
 import hashlib
 import json
@@ -261,14 +260,7 @@ def retrain_label(class_dir):
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-  parser.add_argument('--photos', default=os.path.join(
-      SHARED_DIR, 'photos', 'flower_photos_dev'))
-  parser.add_argument('--module', default=None,
-                      help='TF1 Hub module folder (default: MobileNet v2 '
-                      'from --shared_modules)')
-  parser.add_argument('--shared_modules',
-                      default=os.path.join(SHARED_DIR, 'modules'))
+  parser = accuracy.photos_and_module_parser(__doc__)
   parser.add_argument('--seeds', type=int, default=3)
   parser.add_argument('--what', default='multi_label,imbalanced')
   parser.add_argument('--class_weights', default='none,balanced',
