@@ -2679,9 +2679,11 @@ def check_flags(flags):
     raise RetrainError('--assert_accuracy_at_least is a fraction in [0, 1] '
                        '(e.g. 0.9 for 90%%), not %s.' % bar)
   _check_outputs(flags)
-  if flags.image_labels:
-    import_extra('multi_label', '--image_labels', ('multi_label.py',))
-  else:
+  if flags.image_labels or flags.class_weights != 'none':
+    import_extra('multi_label', '--image_labels' if flags.image_labels else
+                 '--class_weights %s' % flags.class_weights, (
+                     'multi_label.py',))
+  if not flags.image_labels:
     _check_class_folders(flags.image_dir)
   if not re.match(r'^[A-Za-z0-9.][A-Za-z0-9_.\-/]*$', flags.final_tensor_name):
     raise RetrainError('--final_tensor_name %r is not a valid TensorFlow op '

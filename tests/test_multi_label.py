@@ -13,7 +13,8 @@ from tensorboard.backend.event_processing import event_accumulator
 import evaluation_report
 import retrain
 from conftest import (SAMPLE_DIR, decode_images, graph_probabilities,
-                      retrain_output_args, run_tool, write_color_images)
+                      retrain_output_args, run_retrain_alone, run_tool,
+                      write_color_images)
 
 tf.disable_v2_behavior()
 
@@ -308,3 +309,19 @@ def test_tflite_and_onnx_exports_carry_the_sigmoid(sample_module, labelled_dir,
     outputs[flag] = run.stdout.splitlines()[0]
   assert outputs['--graph'].startswith('Labels scored at least 0.5: ')
   assert len(set(outputs.values())) == 1, outputs
+
+
+@pytest.mark.parametrize('flags, asked_by', [
+    (['--image_labels', 'labels.csv'], '--image_labels'),
+    (['--class_weights', 'balanced'], '--class_weights balanced')])
+def test_retrain_py_copied_alone_names_multi_label_py(sample_module, tmp_path,
+                                                      flags, asked_by):
+  alone = str(tmp_path / 'alone')
+  result = run_retrain_alone(alone, [
+      '--image_dir', SAMPLE_DIR, '--tfhub_module', sample_module] + flags +
+                             retrain_output_args(str(tmp_path / 'out')))
+  assert result.returncode == 1
+  assert result.stdout.strip() == (
+      'ERROR: %s needs multi_label.py beside retrain.py, in %s: copy it from '
+      'the project that retrain.py comes from.' % (asked_by, alone))
+  assert not os.path.exists(tmp_path / 'out')

@@ -773,4 +773,8 @@ def test_flags_keep_the_original_names_and_defaults():
       'decoded_images_mb': 2048,
       # Added by issue 25: the ONNX export.
       'onnx_output_file': '',
+      # Added by issue 26: multi-label images and class weights.
+      'image_labels': '',
+      'multi_label_threshold': 0.5,
+      'class_weights': 'none',
   }
