@@ -16,6 +16,7 @@ import os
 import numpy as np
 import tensorflow.compat.v1 as tf
 from PIL import Image, ImageDraw, ImageFont
+from tensorboard.plugins.pr_curve import summary as pr_curve
 
 
 def report_test_results(ground_truth, predictions, label_names,
@@ -67,7 +68,6 @@ def report_multi_label_results(ground_truth, scores, label_names, threshold,
   Returns:
     The multi_label_report.
   """
-  from tensorboard.plugins.pr_curve import summary as pr_curve  # pylint: disable=g-import-not-at-top
   report = multi_label_report(ground_truth, scores, threshold)
   lines = format_multi_label_report(report, label_names, threshold)
   tf.logging.info('=== PER-LABEL TEST RESULTS ===')
