@@ -172,7 +172,8 @@ def _size_from_shape(shape, args, what):
 
 
 def _graph_classifier(sess, args):
-  """Returns a function from image file bytes to probabilities (--graph)."""
+  """(a function from image file bytes to probabilities, the output's name,
+  no labels, the multi-label threshold or None) of --graph."""
   graph_def = load_graph(args.graph).as_graph_def()
   with sess.graph.as_default():
     tf.import_graph_def(graph_def, name='')
@@ -180,7 +181,16 @@ def _graph_classifier(sess, args):
   output_tensor = get_layer(sess.graph, args.output_layer)
   return (_float_image_predictor(sess, input_tensor, output_tensor, args,
                                  'layer %s' % args.input_layer),
-          args.output_layer)
+          args.output_layer, None, _sigmoid_threshold(output_tensor))
+
+
+def _sigmoid_threshold(output_tensor):
+  """0.5 if output_tensor is retrain.py's multi-label layer (a sigmoid, maybe
+  behind an Identity), else None."""
+  op = output_tensor.op
+  while op.type == 'Identity':
+    op = op.inputs[0].op
+  return 0.5 if op.type == 'Sigmoid' else None
 
 
 def _float_image_predictor(sess, input_tensor, output_tensor, args, where):
@@ -209,7 +219,7 @@ def _saved_model_classifier(sess, args):
 
   Returns:
     (the function, the output's name, the labels that the signature
-    serving_bytes holds, or None).
+    serving_bytes holds, or None, the multi-label threshold or None).
   """
   try:
     meta_graph = tf.saved_model.loader.load(
@@ -235,13 +245,14 @@ def _saved_model_classifier(sess, args):
   input_tensor = sess.graph.get_tensor_by_name(input_info.name)
   output_tensor = sess.graph.get_tensor_by_name(outputs[output_key].name)
   labels = saved_model_labels(sess, signatures)
+  threshold = _sigmoid_threshold(output_tensor)
   if input_tensor.dtype == tf.string:
     return (lambda image_data: sess.run(output_tensor,
                                         {input_tensor: [image_data]}),
-            output_key, labels)
+            output_key, labels, threshold)
   return (_float_image_predictor(sess, input_tensor, output_tensor, args,
                                  'of the signature %s' % args.signature),
-          output_key, labels)
+          output_key, labels, threshold)
 
 
 def saved_model_labels(sess, signatures):
@@ -269,7 +280,7 @@ def _tflite_classifier(sess, args):
 
   Returns:
     (the function, the output's name, the labels of the model's metadata, or
-    None).
+    None, and None: only --multi_label_threshold makes it multi-label).
   """
   try:
     with tf.gfile.GFile(args.tflite_file, 'rb') as f:
@@ -295,7 +306,7 @@ def _tflite_classifier(sess, args):
   def predict(image_data):
     return predict_image(sess.run(normalised, {file_data: image_data})[0])
 
-  return predict, "the TF Lite model's output", tflite_labels(content)
+  return predict, "the TF Lite model's output", tflite_labels(content), None
 
 
 def _onnx_classifier(sess, args):
@@ -305,7 +316,8 @@ def _onnx_classifier(sess, args):
   like --graph's, then run by ONNX Runtime.
 
   Returns:
-    (the function, the output's name, the labels the model holds, or None).
+    (the function, the output's name, the labels the model holds, or None,
+    the multi-label threshold it holds, or None).
   """
   try:
     import onnx_export  # pylint: disable=g-import-not-at-top
@@ -369,20 +381,15 @@ def _load_model(sess, args):
     the labels, where the labels come from, the multi-label threshold or
     None for a model whose scores are class probabilities).
   """
-  threshold = None
   if args.onnx_file:
-    predict, output_name, labels, threshold = _onnx_classifier(sess, args)
+    classifier = _onnx_classifier
   elif args.tflite_file:
-    predict, output_name, labels = _tflite_classifier(sess, args)
+    classifier = _tflite_classifier
   elif args.saved_model_dir:
-    predict, output_name, labels = _saved_model_classifier(sess, args)
+    classifier = _saved_model_classifier
   else:
-    (predict, output_name), labels = _graph_classifier(sess, args), None
-  # retrain.py's multi-label layer ends in a sigmoid, a softmax layer not.
-  if not (args.onnx_file or args.tflite_file) and any(
-      op.type == 'Sigmoid' and op.name.endswith('final_result')
-      for op in sess.graph.get_operations()):
-    threshold = 0.5
+    classifier = _graph_classifier
+  predict, output_name, labels, threshold = classifier(sess, args)
   labels_source = 'the model'
   if args.labels or not labels:
     labels_source = args.labels or DEFAULT_LABELS

@@ -230,14 +230,15 @@ def get_image_path(image_lists, label_name, index, image_dir, category):
 
 def image_entries(image_lists, image_dir, category):
   """[(path, class index or 0/1 label row)] of category's images, in order."""
+  entries = [(get_image_path(image_lists, label, index, image_dir, category),
+              class_index)
+             for class_index, label in enumerate(image_lists)
+             for index in range(len(image_lists[label][category]))]
   multi_label = image_lists.get(MULTI_LABEL_GROUP)
-  if multi_label:
-    return [(os.path.join(image_dir, name), tuple(row)) for name, row in zip(
-        multi_label[category], label_rows(multi_label, multi_label[category]))]
-  return [(get_image_path(image_lists, label, index, image_dir, category),
-           class_index)
-          for class_index, label in enumerate(image_lists)
-          for index in range(len(image_lists[label][category]))]
+  if multi_label:  # Its one entry's images, in the same order.
+    return [(path, tuple(row)) for (path, _), row in zip(
+        entries, label_rows(multi_label, multi_label[category]))]
+  return entries
 
 
 def label_names_of(image_lists):
@@ -853,21 +854,23 @@ def decode_entries(entries, image_shape, batch_size=32):
 
 def retry_failed_images(sess, tensors, failed, skip, checks=None):
   """Decodes each failed (key, path, bytes or None) alone, or calls skip(key,
-  path, reason); returns (keys, float [h, w, d] images) of those decoded."""
+  path, reason: in words with image_checks.py as checks, else TensorFlow's);
+  returns (keys, float [h, w, d] images) of those decoded."""
   keys, images = [], []
   for key, image_path, image_data in failed:
-    if checks is None:  # As the original: TensorFlow's words.
+    if checks is not None:
+      if image_data is None:
+        image_data, reason = checks.read_image_file(image_path)
+      if image_data is not None:
+        image, reason = checks.decode_or_explain(
+            sess, image_data, tensors.jpeg_data, tensors.decoded_image)
+    else:
       try:
         image_data = image_data or tf.gfile.GFile(image_path, 'rb').read()
         image, reason = sess.run(tensors.decoded_image,
                                  {tensors.jpeg_data: image_data}), None
       except (tf.errors.OpError, OSError) as e:
         reason = error_reason(e)
-    elif image_data is None:
-      image_data, reason = checks.read_image_file(image_path)
-    if checks is not None and image_data is not None:
-      image, reason = checks.decode_or_explain(
-          sess, image_data, tensors.jpeg_data, tensors.decoded_image)
     if reason is None:
       keys.append(key)
       images.append(image[0])
