@@ -945,18 +945,21 @@ def cache_bottlenecks(sess, image_lists, image_dir, bottleneck_dir,
                         'bottlenecks computed')
     image_shape = tensors.resized_image.get_shape().as_list()[1:]
     run_module = functools.partial(sess.run, tensors.bottleneck)
-    # A blank run prepares the graph; then each batch runs as the next decodes.
-    with concurrent.futures.ThreadPoolExecutor(1) as module_thread:
-      finished, running = [], module_thread.submit(run_module, {
-          tensors.resized_image: np.zeros([1] + image_shape, np.float32)})
+    # A blank run prepares the graph; then two batches run at once (each op's
+    # threads wait less) while the next decodes.
+    with concurrent.futures.ThreadPoolExecutor(2) as module_threads:
+      pending = collections.deque([([], module_threads.submit(run_module, {
+          tensors.resized_image: np.zeros([1] + image_shape, np.float32)}))])
       for indices, images in decode_images(
           [entry.image_path for entry in to_compute], image_shape, batch_size):
-        values = running.result()
-        running = module_thread.submit(run_module,
-                                       {tensors.resized_image: images})
-        progress.add(_keep_bottlenecks(memory, finished, values))
-        finished = [to_compute[index] for index in indices]
-      progress.add(_keep_bottlenecks(memory, finished, running.result()))
+        pending.append(([to_compute[index] for index in indices],
+                        module_threads.submit(run_module, {
+                            tensors.resized_image: images})))
+        if len(pending) > 2:
+          finished, values = pending.popleft()
+          progress.add(_keep_bottlenecks(memory, finished, values.result()))
+      for finished, values in pending:
+        progress.add(_keep_bottlenecks(memory, finished, values.result()))
   retried, images = retry_failed_images(
       sess, tensors, [(entry, entry.image_path, None) for entry in to_compute
                       if memory.get(entry.bottleneck_path) is None], skip,

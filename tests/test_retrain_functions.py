@@ -314,9 +314,10 @@ class _ModuleRunLog(object):
     self.writes_during_a_run += self.running > 0
 
 
-def test_cache_bottlenecks_runs_one_batch_at_a_time_beside_the_writes(
+def test_cache_bottlenecks_runs_two_batches_at_once_beside_the_writes(
     module_pipeline, color_image_dir, tmp_path, monkeypatch):
   image_lists = retrain.create_image_lists(color_image_dir, 10, 10)
+  bottleneck_dir = str(tmp_path / 'bn')
   log = _ModuleRunLog(module_pipeline.sess, module_pipeline.bottleneck)
   write = retrain.write_bottleneck_file
 
@@ -326,16 +327,32 @@ def test_cache_bottlenecks_runs_one_batch_at_a_time_beside_the_writes(
 
   monkeypatch.setattr(retrain, 'write_bottleneck_file', logged_write)
   retrain.cache_bottlenecks(
-      log, image_lists, color_image_dir, str(tmp_path / 'bn'),
+      log, image_lists, color_image_dir, bottleneck_dir,
       *module_pipeline.tensors, module_name='m', batch_size=16)
-  # Never two batches at once: each image's values depend on its batch.
-  assert log.most_at_once == 1
-  # A blank image first (the module's first run prepares its graph), then
-  # the 72 images in the same batches as before.
-  assert log.batch_sizes == [1, 16, 16, 16, 16, 8]
-  # The files of a batch are written while the module runs the next one
-  # (none would be, were the batches run and written in turn).
+  # Two at once, never more: the decoder stays at most a batch ahead.
+  assert log.most_at_once == 2
+  # A blank image (the module's first run prepares its graph), then the 72
+  # images in the same batches as one at a time.
+  assert sorted(log.batch_sizes) == [1, 8, 16, 16, 16, 16]
+  # The files of a batch are written while the module runs the next ones.
   assert log.writes_during_a_run >= 16
+  # Each file holds what its batch gives when the batches run in turn.
+  images, bottleneck_paths = [], []
+  for label_name in image_lists:
+    for category in retrain.CATEGORIES:
+      for index in range(len(image_lists[label_name][category])):
+        args = (image_lists, label_name, index)
+        images.append(retrain.get_image_path(*args, color_image_dir,
+                                             category))
+        bottleneck_paths.append(retrain.get_bottleneck_path(
+            *args, bottleneck_dir, category, 'm'))
+  image_shape = [module_pipeline.image_height, module_pipeline.image_width, 3]
+  for indices, batch in retrain.decode_images(images, image_shape, 16):
+    values = module_pipeline.sess.run(module_pipeline.bottleneck,
+                                      {module_pipeline.resized_input: batch})
+    for index, row in zip(indices, values):
+      np.testing.assert_array_equal(
+          retrain.read_bottleneck_file(bottleneck_paths[index]), row)
 
 
 def test_cache_bottlenecks_skips_and_names_bad_images(module_pipeline,
