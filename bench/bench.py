@@ -6,6 +6,8 @@ r"""Benchmarks retrain.py on this machine and prints one table (and JSON).
   python bench/bench.py --whole_commands [--image_dir DIR [--images N]]
                         [--runs 2] [--quick]   # whole commands, as users time
   python bench/bench.py --whole_commands --stacks   # today's stack vs classic
+  python bench/bench.py --whole_commands --user_sized [--runs 3]
+                        # MobileNet v2 on 2,000 photos, against the original
 
 --whole_commands times what users time: whole processes, cold (fresh output
 and bottleneck folders each run), on real photos (flower_photos_sample/ by
@@ -32,6 +34,12 @@ line, plus the last "Step" line to exit) and its caching images/s (the scan
 line to the last "N/N bottlenecks computed" line); the JSON
 (bench/results/bench_whole.json) has every phase of every run. With --quick:
 the sample module, a few steps, one run (about a minute and a half).
+
+--whole_commands --user_sized times only the user-sized run: the real MobileNet
+v2 1.0@224 of --shared_modules at every default on 2,000 photos made from the
+500 dev photos (four flips and crops of each, kept in the temporary folder's
+retrain_growth/photos_2000 for the next time, as bench/growth.py makes them),
+our retrain.py against the original, which it should beat 9 times.
 
 --whole_commands --stacks times our retrain.py on the classic stack
 (--classic_python) against our retrain.py on the Python that runs the bench
@@ -67,6 +75,7 @@ asserts a time: this is a benchmark, not a test.
 
 import argparse
 import collections
+import itertools
 import importlib.util
 import json
 import os
@@ -85,6 +94,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '3')
 
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
+from PIL import Image
 # First: it loads TensorFlow without its C++ start-up lines.
 import retrain
 import tensorflow.compat.v1 as tf
@@ -520,6 +530,8 @@ RETRAIN_SCRIPT = os.path.join(REPO_DIR, 'retrain.py')
 # the original needs its hub.Module.
 CLASSIC_PYTHON = os.path.join(REPO_DIR, '.venv-classic', 'bin', 'python')
 SHARED_DIR = os.path.join(os.path.dirname(REPO_DIR), 'shared')
+# The user-sized run (--user_sized): photos made from the dev photos.
+USER_SIZED_PHOTOS = 2000
 DISTORTION_FLAGS = ['--flip_left_right', '--random_crop', '10',
                     '--random_scale', '10', '--random_brightness', '10']
 
@@ -563,6 +575,55 @@ def copy_first_images(source_dir, root, count):
   return image_dir
 
 
+def variant(image, index):
+  """The index-th distinct variant of a PIL image: a crop keeping 80-96% of
+  each side at one of several places, mirrored for odd indices."""
+  width, height = image.size
+  keep = 0.96 - 0.04 * ((index // 2) % 5)
+  place = (index // 10) % 5  # Centre, then the four corners.
+  crop_width, crop_height = int(width * keep), int(height * keep)
+  left = [(width - crop_width) // 2, 0, width - crop_width, 0,
+          width - crop_width][place]
+  top = [(height - crop_height) // 2, 0, 0, height - crop_height,
+         height - crop_height][place]
+  cropped = image.crop((left, top, left + crop_width, top + crop_height))
+  if index % 2:
+    cropped = cropped.transpose(Image.FLIP_LEFT_RIGHT)
+  return cropped
+
+
+def make_photos(source_dir, image_dir, count):
+  """Fills image_dir with count photos made from source_dir's, spread evenly
+  over its photos (at most 50 variants each); reuses a complete folder."""
+  classes = list_class_images(source_dir)
+  # The classes take turns, so that a small count still has every class.
+  sources = [source for turn in itertools.zip_longest(*[
+      [(name, path) for path in paths] for name, paths in classes])
+             for source in turn if source]
+  per_photo = -(-count // len(sources))
+  if per_photo > 50:
+    sys.exit('ERROR: %d photos need more than 50 variants of each of the %d '
+             'in %s.' % (count, len(sources), source_dir))
+  done_mark = os.path.join(image_dir, '.complete')
+  if os.path.exists(done_mark):
+    return image_dir
+  shutil.rmtree(image_dir, ignore_errors=True)
+  made = 0
+  for index in range(per_photo):
+    for class_name, path in sources:
+      if made == count:
+        break
+      os.makedirs(os.path.join(image_dir, class_name), exist_ok=True)
+      stem = os.path.splitext(os.path.basename(path))[0]
+      with Image.open(path) as image:
+        variant(image.convert('RGB'), index).save(os.path.join(
+            image_dir, class_name, '%s_nohash_%d.jpg' % (stem, index)),
+                                                  quality=90)
+      made += 1
+  open(done_mark, 'w').close()
+  return image_dir
+
+
 def whole_command_images(work, args):
   """The image folder of the whole-command runs, as the flags ask.
 
@@ -593,6 +654,37 @@ def mobilenet_module(work, shared_modules):
         flush=True)
   return make_image_module.export_sample_cnn_module(os.path.join(
       work, 'sample_cnn')), 'sample CNN (no MobileNet graph)'
+
+
+def mobilenet_v2_module(module_dir, shared_modules):
+  """The real MobileNet v2 1.0@224 of shared_modules as a Hub module in
+  module_dir (made once), or None where shared_modules lacks it."""
+  frozen_graph = os.path.join(shared_modules,
+                              'mobilenet_v2_1.0_224_dequantized',
+                              'frozen_graph.pb')
+  if not os.path.exists(frozen_graph):
+    return None
+  if not os.path.exists(os.path.join(module_dir, 'tfhub_module.pb')):
+    make_image_module.export_frozen_graph_module(
+        module_dir, frozen_graph, 'input:0', 'MobilenetV2/Logits/AvgPool:0',
+        224, (-1.0, 1.0))
+  return module_dir
+
+
+def user_sized_scenarios(work, args):
+  """The user-sized row (--user_sized): MobileNet v2 1.0@224 at its
+  defaults on USER_SIZED_PHOTOS photos made from --dev_photos."""
+  module = mobilenet_v2_module(os.path.join(work, 'mobilenet_v2'),
+                               args.shared_modules)
+  if module is None or not os.path.isdir(args.dev_photos):
+    sys.exit('ERROR: --user_sized needs MobileNet v2 in %s and the photos '
+             'of --dev_photos (%s).' % (args.shared_modules, args.dev_photos))
+  print('Making %d photos ...' % USER_SIZED_PHOTOS, flush=True)
+  image_dir = make_photos(args.dev_photos, os.path.join(
+      tempfile.gettempdir(), 'retrain_growth',
+      'photos_%d' % USER_SIZED_PHOTOS), USER_SIZED_PHOTOS)
+  return [Scenario('MobileNet v2 1.0@224, defaults, %d photos' %
+                   USER_SIZED_PHOTOS, module, [], [], 9.0, None, image_dir)]
 
 
 def whole_command_scenarios(work, args):
@@ -644,20 +736,16 @@ def stack_scenarios(work, args):
                steps(10), [], None, None),
       Scenario(mobilenet_name + ', defaults (4000 steps)', mobilenet, [], [],
                None, None)]
-  mobilenet_v2 = os.path.join(args.shared_modules,
-                              'mobilenet_v2_1.0_224_dequantized',
-                              'frozen_graph.pb')
-  if os.path.exists(mobilenet_v2) and os.path.isdir(args.dev_photos):
-    module = make_image_module.export_frozen_graph_module(
-        os.path.join(work, 'mobilenet_v2'), mobilenet_v2, 'input:0',
-        'MobilenetV2/Logits/AvgPool:0', 224, (-1.0, 1.0))
+  module = mobilenet_v2_module(os.path.join(work, 'mobilenet_v2'),
+                               args.shared_modules)
+  if module is not None and os.path.isdir(args.dev_photos):
     scenarios.append(Scenario(
         'MobileNet v2 1.0@224, defaults, %d real photos' % len(
             retrain_images(args.dev_photos)), module, [], [], None, None,
         args.dev_photos))
   else:
-    print('No %s or %s: no MobileNet v2 row.' % (mobilenet_v2,
-                                                  args.dev_photos), flush=True)
+    print('No MobileNet v2 in %s or no %s: no MobileNet v2 row.' % (
+        args.shared_modules, args.dev_photos), flush=True)
   return scenarios
 
 
@@ -883,10 +971,13 @@ def run_whole_commands(args):
                              for command in commands]
     print('Building modules ...', flush=True)
     scenarios = (stack_scenarios if args.stacks else
+                 user_sized_scenarios if args.user_sized else
                  whole_command_scenarios)(work, args)
-    image_dir = whole_command_images(work, args)
+    image_dir = (scenarios[0].image_dir if args.user_sized else
+                 whole_command_images(work, args))
     results['images'] = len(retrain_images(image_dir))
-    results['image_source'] = args.image_dir or SAMPLE_DIR
+    results['image_source'] = (image_dir if args.user_sized else
+                               args.image_dir or SAMPLE_DIR)
     print('Matmul peaks ...', flush=True)
     size = 1024 if args.quick else 4096
     results['peak_gflops'] = {'float32': matmul_peak(tf.float32, size, 5),
@@ -1112,6 +1203,11 @@ def build_parser():
                       "stack (--classic_python) against retrain.py on this "
                       "Python (today's stack), instead of the original "
                       'against ours.')
+  parser.add_argument('--user_sized', action='store_true',
+                      help='With --whole_commands: only the user-sized run, '
+                      'MobileNet v2 1.0@224 (--shared_modules) at its defaults '
+                      'on %d photos made from --dev_photos, against the '
+                      'original.' % USER_SIZED_PHOTOS)
   parser.add_argument('--classic_python', default=CLASSIC_PYTHON,
                       help='The classic stack\'s Python, which runs the '
                       "original (it needs hub.Module) and --stacks' baseline "
@@ -1119,7 +1215,8 @@ def build_parser():
   parser.add_argument('--dev_photos',
                       default=os.path.join(SHARED_DIR, 'photos',
                                            'flower_photos_dev'),
-                      help="--stacks' real photos for the MobileNet v2 row.")
+                      help="The real photos of --stacks' MobileNet v2 row and "
+                      "of --user_sized.")
   parser.add_argument('--runs', type=int, default=None,
                       help='Cold runs of each whole command (default 2; 1 '
                       'with --quick).')

@@ -19,7 +19,6 @@ it is a benchmark.
 """
 
 import argparse
-import itertools
 import json
 import os
 import shutil
@@ -29,65 +28,11 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import bench  # Loads TensorFlow quietly, and retrain.
-import make_image_module
-from PIL import Image
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
-MOBILENET_V2 = os.path.join(bench.SHARED_DIR, 'modules',
-                            'mobilenet_v2_1.0_224_dequantized',
-                            'frozen_graph.pb')
 DEV_PHOTOS = os.path.join(bench.SHARED_DIR, 'photos', 'flower_photos_dev')
 # Wall-time and memory growth allowed from the smallest size to the largest.
 GOALS = {'wall_ratio': 4.4, 'memory_growth_gb': 0.2}
-
-
-def variant(image, index):
-  """The index-th distinct variant of a PIL image: a crop keeping 80-96% of
-  each side at one of several places, mirrored for odd indices."""
-  width, height = image.size
-  keep = 0.96 - 0.04 * ((index // 2) % 5)
-  place = (index // 10) % 5  # Centre, then the four corners.
-  crop_width, crop_height = int(width * keep), int(height * keep)
-  left = [(width - crop_width) // 2, 0, width - crop_width, 0,
-          width - crop_width][place]
-  top = [(height - crop_height) // 2, 0, 0, height - crop_height,
-         height - crop_height][place]
-  cropped = image.crop((left, top, left + crop_width, top + crop_height))
-  if index % 2:
-    cropped = cropped.transpose(Image.FLIP_LEFT_RIGHT)
-  return cropped
-
-
-def make_photos(source_dir, image_dir, count):
-  """Fills image_dir with count photos made from source_dir's, spread evenly
-  over its photos (at most 50 variants each); reuses a complete folder."""
-  classes = bench.list_class_images(source_dir)
-  # The classes take turns, so that a small count still has every class.
-  sources = [source for turn in itertools.zip_longest(*[
-      [(name, path) for path in paths] for name, paths in classes])
-             for source in turn if source]
-  per_photo = -(-count // len(sources))
-  if per_photo > 50:
-    sys.exit('ERROR: %d photos need more than 50 variants of each of the %d '
-             'in %s.' % (count, len(sources), source_dir))
-  done_mark = os.path.join(image_dir, '.complete')
-  if os.path.exists(done_mark):
-    return image_dir
-  shutil.rmtree(image_dir, ignore_errors=True)
-  made = 0
-  for index in range(per_photo):
-    for class_name, path in sources:
-      if made == count:
-        break
-      os.makedirs(os.path.join(image_dir, class_name), exist_ok=True)
-      stem = os.path.splitext(os.path.basename(path))[0]
-      with Image.open(path) as image:
-        variant(image.convert('RGB'), index).save(os.path.join(
-            image_dir, class_name, '%s_nohash_%d.jpg' % (stem, index)),
-                                                  quality=90)
-      made += 1
-  open(done_mark, 'w').close()
-  return image_dir
 
 
 def timed_run(image_dir, module_dir, out_dir):
@@ -147,20 +92,18 @@ def main():
   parser.add_argument('--output', default=os.path.join(
       bench.REPO_DIR, 'bench', 'results', 'growth.json'))
   args = parser.parse_args()
-  if not (os.path.exists(MOBILENET_V2) and os.path.isdir(DEV_PHOTOS)):
-    sys.exit('ERROR: this benchmark needs %s and %s.' % (MOBILENET_V2,
-                                                         DEV_PHOTOS))
+  shared_modules = os.path.join(bench.SHARED_DIR, 'modules')
+  module_dir = bench.mobilenet_v2_module(
+      os.path.join(args.work, 'mobilenet_v2'), shared_modules)
+  if module_dir is None or not os.path.isdir(DEV_PHOTOS):
+    sys.exit('ERROR: this benchmark needs MobileNet v2 in %s and %s.' % (
+        shared_modules, DEV_PHOTOS))
   sizes = [int(size) for size in args.sizes.split(',')]
-  module_dir = os.path.join(args.work, 'mobilenet_v2')
-  if not os.path.exists(os.path.join(module_dir, 'tfhub_module.pb')):
-    make_image_module.export_frozen_graph_module(
-        module_dir, MOBILENET_V2, 'input:0', 'MobilenetV2/Logits/AvgPool:0',
-        224, (-1.0, 1.0))
   rows = []
   for run_index in range(args.runs):
     for size in sizes:
       print('Making %d photos ...' % size, flush=True)
-      image_dir = make_photos(DEV_PHOTOS, os.path.join(
+      image_dir = bench.make_photos(DEV_PHOTOS, os.path.join(
           args.work, 'photos_%d' % size), size)
       out_dir = os.path.join(args.work, 'run')
       shutil.rmtree(out_dir, ignore_errors=True)
