@@ -75,8 +75,8 @@ asserts a time: this is a benchmark, not a test.
 
 import argparse
 import collections
-import itertools
 import importlib.util
+import itertools
 import json
 import os
 import platform

@@ -4,6 +4,7 @@ script (README: What next; docs/exports.md: TensorBoard)."""
 import os
 import re
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +18,17 @@ import screenshot_tensorboard  # pylint: disable=g-import-not-at-top,wrong-impor
 tf.disable_v2_behavior()
 
 
+def _points_up_to(board, run, tag, last_step, timeout=120):
+  """The [wall time, step, value] points of a scalar once TensorBoard serves
+  last_step: it reads event files in passes, and serves what it has read."""
+  deadline = time.time() + timeout
+  while True:
+    points = board.get_json('data/plugin/scalars/scalars', run=run, tag=tag)
+    if (points and points[-1][1] >= last_step) or time.time() > deadline:
+      return points
+    time.sleep(1)
+
+
 def test_tensorboard_serves_the_runs_over_http(trained_run):
   with screenshot_tensorboard.TensorBoard(trained_run['summaries']) as board:
     assert board.url.startswith('http://127.0.0.1:')
@@ -28,9 +40,8 @@ def test_tensorboard_serves_the_runs_over_http(trained_run):
       cross_entropy = [t for t in tags[run]
                        if re.match(r'^cross_entropy(_\d+)?$', t)]
       assert len(accuracy) == 1 and len(cross_entropy) == 1, tags[run]
-      points = board.get_json('data/plugin/scalars/scalars', run=run,
-                              tag=accuracy[0])
-      # [wall time, step, value] for each step written.
+      points = _points_up_to(board, run, accuracy[0], 999)
+      # One point for each step written.
       assert len(points) == count
       assert points[-1][1] == 999 and points[-1][2] >= 0.9
     images = board.get_json('data/plugin/images/tags')
